@@ -1,0 +1,175 @@
+"""Typed configuration for a training run, saved to and read from plain JSON.
+
+Every field carries a help text in its metadata: the CLI builds its options from these, so
+`ganstudio-train --help` documents every field without a second list to keep in sync.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+
+def _opt(default, help: str, choices=None):
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    return field(default=default, metadata=meta)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with a message meant for a person."""
+
+
+class _Config:
+    """Shared to_dict/from_dict for the config dataclasses: unknown keys are refused."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        if not isinstance(values, dict):
+            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(values).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown key(s) {', '.join(unknown)}")
+        hints = get_type_hints(cls)
+        kwargs = {}
+        for name, value in values.items():
+            sub = hints[name]
+            if isinstance(sub, type) and issubclass(sub, _Config):
+                value = sub.from_dict(value)
+            else:
+                value = _coerce(cls.__name__, name, sub, value)
+            kwargs[name] = value
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{type(self).__name__}.{f.name} = {value!r}; choose one of {', '.join(map(str, choices))}")
+            if isinstance(value, _Config):
+                value.validate()
+
+
+def _coerce(owner: str, name: str, hint, value):
+    """Check a JSON value against a field's type; ints are accepted where floats are."""
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{owner}.{name}: expected {hint.__name__}, got {value!r}")
+        return value
+    if getattr(hint, "__origin__", None) is list or hint is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{owner}.{name}: expected a list, got {value!r}")
+        return list(value)
+    return value
+
+
+@dataclass
+class DataConfig(_Config):
+    source: str = _opt("digits", "dataset: fashion-mnist, digits, ring8, grid25, an image folder or a .zip of images")
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it)")
+    channels: int = _opt(0, "image channels: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
+    split: str = _opt("train", "which part of a built-in dataset to use", choices=("train", "test", "all"))
+    conditional: bool = _opt(False, "train on class labels (sub-folder names for folders)")
+    xflip: bool = _opt(False, "add mirrored copies of the real images (x-flip augmentation)")
+    max_images: int = _opt(0, "use at most this many images (0: all)")
+
+
+@dataclass
+class ModelConfig(_Config):
+    arch: str = _opt("stylegan2", "architecture, by short name from the registry", choices=("mlp", "dcgan", "stylegan2"))
+    z_dim: int = _opt(128, "latent z dimensions")
+    w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2)")
+    c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)")
+    img_resolution: int = _opt(32, "output resolution (set from the data)")
+    img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)")
+    width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2); doubles per halving")
+    max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2)")
+    hidden: int = _opt(256, "hidden units per layer (mlp)")
+    depth: int = _opt(3, "hidden layers (mlp)")
+    mapping_layers: int = _opt(8, "layers in the mapping network z -> w (stylegan2)")
+    cond_g: str = _opt("embed", "how labels enter G: embed (learned embedding; into mapping for stylegan2) or concat (one-hot)",
+                       choices=("embed", "concat"))
+    cond_d: str = _opt("projection", "how labels enter D: projection head, auxiliary classifier (acgan), or input concat",
+                       choices=("projection", "acgan", "concat"))
+    d_norm: str = _opt("batch", "normalisation inside D (dcgan): batch, layer or none", choices=("batch", "layer", "none"))
+    spectral_norm: bool = _opt(False, "spectral normalisation on every D layer")
+    minibatch_discrimination: bool = _opt(False, "minibatch discrimination features in D (dcgan)")
+    mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (stylegan2; 0 off)")
+
+
+@dataclass
+class TrainConfig(_Config):
+    loss: str = _opt("nonsat", "adversarial loss",
+                     choices=("minimax", "nonsat", "lsgan", "hinge", "wgan", "wgan-gp"))
+    kimg: float = _opt(100.0, "train until this many thousand real images have been shown to D")
+    batch: int = _opt(64, "images per batch")
+    optimizer: str = _opt("adam", "optimiser for G and D", choices=("adam", "rmsprop"))
+    g_lr: float = _opt(2e-4, "G learning rate")
+    d_lr: float = _opt(2e-4, "D learning rate (differs from g_lr for TTUR)")
+    beta1: float = _opt(0.5, "Adam beta1")
+    beta2: float = _opt(0.999, "Adam beta2")
+    n_critic: int = _opt(1, "D steps per G step")
+    clip: float = _opt(0.01, "weight clipping bound for the wgan loss")
+    gp_weight: float = _opt(10.0, "gradient penalty weight for wgan-gp")
+    r1_gamma: float = _opt(0.0, "R1 penalty weight on real images (0 off)")
+    r1_every: int = _opt(16, "apply R1 every this many D steps (lazy regularisation)")
+    pl_weight: float = _opt(0.0, "path-length regularisation weight (stylegan2; 0 off)")
+    pl_every: int = _opt(4, "apply path-length regularisation every this many G steps")
+    style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (stylegan2)")
+    real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing")
+    acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)")
+    ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)")
+    ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)")
+    augment: str = _opt("", "DiffAugment policy applied to real and fake: comma list of color, translation, cutout")
+    seed: int = _opt(0, "random seed")
+    device: str = _opt("auto", "cpu, cuda, mps or auto")
+    threads: int = _opt(0, "CPU threads for torch (0: torch's default)")
+    log_every: int = _opt(20, "write scalars every this many G steps")
+    sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg")
+    snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg")
+    metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")
+    metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)")
+    explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude")
+    grid_size: int = _opt(8, "sample grid is grid_size x grid_size")
+
+
+@dataclass
+class RunConfig(_Config):
+    preset: str = _opt("", "the preset the run started from")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config is not valid JSON: {exc}") from None
+        return cls.from_dict(values)
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Nested dict update that returns a new dict."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,449 @@
+"""The training loop: n_critic D steps per G step, lazy R1 and path-length regularisation,
+EMA of G, sample grids, run log, checkpoints and exact resume.
+
+A run stops cleanly on Ctrl-C or SIGTERM (between steps, after saving), and stops with a
+clear message when a loss turns NaN or explodes, leaving the last good checkpoint untouched.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import losses
+from .augment import diff_augment, parse_policy
+from .checkpoint import atomic_write, export_generator, load_state, save_state
+from .config import RunConfig
+from .data import BatchSampler, Dataset, load_dataset
+from .events import EventWriter
+from .images import make_grid, save_png, scatter_image, to_uint8
+from .models import build_discriminator, build_generator
+
+
+class TrainingFailed(RuntimeError):
+    """The run could not go on (NaN, exploding loss, unwritable disk); the message says why."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    state: str            # "finished" | "stopped" | "failed"
+    step: int
+    kimg: float
+    message: str = ""
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def resolve_config(cfg: RunConfig, dataset: Dataset) -> RunConfig:
+    """Fill the model's shape from the data; check the combination makes sense."""
+    m = cfg.model
+    if dataset.is_image:
+        if m.arch == "mlp":
+            raise ValueError(f"the mlp architecture is for 2-D points; '{dataset.name}' holds images "
+                             "(use dcgan or stylegan2)")
+        m.img_resolution, m.img_channels = dataset.resolution, dataset.channels
+    else:
+        if m.arch != "mlp":
+            raise ValueError(f"'{dataset.name}' holds 2-D points; use the mlp architecture (e.g. --preset toy-gan)")
+        m.img_resolution, m.img_channels = 0, dataset.channels
+    m.c_dim = len(dataset.class_names) if cfg.data.conditional else 0
+    if cfg.train.loss == "wgan-gp" and m.arch == "dcgan" and m.d_norm == "batch":
+        raise ValueError("WGAN-GP penalises per-sample gradients, which batch norm in the critic mixes "
+                         "across the batch: use --d-norm layer or none")
+    parse_policy(cfg.train.augment)
+    return cfg
+
+
+def new_run_dir(outdir, cfg: RunConfig) -> Path:
+    """outdir/NNNNN-<preset or arch>-<data>, numbered after the runs already there."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.data.source).stem or cfg.data.source)
+    name = f"{(max(numbers) + 1) if numbers else 0:05d}-{cfg.preset or cfg.model.arch}-{data_name}"
+    run_dir = outdir / name
+    run_dir.mkdir()
+    return run_dir
+
+
+class _StopRequest:
+    """Turns the first SIGINT/SIGTERM into a flag checked between steps; a second Ctrl-C aborts."""
+
+    def __init__(self, event: threading.Event | None):
+        self.event = event or threading.Event()
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __bool__(self):
+        return self.event.is_set()
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir, resume: bool = False, progress: bool = True,
+                 stop_event: threading.Event | None = None, log=print):
+        self.run_dir = Path(run_dir)
+        self.progress, self.stop_event, self.log = progress, stop_event, log
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = select_device(t.device)
+        self.dataset = load_dataset(cfg.data)
+        if self.dataset.skipped:
+            self.log(f"skipped {len(self.dataset.skipped)} unreadable file(s), e.g. "
+                     f"{self.dataset.skipped[0][0]} ({self.dataset.skipped[0][1]})")
+        self.cfg = resolve_config(cfg, self.dataset)
+        torch.manual_seed(t.seed)
+        np.random.seed(t.seed)
+        m = self.cfg.model
+        self.G = build_generator(m).to(self.device).train()
+        self.D = build_discriminator(m).to(self.device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_G = self._optimizer(self.G, t.g_lr)
+        self.opt_D = self._optimizer(self.D, t.d_lr)
+        self.sampler = BatchSampler(self.dataset, t.batch, t.seed, cfg.data.xflip, self.device)
+        self.policy = parse_policy(t.augment)
+        self.style_based = getattr(self.G, "num_ws", 0) > 0
+        self.step, self.nimg, self.d_steps, self.elapsed = 0, 0, 0, 0.0
+        self.pl_mean = torch.zeros([], device=self.device)
+        self.last_checkpoint = ""
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        (self.run_dir / "state").mkdir(exist_ok=True)
+        if resume:
+            self._load_state(load_state(self.run_dir / "state" / "last.pt"))
+        atomic_write(self.run_dir / "config.json",
+                     lambda tmp: Path(tmp).write_text(self.cfg.to_json() + "\n", encoding="utf-8"))
+        # Fixed latents for the sample grids, drawn from their own generator so that writing a
+        # grid never moves the training random stream (exact resume depends on that).
+        gen = torch.Generator().manual_seed(t.seed + 31337)
+        n = t.grid_size ** 2 if self.dataset.is_image else 2000
+        self.grid_z = torch.randn(n, m.z_dim, generator=gen).to(self.device)
+        rows = torch.arange(n) // t.grid_size if self.dataset.is_image else torch.arange(n)
+        self.grid_c = (rows % m.c_dim).to(self.device) if m.c_dim else None
+
+    # -----------------------------------------------------------------------------------------
+    def _optimizer(self, module, lr):
+        t = self.cfg.train
+        if t.optimizer == "rmsprop":
+            return torch.optim.RMSprop(module.parameters(), lr=lr)
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
+
+    def _augment(self, x):
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def _fake_labels(self, c_real):
+        if not self.cfg.model.c_dim:
+            return None
+        return c_real[torch.randperm(c_real.shape[0], device=c_real.device)]
+
+    def _generate(self, z, c, update_emas=False, return_ws=False):
+        """Run G as in training: random noise and style-mixing regularisation for style-based G."""
+        if not self.style_based:
+            img = self.G(z, c)
+            return (img, None) if return_ws else img
+        ws = self.G.mapping(z, c, update_emas=update_emas)
+        mixing = self.cfg.train.style_mixing
+        if mixing > 0 and torch.rand([]).item() < mixing:
+            cutoff = int(torch.randint(1, ws.shape[1], []).item())
+            ws2 = self.G.mapping(torch.randn_like(z), c)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        if return_ws:
+            ws = ws.detach().requires_grad_(True)
+        img = self.G.synthesis(ws, noise_mode="random")
+        return (img, ws) if return_ws else img
+
+    # -----------------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        t, kind = self.cfg.train, self.cfg.train.loss
+        z_dim = self.cfg.model.z_dim
+        stats: dict[str, float] = {}
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        for _ in range(t.n_critic):
+            real, c_real = self.sampler.next()
+            c_fake = self._fake_labels(c_real)
+            with torch.no_grad():
+                fake = self._generate(torch.randn(real.shape[0], z_dim, device=self.device), c_fake)
+            d_real, aux_real = self.D(self._augment(real), c_real if c_fake is not None else None)
+            d_fake, aux_fake = self.D(self._augment(fake), c_fake)
+            loss_d = losses.d_loss(kind, d_real, d_fake, t.real_label)
+            if aux_real is not None:
+                loss_d = loss_d + t.acgan_weight * (F.cross_entropy(aux_real, c_real)
+                                                    + F.cross_entropy(aux_fake, c_fake))
+            if kind == "wgan-gp":
+                gp = losses.gradient_penalty(self.D, real, fake, c_real if c_fake is not None else None)
+                loss_d = loss_d + t.gp_weight * gp
+                stats["gp"] = gp.item()
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_D.step()
+            self.d_steps += 1
+            if t.r1_gamma > 0 and self.d_steps % t.r1_every == 0:
+                r1 = losses.r1_penalty(self.D, real, c_real if c_fake is not None else None,
+                                       self._augment if self.policy else None)
+                self.opt_D.zero_grad(set_to_none=True)
+                (r1 * (t.r1_gamma / 2) * t.r1_every).backward()
+                self.opt_D.step()
+                stats["r1"] = r1.item()
+            if kind == "wgan":
+                with torch.no_grad():
+                    for p in self.D.parameters():
+                        p.clamp_(-t.clip, t.clip)
+            self.nimg += real.shape[0]
+        stats["loss/D"] = loss_d.item()
+        stats["D/real"] = losses.d_readout(kind, d_real)
+        stats["D/fake"] = losses.d_readout(kind, d_fake)
+        if kind in losses.CRITIC_LOSSES:
+            stats["wasserstein"] = (d_real.mean() - d_fake.mean()).item()
+
+        # Generator step.
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        c_fake = self._fake_labels(c_real)
+        fake = self._generate(torch.randn(t.batch, z_dim, device=self.device), c_fake, update_emas=True)
+        d_fake, aux_fake = self.D(self._augment(fake), c_fake)
+        loss_g = losses.g_loss(kind, d_fake)
+        if aux_fake is not None:
+            loss_g = loss_g + t.acgan_weight * F.cross_entropy(aux_fake, c_fake)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        stats["loss/G"] = loss_g.item()
+        if self.style_based and t.pl_weight > 0 and self.step % t.pl_every == 0:
+            stats["pl"] = self._path_length_step()
+        self.step += 1
+        self._update_ema()
+        return stats
+
+    def _path_length_step(self) -> float:
+        """Path-length regularisation (Karras et al., 2020), on half a batch, lazily."""
+        t = self.cfg.train
+        n = max(t.batch // 2, 1)
+        c = self._fake_labels(self.sampler.dataset.labels[:n].to(self.device)) if self.cfg.model.c_dim else None
+        img, ws = self._generate(torch.randn(n, self.cfg.model.z_dim, device=self.device), c, return_ws=True)
+        noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()
+        self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+        penalty = (lengths - self.pl_mean).square().mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        (penalty * t.pl_weight * t.pl_every).backward()
+        self.opt_G.step()
+        return penalty.item()
+
+    @torch.no_grad()
+    def _update_ema(self):
+        t = self.cfg.train
+        if t.ema_kimg > 0:
+            ema_nimg = t.ema_kimg * 1000
+            if t.ema_rampup > 0:
+                ema_nimg = min(ema_nimg, self.nimg * t.ema_rampup)
+            beta = 0.5 ** (t.batch / max(ema_nimg, 1e-8))
+        else:
+            beta = 0.0
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                 "rng_cpu": torch.get_rng_state(), "sampler": self.sampler.state_dict(),
+                 "step": self.step, "nimg": self.nimg, "d_steps": self.d_steps, "elapsed": self._elapsed(),
+                 "pl_mean": self.pl_mean.detach().cpu(), "config": self.cfg.to_json(),
+                 "last_checkpoint": self.last_checkpoint}
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _load_state(self, state: dict):
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.nimg, self.d_steps = int(state["step"]), int(state["nimg"]), int(state["d_steps"])
+        self.elapsed = float(state["elapsed"])
+        self.pl_mean = state["pl_mean"].to(self.device)
+        self.last_checkpoint = state.get("last_checkpoint", "")
+
+    def _elapsed(self) -> float:
+        return self.writer.elapsed() if getattr(self, "writer", None) else self.elapsed
+
+    @property
+    def kimg(self) -> float:
+        return self.nimg / 1000
+
+    # -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def write_samples(self):
+        path = f"samples/step-{self.step:06d}.png"
+        out = []
+        for z, c in zip(self.grid_z.split(256), (self.grid_c.split(256) if self.grid_c is not None
+                                                  else [None] * len(self.grid_z.split(256)))):
+            out.append(self.G_ema(z, c))
+        images = torch.cat(out)
+        if self.dataset.is_image:
+            grid = make_grid(to_uint8(images), self.cfg.train.grid_size)
+        else:
+            reference = self.dataset.data[:2000].numpy()
+            extent = float(np.abs(self.dataset.modes).max() + 1.0) if self.dataset.modes is not None else None
+            grid = scatter_image(images.cpu().numpy(), reference, extent=extent)
+        save_png(self.run_dir / path, grid)
+        self.writer.write("samples", self.step, self.kimg, path=path)
+
+    def write_snapshot(self):
+        """Checkpoint export and resume state, each written atomically; weights must be finite."""
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            if not all(torch.isfinite(p).all() for p in module.parameters()):
+                raise TrainingFailed(f"{name}'s weights are not finite at step {self.step}; "
+                                     f"not saving over {self.last_checkpoint or 'the last checkpoint'}")
+        path = f"checkpoints/step-{self.step:06d}.safetensors"
+        export_generator(self.G_ema, self.run_dir / path, self.cfg.model, self.step, self.kimg,
+                         self.dataset.describe())
+        self.last_checkpoint = path
+        save_state(self.run_dir / "state" / "last.pt", self.state_dict())
+        self.writer.write("checkpoint", self.step, self.kimg, path=path)
+
+    def _check(self, stats: dict[str, float]):
+        for name, value in stats.items():
+            if not math.isfinite(value):
+                raise TrainingFailed(f"{name} became {value} at step {self.step}")
+            if name.startswith("loss/") and abs(value) > self.cfg.train.explode_threshold:
+                raise TrainingFailed(f"{name} exploded to {value:.3g} at step {self.step} "
+                                     f"(threshold {self.cfg.train.explode_threshold:g})")
+
+    # -----------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        t = self.cfg.train
+        total = int(round(t.kimg * 1000))
+        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
+        resumed = self.step > 0
+        self.writer.write("status", self.step, self.kimg, state="running",
+                          message=(f"resumed at step {self.step}" if resumed else "started") +
+                          f" on {self.device.type}; {len(self.dataset)} training items")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=round(t.kimg, 3), initial=round(self.kimg, 3), unit="kimg", dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}] {postfix}")
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        tick_time, tick_nimg = time.time(), self.nimg
+        state, message = "finished", ""
+        try:
+            with _StopRequest(self.stop_event) as stop:
+                if not resumed:
+                    self.write_samples()
+                while self.nimg < total:
+                    if stop:
+                        state, message = "stopped", f"stopped at step {self.step} on request"
+                        break
+                    before = self.nimg
+                    stats = self.train_step()
+                    self._check(stats)
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                        counts[k] = counts.get(k, 0) + 1
+                    if self.step % t.log_every == 0:
+                        now = time.time()
+                        values = {k: sums[k] / counts[k] for k in sums}
+                        values["lr/G"] = self.opt_G.param_groups[0]["lr"]
+                        values["lr/D"] = self.opt_D.param_groups[0]["lr"]
+                        values["speed/img_s"] = (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)
+                        self.writer.write("scalars", self.step, self.kimg, values=values)
+                        sums, counts, tick_time, tick_nimg = {}, {}, now, self.nimg
+                        if bar is not None:
+                            bar.set_postfix_str(f"D {values['loss/D']:.3f} G {values['loss/G']:.3f} "
+                                                f"{values['speed/img_s']:.0f} img/s")
+                    if bar is not None:
+                        bar.update(round(self.kimg - bar.n, 3))
+                    if _crossed(before, self.nimg, t.sample_kimg):
+                        self.write_samples()
+                    if _crossed(before, self.nimg, t.snapshot_kimg) and self.nimg < total:
+                        self.write_snapshot()
+                    if t.metrics and t.metrics_kimg and _crossed(before, self.nimg, t.metrics_kimg) \
+                            and self.nimg < total:
+                        self._run_metrics()
+                self.write_samples()
+                self.write_snapshot()
+                if state == "finished" and t.metrics:
+                    self._run_metrics()
+        except TrainingFailed as exc:
+            state = "failed"
+            message = f"{exc}. The last good checkpoint is {self.last_checkpoint or 'none (no checkpoint yet)'}."
+        except OSError as exc:  # e.g. a full disk: the previous files are intact (atomic writes)
+            state = "failed"
+            message = (f"could not write to {self.run_dir}: {exc}. The last good checkpoint is "
+                       f"{self.last_checkpoint or 'none'}; free space and resume with --resume.")
+        finally:
+            if bar is not None:
+                bar.close()
+        try:
+            self.writer.write("status", self.step, self.kimg, state=state, message=message or "finished")
+        except OSError:
+            pass
+        self.writer.close()
+        return RunResult(self.run_dir, state, self.step, self.kimg, message)
+
+    def _run_metrics(self):
+        from .metrics.training import log_training_metrics
+        log_training_metrics(self)
+
+
+def _crossed(before: int, after: int, every_kimg: float) -> bool:
+    if every_kimg <= 0:
+        return False
+    every = every_kimg * 1000
+    return math.floor(after / every) > math.floor(before / every)
+
+
+def train(cfg: RunConfig, outdir=None, run_dir=None, resume: bool = False, **kwargs) -> RunResult:
+    """Start a run in a new numbered directory under `outdir`, or resume the one at `run_dir`."""
+    if resume:
+        run_dir = Path(run_dir)
+        saved = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        saved.train.kimg = cfg.train.kimg if cfg.train.kimg > saved.train.kimg else saved.train.kimg
+        cfg = saved
+    elif run_dir is None:
+        run_dir = new_run_dir(outdir, cfg)
+    return Trainer(cfg, run_dir, resume=resume, **kwargs).run()

@@ -1,0 +1,1 @@
+"""Metrics for judging generators (filled in by the metrics work)."""

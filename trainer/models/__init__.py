@@ -1,0 +1,60 @@
+"""Registry of architectures by short name. A checkpoint names its `arch`; the loader looks it
+up here and builds the class from the validated config, never from a class path on disk."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from ..config import ModelConfig
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mlp import MLPDiscriminator, MLPGenerator
+from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from .common import apply_spectral_norm
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    make_generator: Callable[[ModelConfig], nn.Module]
+    make_discriminator: Callable[[ModelConfig], nn.Module]
+    description: str
+
+
+ARCHS: dict[str, Arch] = {
+    "mlp": Arch(
+        "mlp",
+        lambda m: MLPGenerator(m.z_dim, m.c_dim, m.img_channels, m.hidden, m.depth, m.cond_g),
+        lambda m: MLPDiscriminator(m.img_channels, m.c_dim, m.hidden, m.depth, m.cond_d),
+        "fully connected G and D for 2-D points"),
+    "dcgan": Arch(
+        "dcgan",
+        lambda m: DCGANGenerator(m.z_dim, m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
+                                 m.cond_g),
+        lambda m: DCGANDiscriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
+                                     m.d_norm, m.cond_d, m.minibatch_discrimination),
+        "Radford et al.'s convolutional GAN"),
+    "stylegan2": Arch(
+        "stylegan2",
+        lambda m: StyleGAN2Generator(m.z_dim, m.c_dim, m.w_dim, m.img_resolution, m.img_channels, m.width,
+                                     m.max_width, m.mapping_layers),
+        lambda m: StyleGAN2Discriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
+                                         m.mbstd_group, m.cond_d),
+        "style-based generator with modulated convolutions; residual D"),
+}
+
+
+def _arch(cfg: ModelConfig) -> Arch:
+    if cfg.arch not in ARCHS:
+        raise KeyError(f"unknown architecture '{cfg.arch}'; known: {', '.join(sorted(ARCHS))}")
+    return ARCHS[cfg.arch]
+
+
+def build_generator(cfg: ModelConfig) -> nn.Module:
+    return _arch(cfg).make_generator(cfg)
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    D = _arch(cfg).make_discriminator(cfg)
+    return apply_spectral_norm(D) if cfg.spectral_norm else D

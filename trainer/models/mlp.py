@@ -1,0 +1,64 @@
+"""Fully connected G and D for 2-D point data (ring8, grid25)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .common import ConditionalHead, as_onehot, concat_label_maps
+
+
+class MLPGenerator(nn.Module):
+    num_ws = 0  # no W space: the studio works in Z
+
+    def __init__(self,
+                 z_dim: int,           # latent dimensions
+                 c_dim: int,           # classes; 0 = unconditional
+                 out_dim: int,         # point dimensions (2 for the toy mixtures)
+                 hidden: int,          # units per hidden layer
+                 depth: int,           # hidden layers
+                 cond_g: str = "embed",  # "embed" (learned) or "concat" (one-hot)
+                 ):
+        super().__init__()
+        self.z_dim, self.c_dim, self.out_dim = z_dim, c_dim, out_dim
+        self.img_resolution, self.img_channels = 0, out_dim
+        self.embed = nn.Linear(c_dim, z_dim, bias=False) if c_dim and cond_g == "embed" else None
+        c_in = 0 if not c_dim else (z_dim if self.embed is not None else c_dim)
+        layers, width = [], z_dim + c_in
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0, **_unused):
+        """z: [N, z_dim] -> points [N, out_dim]. truncation_psi scales z toward the prior's mean."""
+        onehot = as_onehot(c, self.c_dim, z.shape[0], z.device)
+        x = z * truncation_psi
+        if onehot is not None:
+            x = torch.cat([x, self.embed(onehot) if self.embed is not None else onehot], dim=1)
+        return self.net(x)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self,
+                 in_dim: int,          # point dimensions
+                 c_dim: int,           # classes; 0 = unconditional
+                 hidden: int,          # units per hidden layer
+                 depth: int,           # hidden layers
+                 cond_d: str = "projection",  # "projection" | "acgan" | "concat"
+                 ):
+        super().__init__()
+        self.c_dim, self.cond_d = c_dim, cond_d
+        width = in_dim + (c_dim if c_dim and cond_d == "concat" else 0)
+        layers = []
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            width = hidden
+        self.net = nn.Sequential(*layers)
+        self.head = ConditionalHead(hidden, c_dim, cond_d)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        onehot = as_onehot(c, self.c_dim, x.shape[0], x.device)
+        if onehot is not None and self.cond_d == "concat":
+            x = concat_label_maps(x, onehot)
+        return self.head(self.net(x), onehot)

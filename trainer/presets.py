@@ -1,0 +1,54 @@
+"""Named starting points for each system in the seeds. A preset is a partial RunConfig dict;
+command-line options override it field by field."""
+from __future__ import annotations
+
+_DCGAN = {"arch": "dcgan", "z_dim": 100, "width": 64, "max_width": 512}
+_STYLEGAN2_TRAIN = {"loss": "nonsat", "optimizer": "adam", "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
+                    "beta2": 0.99, "batch": 32, "r1_gamma": 0.1, "r1_every": 16, "pl_weight": 2.0,
+                    "pl_every": 4, "style_mixing": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05}
+_TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
+_TOY_TRAIN = {"batch": 256, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.5, "beta2": 0.999, "ema_kimg": 0.0,
+              "sample_kimg": 50.0, "snapshot_kimg": 100.0, "grid_size": 32}
+
+PRESETS: dict[str, dict] = {
+    # Radford et al.: Adam 2e-4, beta1 0.5, batch norm, non-saturating G loss.
+    "dcgan": {"model": _DCGAN, "train": {"loss": "nonsat", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5,
+                                         "beta2": 0.999, "batch": 64, "ema_kimg": 1.0}},
+    # Arjovsky et al.: RMSprop 5e-5, 5 critic steps, weights clipped to 0.01.
+    "wgan": {"model": _DCGAN, "train": {"loss": "wgan", "optimizer": "rmsprop", "g_lr": 5e-5, "d_lr": 5e-5,
+                                        "n_critic": 5, "clip": 0.01, "batch": 64, "ema_kimg": 1.0}},
+    # Gulrajani et al.: Adam 1e-4 betas (0, 0.9), 5 critic steps, lambda 10, no batch norm in the critic.
+    "wgan-gp": {"model": {**_DCGAN, "d_norm": "layer"},
+                "train": {"loss": "wgan-gp", "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.0, "beta2": 0.9,
+                          "n_critic": 5, "gp_weight": 10.0, "batch": 64, "ema_kimg": 1.0}},
+    # Mao et al.: least squares, Adam 2e-4 beta1 0.5.
+    "lsgan": {"model": _DCGAN, "train": {"loss": "lsgan", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5,
+                                         "beta2": 0.999, "batch": 64, "ema_kimg": 1.0}},
+    # Miyato et al.: spectral norm on D, hinge loss; two time-scale learning rates.
+    "sngan-hinge": {"model": {**_DCGAN, "spectral_norm": True, "d_norm": "none"},
+                    "train": {"loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9,
+                              "batch": 64, "ema_kimg": 1.0}},
+    # Mirza & Osindero: labels into G and D (here appended to D's input).
+    "cgan": {"data": {"conditional": True}, "model": {**_DCGAN, "cond_d": "concat"},
+             "train": {"loss": "nonsat", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
+                       "batch": 64, "ema_kimg": 1.0}},
+    # Odena et al.: D also classifies the image.
+    "acgan": {"data": {"conditional": True}, "model": {**_DCGAN, "cond_d": "acgan"},
+              "train": {"loss": "nonsat", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
+                        "batch": 64, "ema_kimg": 1.0}},
+    # Karras et al. (2020), settings of the small-resolution configs: R1, path length, mixing, EMA.
+    "stylegan2": {"model": {"arch": "stylegan2", "z_dim": 128, "w_dim": 128, "width": 64, "max_width": 256,
+                            "mapping_layers": 8}, "train": _STYLEGAN2_TRAIN},
+    "stylegan2-cond": {"data": {"conditional": True},
+                       "model": {"arch": "stylegan2", "z_dim": 128, "w_dim": 128, "width": 64, "max_width": 256,
+                                 "mapping_layers": 8, "cond_d": "projection"}, "train": _STYLEGAN2_TRAIN},
+    # 2-D mixtures (ring8, grid25) for studying mode collapse.
+    "toy-gan": {"data": {"source": "ring8"}, "model": _TOY_MODEL, "train": {**_TOY_TRAIN, "loss": "nonsat"}},
+    "toy-minimax": {"data": {"source": "ring8"}, "model": _TOY_MODEL, "train": {**_TOY_TRAIN, "loss": "minimax"}},
+    "toy-lsgan": {"data": {"source": "ring8"}, "model": _TOY_MODEL, "train": {**_TOY_TRAIN, "loss": "lsgan"}},
+    "toy-wgan-gp": {"data": {"source": "ring8"}, "model": _TOY_MODEL,
+                    "train": {**_TOY_TRAIN, "loss": "wgan-gp", "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.0,
+                              "beta2": 0.9, "n_critic": 5}},
+    "toy-hinge-sn": {"data": {"source": "ring8"}, "model": {**_TOY_MODEL, "spectral_norm": True},
+                     "train": {**_TOY_TRAIN, "loss": "hinge", "beta1": 0.0, "beta2": 0.9}},
+}
