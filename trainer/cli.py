@@ -74,10 +74,10 @@ def run_train(argv: list[str]) -> int:
     from .data import DataError
     from .checkpoint import CheckpointError
     try:
-        cfg = config_from_args(args)
         if args.resume:
-            result = train(cfg, run_dir=args.resume, resume=True)
+            result = train(run_dir=args.resume, resume=True, kimg=getattr(args, "train.kimg"))
         else:
+            cfg = config_from_args(args)
             result = train(cfg, outdir=args.outdir)
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"ganstudio-train: error: {exc}", file=sys.stderr)

@@ -437,13 +437,15 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     return math.floor(after / every) > math.floor(before / every)
 
 
-def train(cfg: RunConfig, outdir=None, run_dir=None, resume: bool = False, **kwargs) -> RunResult:
-    """Start a run in a new numbered directory under `outdir`, or resume the one at `run_dir`."""
+def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool = False,
+          kimg: float | None = None, **kwargs) -> RunResult:
+    """Start a run in a new numbered directory under `outdir`, or resume the one at `run_dir`
+    with its saved config (`kimg`, when given, moves its end)."""
     if resume:
         run_dir = Path(run_dir)
-        saved = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
-        saved.train.kimg = cfg.train.kimg if cfg.train.kimg > saved.train.kimg else saved.train.kimg
-        cfg = saved
+        cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     elif run_dir is None:
         run_dir = new_run_dir(outdir, cfg)
+    if kimg is not None:
+        cfg.train.kimg = float(kimg)
     return Trainer(cfg, run_dir, resume=resume, **kwargs).run()

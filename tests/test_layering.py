@@ -1,0 +1,35 @@
+"""Imports point one way: trainer never imports Qt or ganstudio."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_trainer_never_imports_qt_or_ganstudio():
+    offenders = []
+    for path in (ROOT / "trainer").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names
+                          if n.split(".")[0] in ("PySide6", "pyqtgraph", "ganstudio", "PyQt5", "PyQt6")]
+    assert not offenders, offenders
+
+
+def test_placeholder_window_screenshot(tmp_path):
+    import subprocess
+    import sys
+    import os
+    from trainer.loop import train
+    import conftest
+    run = train(conftest.tiny_config("dcgan"), outdir=tmp_path, progress=False)
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-m", "ganstudio.app", str(run.run_dir), "--screenshot", str(shot)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    from PIL import Image
+    assert Image.open(shot).size[0] >= 420
