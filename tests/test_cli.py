@@ -70,3 +70,31 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     resumed = run(["--resume", str(events.parent), "--kimg", str(last["kimg"] + 0.016)])
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(events.read_text().strip().splitlines()[-1])["state"] == "finished"
+
+
+def _limit_file_size(limit_bytes):
+    def apply():
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def test_full_disk_fails_cleanly_and_keeps_last_checkpoint(tmp_path):
+    first = run(["--data", "digits", "--preset", "dcgan", "--resolution", "16", "--kimg", "0.032",
+                 "--outdir", str(tmp_path), *TINY])
+    assert first.returncode == 0, first.stderr
+    run_dir = next(tmp_path.iterdir())
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.safetensors"))
+    before = {p: p.read_bytes() for p in checkpoints + [run_dir / "state" / "last.pt"]}
+    # The kernel refuses any write that would make a file larger than the limit (Python ignores
+    # SIGXFSZ, so the write raises OSError): a disk that fills up while the next snapshot is written.
+    limit = (run_dir / "events.jsonl").stat().st_size + 16_384
+    assert limit < min(len(b) for b in before.values()) * 4, "the limit must stop a snapshot"
+    resumed = run(["--resume", str(run_dir), "--kimg", "0.5"], preexec_fn=_limit_file_size(limit))
+    assert resumed.returncode != 0
+    assert "could not write" in resumed.stderr + resumed.stdout and "--resume" in resumed.stderr + resumed.stdout
+    for path, data in before.items():
+        assert path.read_bytes() == data, f"{path.name} changed"
+    assert not list(run_dir.rglob("*.tmp")), "a half-written temporary file was left behind"
+    status = json.loads((run_dir / "events.jsonl").read_text().strip().splitlines()[-1])
+    assert status["kind"] == "status" and status["state"] == "failed"

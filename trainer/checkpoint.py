@@ -45,12 +45,15 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int, kimg: float,
                      dataset: dict) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": model_cfg.arch,
                 "config": json.dumps(model_cfg.to_dict(), sort_keys=True), "step": str(int(step)),
                 "kimg": f"{float(kimg):.4f}", "dataset": json.dumps(dataset, sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    # Serialise in memory and write with Python's own I/O, so a full disk is an OSError like any
+    # other write failure (safetensors' file writer raises its own error type).
+    data = save(tensors, metadata=metadata)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _sniff(path: Path) -> str:

@@ -365,7 +365,7 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
             bar = tqdm(total=round(t.kimg, 3), initial=round(self.kimg, 3), unit="kimg", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}] {postfix}")
+                       bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         tick_time, tick_nimg = time.time(), self.nimg
@@ -396,7 +396,7 @@ class Trainer:
                             bar.set_postfix_str(f"D {values['loss/D']:.3f} G {values['loss/G']:.3f} "
                                                 f"{values['speed/img_s']:.0f} img/s")
                     if bar is not None:
-                        bar.update(round(self.kimg - bar.n, 3))
+                        bar.update(max(0.0, round(min(self.kimg, t.kimg) - bar.n, 3)))  # never past the total
                     if _crossed(before, self.nimg, t.sample_kimg):
                         self.write_samples()
                     if _crossed(before, self.nimg, t.snapshot_kimg) and self.nimg < total:
