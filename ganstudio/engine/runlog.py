@@ -1,0 +1,511 @@
+"""The run model behind the training monitor: a run directory read while the trainer writes it.
+
+`RunLog` tails `<run>/events.jsonl` incrementally (never re-reading it whole), keeps every scalar
+and metric as growable numpy columns (step, kimg, time, value[, low, high]), lists the sample
+grids and checkpoints that exist on disk, follows the run's status, and raises alerts. The alert
+detectors are plain functions of numpy arrays so that they can be tested on their own.
+
+No Qt here: the monitor widget polls a RunLog from a timer and draws what it holds.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from trainer.events import EventReader, to_float
+
+X_AXES = ("step", "kimg", "time")
+SCALAR_COLUMNS = ("step", "kimg", "time", "value")
+METRIC_COLUMNS = ("step", "kimg", "time", "value", "low", "high")
+RUN_STATES = ("running", "finished", "stopped", "failed")
+# Losses whose D loss is a signed critic score: near zero there is not a collapse.
+CRITIC_LOSSES = ("wgan", "wgan-gp")
+_RESUMED = re.compile(r"resumed at step (\d+)")
+_STEP_IN_NAME = re.compile(r"step-(\d+)")
+
+
+# ----------------------------------------------------------------------------------------------
+class Series:
+    """One logged quantity of one run as growable float64 columns (`columns`), in log order."""
+
+    def __init__(self, name: str, columns: tuple[str, ...] = SCALAR_COLUMNS):
+        self.name = name
+        self.columns = columns
+        self._index = {c: i for i, c in enumerate(columns)}
+        self._data = np.empty((len(columns), 64), dtype=np.float64)
+        self._size = 0
+        # Bumped whenever rows are removed, so caches built on a prefix know to start again.
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, rows: np.ndarray) -> None:
+        """rows [K, len(columns)] appended at the end; capacity doubles as needed."""
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.columns))
+        need = self._size + len(rows)
+        if need > self._data.shape[1]:
+            capacity = max(need, 2 * self._data.shape[1])
+            grown = np.empty((len(self.columns), capacity), dtype=np.float64)
+            grown[:, :self._size] = self._data[:, :self._size]
+            self._data = grown
+        self._data[:, self._size:need] = rows.T
+        self._size = need
+
+    def column(self, name: str) -> np.ndarray:
+        """A read-only view of one column, valid until the next extend()."""
+        view = self._data[self._index[name], :self._size]
+        view.flags.writeable = False
+        return view
+
+    def drop_after(self, step: int) -> int:
+        """Remove the rows logged at a step above `step` (an abandoned segment); -> rows removed."""
+        keep = self._data[0, :self._size] <= step
+        removed = int(self._size - keep.sum())
+        if removed:
+            kept = self._data[:, :self._size][:, keep]
+            self._data[:, :kept.shape[1]] = kept
+            self._size = kept.shape[1]
+            self.generation += 1
+        return removed
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str       # "nan" | "d_collapse" | "diverging" | "collapse_alarm" | "stalled" | "failed"
+    series: str     # the scalar or metric concerned; "" for the run as a whole
+    step: int       # first step at which it showed; -1 when it has no step (stalled)
+    message: str    # one line for a person
+
+    @property
+    def short(self) -> str:
+        return ALERT_TITLES.get(self.kind, self.kind)
+
+
+ALERT_TITLES = {"nan": "NaN", "d_collapse": "D loss at 0", "diverging": "diverging",
+                "collapse_alarm": "collapse alarm", "stalled": "stalled", "failed": "failed"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A sample grid or a checkpoint that exists on disk."""
+    step: int
+    kimg: float
+    path: Path
+
+
+# ----------------------------------------------------------------------------------------------
+# Alert detectors: pure functions of arrays. Each returns the index of the first offending
+# point, or None.
+
+def first_nonfinite(values: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    return int(bad[0]) if len(bad) else None
+
+
+def detect_d_collapse(d_loss: np.ndarray, window: int = 10, threshold: float = 1e-2) -> int | None:
+    """D's loss below `threshold` (and not negative) for `window` logged points in a row: D wins
+    outright and G gets no useful gradient. -> index of the point that completes the run."""
+    near_zero = np.isfinite(d_loss) & (d_loss >= 0) & (d_loss < threshold)
+    if len(near_zero) < window:
+        return None
+    run = np.convolve(near_zero.astype(np.int32), np.ones(window, dtype=np.int32), mode="valid")
+    hits = np.flatnonzero(run == window)
+    return int(hits[0] + window - 1) if len(hits) else None
+
+
+def detect_divergence(loss: np.ndarray, window: int = 20, factor: float = 10.0,
+                      floor: float = 50.0) -> int | None:
+    """A loss whose magnitude keeps growing: the median |loss| of a block of `window` points is
+    above `floor` and `factor` times the smallest block median before it. -> index of the end of
+    the first such block. Blocks are counted from the end so the newest block is always whole."""
+    values = np.abs(loss[np.isfinite(loss)]) if len(loss) else loss
+    positions = np.flatnonzero(np.isfinite(loss))
+    blocks = len(values) // window
+    if blocks < 2:
+        return None
+    start = len(values) - blocks * window
+    medians = np.median(values[start:].reshape(blocks, window), axis=1)
+    lowest_before = np.minimum.accumulate(medians)[:-1]
+    bad = np.flatnonzero((medians[1:] > floor) & (medians[1:] > factor * lowest_before))
+    if not len(bad):
+        return None
+    return int(positions[start + (bad[0] + 2) * window - 1])
+
+
+def is_collapse_alarm(name: str, value: float) -> bool:
+    """The metrics' quick collapse alarm: any logged quantity named like "...collapse..." that
+    is raised (non-zero, e.g. 1.0 or a count of near-duplicates)."""
+    return "collapse" in name.lower() and math.isfinite(value) and value > 0
+
+
+def is_stalled(state: str, seconds_since_last_line: float, threshold: float) -> bool:
+    """A run that says it is running but has written nothing for `threshold` seconds."""
+    return state == "running" and seconds_since_last_line > threshold
+
+
+def ema_smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """Debiased exponential moving average (0 <= weight < 1; 0 returns the values). Non-finite
+    points are left out of the average and stay non-finite in the result."""
+    values = np.asarray(values, dtype=np.float64)
+    if weight <= 0 or len(values) == 0:
+        return values.copy()
+    return EmaSmoother(weight).update(values, generation=0)
+
+
+class EmaSmoother:
+    """ema_smooth() kept up to date as a series grows: only the new points are filtered.
+
+    Pass the series' generation: when it changes (rows were dropped) the cache starts again."""
+
+    def __init__(self, weight: float):
+        self.weight = float(weight)
+        self._out = np.empty(0)
+        self._state = 0.0       # the undebiased average so far
+        self._count = 0         # finite points averaged so far
+        self._generation = None
+
+    def update(self, values: np.ndarray, generation: int) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if self.weight <= 0:
+            return values
+        if generation != self._generation or len(values) < len(self._out):
+            self._out, self._state, self._count, self._generation = np.empty(0), 0.0, 0, generation
+        done = len(self._out)
+        new = values[done:]
+        if not len(new):
+            return self._out
+        from scipy.signal import lfilter
+
+        w = self.weight
+        finite = np.isfinite(new)
+        x = new[finite]
+        smoothed = np.full(len(new), np.nan)
+        if len(x):
+            # s_k = w s_{k-1} + (1 - w) x_k, started from the carried state, then debiased.
+            acc, _ = lfilter([1 - w], [1, -w], x, zi=[w * self._state])
+            counts = self._count + np.arange(1, len(x) + 1)
+            smoothed[finite] = acc / (1 - w ** counts)
+            self._state, self._count = float(acc[-1]), int(counts[-1])
+        self._out = np.concatenate([self._out, smoothed])
+        return self._out
+
+
+# ----------------------------------------------------------------------------------------------
+class RunLog:
+    """The state of one run directory as far as its events.jsonl has been read.
+
+    Call `poll()` repeatedly (from a timer): each call reads at most `max_bytes` of new lines and
+    returns how many events it took in. `version` increases whenever anything visible changed.
+    """
+
+    def __init__(self,
+                 run_dir: str | os.PathLike,   # a run directory, or its events.jsonl
+                 stall_seconds: float = 300.0):  # a running run silent this long is "stalled"
+        path = Path(run_dir)
+        if path.is_file() or path.suffix == ".jsonl":
+            path = path.parent
+        self.run_dir = path
+        self.events_path = path / "events.jsonl"
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a run directory (no such folder)")
+        self.stall_seconds = stall_seconds
+        self.name = path.name
+        self.config = self._read_config()
+        self.scalars: dict[str, Series] = {}
+        self.metrics: dict[str, Series] = {}
+        self.metric_info: dict[str, dict] = {}   # last provenance of each metric (features, ...)
+        self.samples: list[Snapshot] = []
+        self.checkpoints: list[Snapshot] = []
+        self.state = "unknown"
+        self.status_message = ""
+        self.last_step = 0
+        self.last_kimg = 0.0
+        self.events_read = 0
+        self.resumes: list[int] = []
+        self.version = 0
+        self._reader = EventReader(self.events_path)
+        self._alerts: dict[tuple[str, str], Alert] = {}
+        self._checked: dict[str, int] = {}   # per scalar: rows already seen by the detectors
+        self._last_growth = self._file_mtime() or time.time()
+
+    # -- reading ----------------------------------------------------------------------------------
+    @property
+    def bad_lines(self) -> int:
+        """Lines skipped because they were not JSON objects with a "kind" (foreign or garbage)."""
+        return self._reader.bad_lines
+
+    @property
+    def bytes_read(self) -> int:
+        return self._reader.offset
+
+    def file_size(self) -> int:
+        try:
+            return self.events_path.stat().st_size
+        except OSError:
+            return 0
+
+    def backlog(self) -> int:
+        """Bytes written to the log that have not been read yet."""
+        return max(self.file_size() - self._reader.offset, 0)
+
+    def poll(self, max_bytes: int | None = 1 << 20) -> int:
+        """Read up to `max_bytes` of new complete lines; -> number of events taken in."""
+        before = self._reader.offset
+        events = self._reader.poll(max_bytes)
+        if self._reader.offset != before:
+            self._last_growth = time.time()
+        if events:
+            self.ingest(events)
+        return len(events)
+
+    def ingest(self, events: Iterable[dict]) -> None:
+        """Take in parsed events (in log order); unknown kinds and keys are ignored."""
+        scalar_rows: dict[str, list] = {}
+        metric_rows: dict[str, list] = {}
+        count = 0
+
+        def flush():
+            for name, rows in scalar_rows.items():
+                self.scalars.setdefault(name, Series(name)).extend(rows)
+            for name, rows in metric_rows.items():
+                self.metrics.setdefault(name, Series(name, METRIC_COLUMNS)).extend(rows)
+            scalar_rows.clear()
+            metric_rows.clear()
+
+        for event in events:
+            count += 1
+            kind = event.get("kind")
+            step, kimg, t = to_float(event.get("step")), to_float(event.get("kimg")), to_float(event.get("time"))
+            if not math.isfinite(step):   # every line of a trainer's log has a step: not ours
+                continue
+            self.last_step, self.last_kimg = int(step), (kimg if math.isfinite(kimg) else self.last_kimg)
+            if kind == "scalars":
+                values = event.get("values")
+                if isinstance(values, dict):
+                    for name, value in values.items():
+                        rows = scalar_rows.get(name)
+                        if rows is None:
+                            rows = scalar_rows[name] = []
+                        rows.append((step, kimg, t, to_float(value)))
+            elif kind == "metric":
+                name = event.get("name")
+                if isinstance(name, str) and name:
+                    value = to_float(event.get("value"))
+                    low, high = _band(event, value)
+                    metric_rows.setdefault(name, []).append((step, kimg, t, value, low, high))
+                    self.metric_info[name] = {k: v for k, v in event.items()
+                                              if k not in ("kind", "step", "kimg", "time", "name", "value")}
+                    if is_collapse_alarm(name, value):
+                        self._raise(Alert("collapse_alarm", name, int(step),
+                                          f"{name} = {value:g} at step {int(step)}"))
+            elif kind == "samples":
+                self._add_snapshot(self.samples, step, kimg, event.get("path"))
+            elif kind == "checkpoint":
+                self._add_snapshot(self.checkpoints, step, kimg, event.get("path"))
+            elif kind == "status":
+                state = event.get("state")
+                message = event.get("message")
+                message = message if isinstance(message, str) else ""
+                resumed = _RESUMED.search(message)
+                if state == "running" and resumed:
+                    # Points already in hand are in order: write them before cutting the
+                    # abandoned segment, which would otherwise double back on the curves.
+                    flush()
+                    self._resume_at(int(resumed.group(1)))
+                if isinstance(state, str):
+                    self.state, self.status_message = state, message
+        flush()
+        self.events_read += count
+        self._detect()
+        self.version += 1
+
+    def _add_snapshot(self, listing: list[Snapshot], step: float, kimg: float, rel) -> None:
+        if not isinstance(rel, str) or not math.isfinite(step):
+            return
+        path = (self.run_dir / rel).resolve()
+        if self.run_dir.resolve() not in path.parents:   # a path pointing outside the run: ignore
+            return
+        listing[:] = [s for s in listing if s.step != int(step)]
+        listing.append(Snapshot(int(step), kimg if math.isfinite(kimg) else 0.0, path))
+        listing.sort(key=lambda s: s.step)
+
+    def _resume_at(self, step: int) -> None:
+        """The trainer went back to its snapshot at `step`: forget what the abandoned segment
+        logged after it. (A point at `step` itself was logged before that snapshot was taken.)"""
+        self.resumes.append(step)
+        for series in (*self.scalars.values(), *self.metrics.values()):
+            series.drop_after(step)
+        self.samples = [s for s in self.samples if s.step <= step]
+        self.checkpoints = [s for s in self.checkpoints if s.step <= step]
+        self._alerts = {k: a for k, a in self._alerts.items() if a.step <= step}
+        self._checked = {name: min(n, len(self.scalars[name])) for name, n in self._checked.items()
+                         if name in self.scalars}
+
+    # -- alerts -----------------------------------------------------------------------------------
+    def _raise(self, alert: Alert) -> None:
+        self._alerts.setdefault((alert.kind, alert.series), alert)
+
+    def _detect(self) -> None:
+        """Run the detectors over the rows added since the last call (plus the context they need)."""
+        loss_kind = self.config.get("train", {}).get("loss", "") if isinstance(self.config, dict) else ""
+        for name, series in self.scalars.items():
+            done = self._checked.get(name, 0)
+            if done == len(series):
+                continue
+            steps, values = series.column("step"), series.column("value")
+            bad = first_nonfinite(values[done:])
+            if bad is not None:
+                self._raise(Alert("nan", name, int(steps[done + bad]),
+                                  f"{name} is {values[done + bad]} at step {int(steps[done + bad])}"))
+            if name == "loss/D" and loss_kind not in CRITIC_LOSSES:
+                window = 10
+                lo = max(done - window + 1, 0)
+                hit = detect_d_collapse(values[lo:], window)
+                if hit is not None:
+                    self._raise(Alert("d_collapse", name, int(steps[lo + hit]),
+                                      f"D loss has stayed near 0 since step {int(steps[lo + hit])}: "
+                                      "D wins outright and G learns nothing"))
+            if name.startswith("loss/"):
+                lo = max(len(values) - 2000, 0)   # the recent past is what matters; bounded cost
+                hit = detect_divergence(values[lo:])
+                if hit is not None:
+                    self._raise(Alert("diverging", name, int(steps[lo + hit]),
+                                      f"{name} is growing without bound ({values[lo + hit]:.3g} "
+                                      f"at step {int(steps[lo + hit])})"))
+            if "collapse" in name.lower():
+                raised = np.flatnonzero(np.isfinite(values[done:]) & (values[done:] > 0))
+                if len(raised):
+                    i = done + int(raised[0])
+                    self._raise(Alert("collapse_alarm", name, int(steps[i]),
+                                      f"{name} = {values[i]:g} at step {int(steps[i])}"))
+            self._checked[name] = len(series)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Alerts raised so far, plus the ones that describe the run's current state."""
+        found = sorted(self._alerts.values(), key=lambda a: (a.step, a.kind))
+        if self.state == "failed":
+            found.append(Alert("failed", "", self.last_step, self.status_message or "the run failed"))
+        if is_stalled(self.state, self.seconds_since_last_line(), self.stall_seconds):
+            found.append(Alert("stalled", "", -1, f"no new line for {self.seconds_since_last_line() / 60:.0f} min "
+                                                  "although the run says it is running"))
+        return found
+
+    def seconds_since_last_line(self) -> float:
+        return max(time.time() - max(self._last_growth, self._file_mtime()), 0.0)
+
+    # -- snapshots --------------------------------------------------------------------------------
+    def sample_grids(self) -> list[Snapshot]:
+        """Sample grids that exist on disk, by step: those the log names, plus any found in
+        samples/ (a bundled run may carry files its log does not mention, or fewer)."""
+        return _existing(self.samples, self.run_dir / "samples", "*.png")
+
+    def checkpoint_files(self) -> list[Snapshot]:
+        """Checkpoints that exist on disk, by step (log entries, checkpoints/, and *.safetensors
+        at the top of the run directory, whose step is read from the file's metadata)."""
+        found = _existing(self.checkpoints, self.run_dir / "checkpoints", "*.safetensors")
+        steps = {s.step for s in found}
+        for path in sorted(self.run_dir.glob("*.safetensors")):
+            step, kimg = _checkpoint_step(path)
+            if step is not None and step not in steps:
+                found.append(Snapshot(step, kimg, path.resolve()))
+        return sorted(found, key=lambda s: s.step)
+
+    def nearest_checkpoint(self, step: int) -> Snapshot | None:
+        """The checkpoint on disk whose step is closest to `step` (the earlier one on a tie)."""
+        files = self.checkpoint_files()
+        if not files:
+            return None
+        return min(files, key=lambda s: (abs(s.step - step), s.step))
+
+    # -- export -----------------------------------------------------------------------------------
+    def series_names(self) -> list[str]:
+        return sorted(self.scalars) + sorted(self.metrics)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _read_config(self) -> dict:
+        try:
+            config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
+    def _file_mtime(self) -> float:
+        try:
+            return self.events_path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def _band(event: dict, value: float) -> tuple[float, float]:
+    """A metric's confidence band: (ci_low, ci_high) when logged, else value -/+ std, else NaN."""
+    if "ci_low" in event or "ci_high" in event:
+        return to_float(event.get("ci_low")), to_float(event.get("ci_high"))
+    if "std" in event:
+        std = to_float(event.get("std"))
+        return value - std, value + std
+    return math.nan, math.nan
+
+
+def _existing(logged: list[Snapshot], folder: Path, pattern: str) -> list[Snapshot]:
+    by_step = {s.step: s for s in logged if s.path.is_file()}
+    if folder.is_dir():
+        for path in folder.glob(pattern):
+            match = _STEP_IN_NAME.search(path.stem)
+            if match and int(match.group(1)) not in by_step:
+                by_step[int(match.group(1))] = Snapshot(int(match.group(1)), math.nan, path.resolve())
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def _checkpoint_step(path: Path) -> tuple[int | None, float]:
+    """(step, kimg) from a .safetensors file's name or its header metadata (plain JSON)."""
+    match = _STEP_IN_NAME.search(path.stem)
+    if match:
+        return int(match.group(1)), math.nan
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size < (1 << 24):
+                return None, math.nan
+            metadata = json.loads(f.read(size)).get("__metadata__", {}) or {}
+        return int(metadata["step"]), to_float(metadata.get("kimg"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+def write_csv(runs: Iterable[RunLog], path: str | os.PathLike) -> int:
+    """Every scalar and metric of `runs` as one long table (run, name, step, kimg, time, value,
+    low, high) -> rows written. Written to a temporary name, then renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    rows = 0
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["run", "name", *METRIC_COLUMNS])
+        for run in runs:
+            for group in (run.scalars, run.metrics):
+                for name in sorted(group):
+                    series = group[name]
+                    cols = [series.column(c) if c in series.columns else np.full(len(series), np.nan)
+                            for c in METRIC_COLUMNS]
+                    for i in range(len(series)):
+                        out.writerow([run.name, name, int(cols[0][i]),
+                                      *(_csv_number(c[i]) for c in cols[1:])])
+                    rows += len(series)
+    os.replace(tmp, path)
+    return rows
+
+
+def _csv_number(x: float) -> str:
+    return "" if math.isnan(x) else repr(float(x))

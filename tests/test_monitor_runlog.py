@@ -1,0 +1,288 @@
+"""The monitor's Qt-free run model: tailing events.jsonl, series, resume, alerts, export."""
+import csv
+import json
+import math
+import os
+import time
+
+import numpy as np
+import pytest
+
+from ganstudio.engine.runlog import (EmaSmoother, RunLog, Series, detect_d_collapse, detect_divergence,
+                                     ema_smooth, first_nonfinite, is_collapse_alarm, is_stalled, write_csv)
+from trainer.events import EventWriter
+
+
+def _scalars(writer, step, **values):
+    writer.write("scalars", step, step * 0.064, values={k.replace("_", "/"): v for k, v in values.items()})
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "00000-test-run"
+    d.mkdir()
+    return d
+
+
+# -- series -----------------------------------------------------------------------------------
+def test_series_grows_past_its_capacity_and_drops_an_abandoned_segment():
+    s = Series("loss/D")
+    rows = np.stack([np.arange(200), np.arange(200) / 10, np.arange(200) * 2, np.sin(np.arange(200))], axis=1)
+    for chunk in np.split(rows, [1, 70, 71, 200]):
+        s.extend(chunk)
+    assert len(s) == 200
+    np.testing.assert_array_equal(s.column("step"), np.arange(200))
+    np.testing.assert_allclose(s.column("value"), np.sin(np.arange(200)))
+    assert s.drop_after(149) == 50 and len(s) == 150 and s.generation == 1
+    assert s.column("step")[-1] == 149
+    assert s.drop_after(1000) == 0 and s.generation == 1
+    with pytest.raises(ValueError):
+        s.column("value")[0] = 5.0   # views handed out are read-only
+
+
+# -- a real run ---------------------------------------------------------------------------------
+def test_runlog_reads_a_real_tiny_training_run(tmp_path, tiny):
+    from trainer.loop import train
+    result = train(tiny("dcgan"), outdir=tmp_path, progress=False)
+    run = RunLog(result.run_dir)
+    assert run.poll() > 0
+    assert run.state == "finished"
+    steps = run.scalars["loss/D"].column("step")
+    assert len(steps) == result.step and steps[-1] == result.step   # log_every 1
+    assert np.all(np.diff(steps) > 0)
+    assert {"loss/G", "D/real", "D/fake", "lr/G", "lr/D", "speed/img_s"} <= set(run.scalars)
+    assert np.all(np.diff(run.scalars["loss/D"].column("time")) >= 0)
+    grids = run.sample_grids()
+    assert grids and grids[0].step == 0 and all(g.path.is_file() for g in grids)
+    ckpts = run.checkpoint_files()
+    assert [c.step for c in ckpts] == [2, 4]
+    assert run.nearest_checkpoint(0).step == 2 and run.nearest_checkpoint(3).step == 2   # tie: earlier
+    assert run.nearest_checkpoint(100).step == 4
+    assert run.alerts == []
+    assert run.poll() == 0   # nothing new: nothing read again
+
+
+# -- tailing --------------------------------------------------------------------------------------
+def test_tailing_takes_only_new_lines_and_survives_half_written_and_foreign_lines(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    w.write("status", 0, 0, state="running", message="started")
+    _scalars(w, 1, loss_D=1.0, loss_G=2.0)
+    run = RunLog(run_dir)
+    assert run.poll() == 2 and len(run.scalars["loss/D"]) == 1 and run.state == "running"
+    version = run.version
+    assert run.poll() == 0 and run.version == version
+
+    line = json.dumps({"kind": "scalars", "step": 2, "kimg": 0.1, "time": 1.0, "values": {"loss/D": 0.5}})
+    with open(run_dir / "events.jsonl", "a") as f:
+        f.write("this is not json\n")                      # garbage
+        f.write('[1, 2, 3]\n{"no_kind": true}\n')        # JSON, but not an event
+        f.write('{"kind": "telemetry", "step": 2, "gpu": 0.5}\n')   # a kind we do not know
+        f.write(line[:25])                                  # half-written: the writer is mid-line
+        f.flush()
+        assert run.poll() == 1                              # the unknown kind passes through harmlessly
+        assert len(run.scalars["loss/D"]) == 1 and run.bad_lines == 3
+        f.write(line[25:] + "\n")
+    assert run.poll() == 1
+    np.testing.assert_array_equal(run.scalars["loss/D"].column("value"), [1.0, 0.5])
+    assert run.bad_lines == 3 and run.backlog() == 0
+
+
+def test_reading_in_small_chunks_gives_the_same_run_as_reading_at_once(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    for step in range(1, 301):
+        _scalars(w, step, loss_D=1 / step, loss_G=math.log(step))
+        if step % 100 == 0:
+            w.write("metric", step, step * 0.064, name="fid", value=100.0 / step, num_samples=500)
+    whole, chunked = RunLog(run_dir), RunLog(run_dir)
+    whole.poll(None)
+    polls = 0
+    while chunked.backlog():
+        chunked.poll(max_bytes=1000)   # a few lines per call, cutting lines in half
+        polls += 1
+    assert polls > 20
+    for name in ("loss/D", "loss/G"):
+        np.testing.assert_array_equal(whole.scalars[name].column("value"), chunked.scalars[name].column("value"))
+    np.testing.assert_array_equal(whole.metrics["fid"].column("step"), [100, 200, 300])
+    assert chunked.bad_lines == 0
+
+
+def test_resume_drops_the_abandoned_segment_so_curves_do_not_double_back(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    w.write("status", 0, 0, state="running", message="started on cpu")
+    for step in range(1, 11):
+        _scalars(w, step, loss_D=1.0, loss_G=1.0)
+        if step == 6:
+            w.write("checkpoint", 6, 0.4, path="checkpoints/step-000006.safetensors")
+        if step == 8:
+            w.write("samples", 8, 0.5, path="samples/step-000008.png")
+    # The trainer was killed at step 10; it resumes from its snapshot at step 6 and logs 7.. again.
+    w.write("status", 6, 0.4, state="running", message="resumed at step 6 on cpu; 100 training items")
+    for step in range(7, 13):
+        _scalars(w, step, loss_D=2.0, loss_G=2.0)
+    run = RunLog(run_dir)
+    run.poll(max_bytes=700)   # the resume line arrives in a later chunk than the first segment
+    while run.backlog():
+        run.poll(max_bytes=700)
+    steps = run.scalars["loss/D"].column("step")
+    np.testing.assert_array_equal(steps, np.arange(1, 13))
+    np.testing.assert_array_equal(run.scalars["loss/D"].column("value"), [1.0] * 6 + [2.0] * 6)
+    assert run.resumes == [6]
+    assert [s.step for s in run.checkpoints] == [6] and run.samples == []
+    assert run.state == "running"
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+def test_detectors_on_arrays():
+    assert first_nonfinite(np.array([1.0, 2.0])) is None
+    assert first_nonfinite(np.array([1.0, np.nan, np.inf])) == 1
+
+    healthy = np.abs(np.random.RandomState(0).normal(0.7, 0.2, 200))
+    assert detect_d_collapse(healthy) is None
+    collapsed = np.concatenate([healthy[:50], np.full(30, 1e-4)])
+    assert detect_d_collapse(collapsed, window=10) == 59
+    dip = np.concatenate([healthy[:50], np.full(5, 1e-4), healthy[:50]])
+    assert detect_d_collapse(dip, window=10) is None   # a brief dip is not a collapse
+
+    assert detect_divergence(healthy) is None
+    noisy_but_bounded = np.random.RandomState(1).normal(0, 30, 400)   # a critic's loss swings
+    assert detect_divergence(noisy_but_bounded) is None
+    exploding = np.concatenate([healthy, np.geomspace(1, 1e5, 100)])
+    hit = detect_divergence(exploding)
+    assert hit is not None and hit >= 200 and exploding[hit] > 50
+    assert detect_divergence(np.full(100, np.nan)) is None
+
+    assert is_collapse_alarm("collapse/alarm", 1.0) and is_collapse_alarm("mode_collapse", 3)
+    assert not is_collapse_alarm("collapse/alarm", 0.0) and not is_collapse_alarm("fid", 5.0)
+    assert is_stalled("running", 301, 300) and not is_stalled("finished", 1e6, 300)
+    assert not is_stalled("running", 10, 300)
+
+
+def test_runlog_raises_nan_collapse_divergence_and_failed_alerts(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    w.write("status", 0, 0, state="running", message="started")
+    for step in range(1, 41):
+        _scalars(w, step, loss_D=0.001 if step > 20 else 0.7, loss_G=1.0)
+    run = RunLog(run_dir)
+    run.poll()
+    assert [(a.kind, a.series, a.step) for a in run.alerts] == [("d_collapse", "loss/D", 30)]
+    _scalars(w, 41, loss_D=float("nan"), loss_G=1.0)   # written as the string "nan"
+    w.write("metric", 41, 2.6, name="collapse/alarm", value=1.0, num_samples=256)
+    w.write("status", 41, 2.6, state="failed", message="loss/D became nan at step 41")
+    run.poll()
+    kinds = {a.kind: a for a in run.alerts}
+    assert kinds["nan"].step == 41 and kinds["nan"].series == "loss/D"
+    assert kinds["collapse_alarm"].series == "collapse/alarm"
+    assert kinds["failed"].message == "loss/D became nan at step 41"
+    assert math.isnan(run.scalars["loss/D"].column("value")[-1])
+
+
+def test_critic_losses_are_not_flagged_as_d_collapse(run_dir):
+    (run_dir / "config.json").write_text(json.dumps({"train": {"loss": "wgan-gp"}}))
+    w = EventWriter(run_dir / "events.jsonl")
+    for step in range(1, 41):
+        _scalars(w, step, loss_D=0.001, loss_G=0.1)
+    run = RunLog(run_dir)
+    run.poll()
+    assert run.alerts == []
+
+
+def test_a_silent_running_run_is_stalled_until_a_line_arrives(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    w.write("status", 0, 0, state="running", message="started")
+    long_ago = time.time() - 3600
+    os.utime(run_dir / "events.jsonl", (long_ago, long_ago))
+    run = RunLog(run_dir, stall_seconds=600)
+    run.poll()
+    run._last_growth = long_ago   # as if the line had been read an hour ago
+    assert [a.kind for a in run.alerts] == ["stalled"]
+    _scalars(w, 1, loss_D=1.0)
+    run.poll()
+    assert run.alerts == []
+
+
+# -- metrics, smoothing, export -------------------------------------------------------------------
+def test_metric_bands_from_ci_or_std_and_odd_values_do_not_crash(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    w.write("metric", 10, 1, name="kid", value=0.02, std=0.005, num_samples=1000, features="inception")
+    w.write("metric", 20, 2, name="kid", value=0.01, ci_low=0.008, ci_high=0.013, num_samples=1000)
+    w.write("metric", 30, 3, name="fid", value=25.0, num_samples=1000)
+    with open(run_dir / "events.jsonl", "a") as f:
+        f.write('{"kind": "metric", "step": 40, "name": "fid", "value": null}\n')
+        f.write('{"kind": "metric", "step": 50, "name": "fid", "value": "many"}\n')
+        f.write('{"kind": "metric", "step": 60, "value": 3}\n')              # no name
+        f.write('{"kind": "scalars", "step": 70, "values": [1, 2]}\n')       # values not a dict
+        f.write('{"kind": "samples", "step": 70, "path": "../../etc/passwd"}\n')   # outside the run
+        f.write('{"kind": "status", "state": "running"}\n')                  # no step at all
+    run = RunLog(run_dir)
+    run.poll()
+    kid = run.metrics["kid"]
+    np.testing.assert_allclose(kid.column("low"), [0.015, 0.008])
+    np.testing.assert_allclose(kid.column("high"), [0.025, 0.013])
+    fid = run.metrics["fid"]
+    assert np.isnan(fid.column("low")[0]) and len(fid) == 3 and np.isnan(fid.column("value")[1:]).all()
+    assert run.metric_info["kid"]["num_samples"] == 1000
+    assert run.samples == [] and run.bad_lines == 0
+
+
+def test_ema_smoothing_matches_the_definition_and_updates_incrementally():
+    rng = np.random.RandomState(0)
+    values = rng.normal(size=500)
+    values[[10, 200]] = np.nan
+    w = 0.9
+    expected, acc, n = [], 0.0, 0
+    for v in values:
+        if np.isnan(v):
+            expected.append(np.nan)
+            continue
+        acc, n = w * acc + (1 - w) * v, n + 1
+        expected.append(acc / (1 - w ** n))
+    np.testing.assert_allclose(ema_smooth(values, w), expected)
+    np.testing.assert_array_equal(ema_smooth(values, 0.0), values)
+
+    smoother = EmaSmoother(w)
+    for end in (1, 11, 12, 300, 500):
+        out = smoother.update(values[:end], generation=0)
+    np.testing.assert_allclose(out, expected)
+    restarted = smoother.update(values[:100] + 1, generation=1)   # rows dropped: start again
+    np.testing.assert_allclose(restarted, ema_smooth(values[:100] + 1, w))
+
+
+def test_csv_export_holds_every_point_of_every_run(tmp_path):
+    runs = []
+    for i in range(2):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        w = EventWriter(d / "events.jsonl")
+        for step in range(1, 6):
+            _scalars(w, step, loss_D=step + i)
+        w.write("metric", 5, 0.3, name="fid", value=12.5, ci_low=11.0, ci_high=14.0)
+        run = RunLog(d)
+        run.poll()
+        runs.append(run)
+    out = tmp_path / "export.csv"
+    assert write_csv(runs, out) == 12
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 12 and rows[0].keys() == {"run", "name", "step", "kimg", "time", "value", "low", "high"}
+    run1_d = [float(r["value"]) for r in rows if r["run"] == "run1" and r["name"] == "loss/D"]
+    assert run1_d == [2, 3, 4, 5, 6]
+    fid = [r for r in rows if r["name"] == "fid"]
+    assert fid[0]["low"] == "11.0" and fid[0]["high"] == "14.0" and rows[0]["low"] == ""
+
+
+def test_a_missing_run_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        RunLog(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = RunLog(empty)   # a run whose trainer has not written its log yet
+    assert run.poll() == 0 and run.state == "unknown" and run.alerts == []
+
+
+def test_the_run_model_imports_no_qt():
+    import subprocess
+    import sys
+    code = ("import sys, ganstudio.engine.runlog; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
