@@ -137,3 +137,13 @@ def test_broken_checkpoints_give_clear_errors(tiny, tmp_path):
     (tmp_path / "empty_run" / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="no checkpoints"):
         load_generator(tmp_path / "empty_run")
+
+
+def test_atomic_write_keeps_usual_file_mode(tmp_path):
+    import os
+    from trainer.checkpoint import atomic_write
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write(tmp_path / "f.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
