@@ -1,56 +1,90 @@
-"""Placeholder window until the studio lands: opens a checkpoint (file or run directory) and
-shows a grid of samples from it. `ganstudio PATH [--screenshot out.png]`."""
+"""`ganstudio [PATH]`: open the studio on a checkpoint, a run directory, a workspace .json, or
+(with no PATH) the bundled demo model.
+
+  ganstudio runs/00000-stylegan2-cond-fashion-mnist --watch   reload as training writes snapshots
+  ganstudio --screenshot out.png --panel mixing                 save the window after the first render
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .widgets.main_window import PANELS
+
+SCREENSHOT_TIMEOUT_S = 180
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI; other parts of the studio add their own options here."""
+    p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio: explore a GAN's latent space live.")
+    p.add_argument("path", nargs="?", help="a .safetensors checkpoint, a run directory, or a workspace .json "
+                                           "(default: the bundled demo model)")
+    p.add_argument("--device", default="auto", help="render device: auto (cuda, then mps, then cpu), cuda, mps, cpu")
+    p.add_argument("--half", action="store_true", help="half-precision synthesis on a GPU")
+    p.add_argument("--watch", action="store_true", help="reload when the run directory gets a newer checkpoint")
+    p.add_argument("--panel", choices=PANELS, default="latent", help="the panel shown at start")
+    p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
+    p.add_argument("--size", default="1180x760", help="window size WIDTHxHEIGHT")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    return p
+
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio (early placeholder window)")
-    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint or a run directory")
-    p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render and exit")
-    args = p.parse_args(argv)
-
-    import numpy as np
-    import torch
-    from PySide6.QtCore import QTimer
-    from PySide6.QtGui import QImage, QPixmap
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
-
-    from trainer import CheckpointError, load_generator
-    from trainer.images import make_grid, scatter_image, to_uint8
-
+    args = build_parser().parse_args(argv)
+    from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = QMainWindow()
-    window.setWindowTitle("GAN Studio")
-    label = QLabel("No checkpoint open.\nRun: ganstudio PATH (a .safetensors checkpoint or a run directory).")
-    label.setMinimumSize(420, 420)
-    window.setCentralWidget(label)
-    if args.checkpoint:
-        try:
-            G = load_generator(args.checkpoint)
-            z = torch.from_numpy(np.random.RandomState(0).randn(36, G.z_dim)).float()
-            c = torch.arange(36) % G.c_dim if G.c_dim else None
-            with torch.inference_mode():
-                out = G(z, c)
-            grid = scatter_image(out.numpy()) if G.img_resolution == 0 else make_grid(to_uint8(out), 6)
-            grid = np.ascontiguousarray(grid)
-            image = QImage(grid.data, grid.shape[1], grid.shape[0], grid.strides[0], QImage.Format_RGB888).copy()
-            label.setPixmap(QPixmap.fromImage(image).scaled(420, 420))
-            window.setWindowTitle(f"GAN Studio - {G.checkpoint_info['path']}")
-        except CheckpointError as exc:
-            if args.screenshot:
-                label.setText(f"Could not open checkpoint:\n{exc}")
-            else:
-                QMessageBox.critical(window, "Cannot open checkpoint", str(exc))
+    app.setApplicationName("GAN Studio")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    window = create_window(args)
     window.show()
     if args.screenshot:
-        def grab():
-            window.grab().save(args.screenshot)
-            app.quit()
-        QTimer.singleShot(200, grab)
+        save_screenshot_when_ready(window, args.screenshot, app)
     return app.exec()
+
+
+def create_window(args: argparse.Namespace):
+    from .engine.renderer import pick_device
+    from .widgets.main_window import MainWindow
+    try:
+        pick_device(args.device)
+    except ValueError as exc:
+        sys.exit(f"ganstudio: {exc}")
+    width, _, height = args.size.partition("x")
+    window = MainWindow(device=args.device, half=args.half, watch=args.watch)
+    window.resize(int(width), int(height))
+    window.panels.setCurrentIndex(PANELS.index(args.panel))
+    if args.path:
+        window.open_checkpoint(args.path)
+    else:
+        window.open_demo()
+    return window
+
+
+def save_screenshot_when_ready(window, path: str, app) -> None:
+    """Grab the window once the model is open, the first image is shown and the worker is idle
+    (so the grid and directions are in too), then quit; exit status 1 if that never happened."""
+    import time
+    from PySide6.QtCore import QTimer
+    started = time.monotonic()
+    timer = QTimer(window)
+
+    def check():
+        ready = window.last_result is not None and not window.is_busy()
+        failed = window.error_box is not None or time.monotonic() - started > SCREENSHOT_TIMEOUT_S
+        no_model = window.info is None and not window.is_busy() and window.placeholder.isVisible()
+        if ready or failed or no_model:
+            timer.stop()
+            QTimer.singleShot(150, lambda: finish(0 if ready else 1))
+
+    def finish(code: int):
+        window.grab().save(path)
+        window.close()
+        app.exit(code)
+
+    timer.timeout.connect(check)
+    timer.start(50)
 
 
 if __name__ == "__main__":

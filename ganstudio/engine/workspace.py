@@ -1,0 +1,192 @@
+"""The workspace: everything the artist has set, as plain values with change events.
+
+Panels write fields (`workspace.psi = 0.5`); views and the render controller connect to
+`workspace.events.<field>` or `workspace.events.changed`. A field emits only when its value
+really changes. `to_dict`/`from_dict` give the JSON workspace file, which reopens exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .events import EmitterGroup
+
+WORKSPACE_FORMAT = "ganstudio.workspace"
+WORKSPACE_VERSION = 1
+NOISE_MODES = ("const", "random", "none")
+TRUNCATION_CENTERS = ("global", "class")
+
+
+class WorkspaceError(ValueError):
+    """A workspace file or value that cannot be used; the message says which field and why."""
+
+
+@dataclass(eq=False)
+class Workspace:
+    checkpoint: str = ""                      # path of the open checkpoint ("" = none)
+    seed: int = 0                             # z = RandomState(seed).randn(z_dim)
+    class_index: int = 0                      # label for conditional models (ignored otherwise)
+    noise_mode: str = "const"                 # "const" | "random" | "none"
+    psi: float = 0.7                          # truncation psi, -1 to 2; 1 = off
+    cutoff: int | None = None                 # truncate ws layers below this; None = all layers
+    truncation_center: str = "global"         # "global" (w_avg) or "class" (mean w of the class)
+    z_threshold: float = 0.0                  # Z-only models: resample |z| beyond this; 0 = off
+    mix_seed: int = 1                         # the second source for style mixing
+    mix_layers: tuple[bool, ...] = ()         # per ws layer: True = take it from mix_seed
+    grid_row_seeds: tuple[int, ...] = (0, 1, 2, 3)     # mixing grid: rows give the unmixed layers
+    grid_col_seeds: tuple[int, ...] = (10, 11, 12, 13)  # columns give the mixed layers
+    base_ws: np.ndarray | None = None         # [num_ws, w_dim] explicit W+ latent replacing the seed's
+    directions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [w_dim], one sigma long
+    direction_offsets: dict[str, float] = field(default_factory=dict)  # name -> offset in sigmas
+    direction_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offsets touch
+
+    def __post_init__(self):
+        object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        events = self.__dict__.get("events")
+        if events is None or name not in events._emitters:
+            object.__setattr__(self, name, value)
+            return
+        old = getattr(self, name)
+        object.__setattr__(self, name, value)
+        if not same_value(old, value):
+            events[name].emit(value)
+            events.changed.emit(name)
+
+    def update(self, **values: Any) -> None:
+        """Set several fields; each emits its own event."""
+        for name, value in values.items():
+            if name not in self.events._emitters:
+                raise WorkspaceError(f"workspace has no field {name!r}")
+            setattr(self, name, value)
+
+    def reset_latent_edits(self) -> None:
+        """Forget the explicit W+ and direction offsets (a new seed starts fresh)."""
+        self.base_ws = None
+        self.direction_offsets = {}
+
+    # ---- files ----
+    def to_dict(self) -> dict:
+        d = {"format": WORKSPACE_FORMAT, "version": WORKSPACE_VERSION}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif f.name == "directions":
+                value = {k: np.asarray(v).tolist() for k, v in value.items()}
+            d[f.name] = value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Workspace":
+        if not isinstance(d, dict) or d.get("format") != WORKSPACE_FORMAT:
+            raise WorkspaceError("not a GAN Studio workspace (missing \"format\": \"ganstudio.workspace\")")
+        if d.get("version") != WORKSPACE_VERSION:
+            raise WorkspaceError(f"workspace version {d.get('version')!r}; this version reads {WORKSPACE_VERSION}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known - {"format", "version"})
+        if unknown:
+            raise WorkspaceError(f"workspace has unknown field(s): {', '.join(unknown)}")
+        values = {name: d[name] for name in known if name in d}
+        return cls(**_checked(values))
+
+    def save(self, path) -> None:
+        from trainer.checkpoint import atomic_write
+        text = json.dumps(self.to_dict(), indent=1)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def load(cls, path) -> "Workspace":
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WorkspaceError(f"cannot read workspace {Path(path).name}: {exc}") from None
+        return cls.from_dict(d)
+
+    def copy_from(self, other: "Workspace") -> None:
+        """Take every field of `other`, emitting events for those that differ."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
+            and bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _checked(v: dict) -> dict:
+    """Validate and convert JSON values to the field types; raise WorkspaceError naming the field."""
+    def need(name, ok, what):
+        if not ok:
+            raise WorkspaceError(f"workspace field {name!r} = {v[name]!r}: expected {what}")
+
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    def is_num(x):
+        return (is_int(x) or isinstance(x, float)) and math.isfinite(x)
+
+    out = dict(v)
+    for name in ("seed", "class_index", "mix_seed"):
+        if name in v:
+            need(name, is_int(v[name]) and 0 <= v[name] < 2 ** 32, "an integer from 0 to 2**32-1")
+    if "checkpoint" in v:
+        need("checkpoint", isinstance(v["checkpoint"], str), "a path")
+    if "noise_mode" in v:
+        need("noise_mode", v["noise_mode"] in NOISE_MODES, " or ".join(NOISE_MODES))
+    if "truncation_center" in v:
+        need("truncation_center", v["truncation_center"] in TRUNCATION_CENTERS, " or ".join(TRUNCATION_CENTERS))
+    for name in ("psi", "z_threshold"):
+        if name in v:
+            need(name, is_num(v[name]), "a finite number")
+            out[name] = float(v[name])
+    if "cutoff" in v:
+        need("cutoff", v["cutoff"] is None or (is_int(v["cutoff"]) and v["cutoff"] >= 0), "null or a layer count")
+    if "mix_layers" in v:
+        need("mix_layers", isinstance(v["mix_layers"], list) and all(isinstance(x, bool) for x in v["mix_layers"]),
+             "a list of true/false per layer")
+        out["mix_layers"] = tuple(v["mix_layers"])
+    for name in ("grid_row_seeds", "grid_col_seeds"):
+        if name in v:
+            need(name, isinstance(v[name], list) and all(is_int(x) and 0 <= x < 2 ** 32 for x in v[name]),
+                 "a list of seeds")
+            out[name] = tuple(v[name])
+    if v.get("base_ws") is not None:
+        arr = _array(v, "base_ws", 2)
+        out["base_ws"] = arr
+    if "directions" in v:
+        need("directions", isinstance(v["directions"], dict), "an object of name -> vector")
+        out["directions"] = {str(k): _array({k: x}, k, 1) for k, x in v["directions"].items()}
+    if "direction_offsets" in v:
+        need("direction_offsets", isinstance(v["direction_offsets"], dict)
+             and all(is_num(x) for x in v["direction_offsets"].values()), "an object of name -> number")
+        out["direction_offsets"] = {str(k): float(x) for k, x in v["direction_offsets"].items()}
+    if "direction_layers" in v:
+        r = v["direction_layers"]
+        need("direction_layers", isinstance(r, list) and len(r) == 2 and is_int(r[0]) and r[0] >= 0
+             and (r[1] is None or is_int(r[1])), "[start, stop or null]")
+        out["direction_layers"] = (r[0], r[1])
+    return out
+
+
+def _array(v: dict, name: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(v[name], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise WorkspaceError(f"workspace field {name!r}: expected a {ndim}-D array of numbers") from None
+    if arr.ndim != ndim or not np.isfinite(arr).all():
+        raise WorkspaceError(f"workspace field {name!r}: expected a finite {ndim}-D array, got shape {arr.shape}")
+    return arr

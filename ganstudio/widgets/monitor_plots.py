@@ -1,0 +1,373 @@
+"""The monitor's plots: one pyqtgraph layout of small plots, each showing a group of logged
+quantities for every open run, against step, kimg or time, with smoothing, confidence bands,
+alert markers and a hover read-out."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+
+from ..engine.runlog import EmaSmoother, RunLog, Series
+from .image_view import configure_pyqtgraph
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    key: str
+    title: str
+    scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
+    metrics: str = ""                  # "fid": metrics named fid*; "other": every other metric
+    catch_all: bool = False            # scalars no other plot shows
+
+
+PLOTS = (
+    PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
+    PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
+    PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
+    PlotSpec("penalties", "Penalties: GP, R1, path length", ("gp", "r1", "pl")),
+    PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
+    PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
+    PlotSpec("fid", "FID", metrics="fid"),
+    PlotSpec("metrics", "KID and other metrics", metrics="other"),
+    PlotSpec("other", "Other scalars", catch_all=True),
+)
+_SHOWN_SCALARS = {name for spec in PLOTS for name in spec.scalars}
+X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
+
+RUN_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7")
+SERIES_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759")
+SERIES_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+ALERT_COLOUR = "#ff5050"
+
+
+def plot_for(name: str, is_metric: bool) -> str:
+    """The key of the plot that shows a scalar or metric called `name`."""
+    if is_metric:
+        return "fid" if name.lower().startswith("fid") else "metrics"
+    for spec in PLOTS:
+        if name in spec.scalars:
+            return spec.key
+    return "other"
+
+
+@dataclass
+class _Curve:
+    """What one series of one run has on one plot."""
+    raw: pg.PlotDataItem
+    smooth: pg.PlotDataItem
+    smoother: EmaSmoother
+    plot_key: str
+    series_name: str
+    band: tuple | None = None          # (low item, high item, FillBetweenItem) for metrics
+    drawn: tuple = ()                  # (length, generation, x axis, weight) last drawn
+
+
+@dataclass
+class _RunCurves:
+    run: RunLog
+    colour: str
+    curves: dict[str, _Curve] = field(default_factory=dict)   # key "s:name" or "m:name"
+    markers: list = field(default_factory=list)               # alert lines on the plots
+    marker_alerts: tuple = ()
+    visible: bool = True
+
+
+class MonitorPlots(pg.GraphicsLayoutWidget):
+    """Every open run's series on a grid of plots. `set_runs` order gives the colours."""
+
+    readout_changed = Signal(str)
+
+    def __init__(self, parent=None,
+                 columns: int = 3):   # plots per row
+        configure_pyqtgraph()
+        super().__init__(parent)
+        self.x_axis = "step"
+        self.smoothing = 0.6
+        self._runs: list[_RunCurves] = []
+        self.plots: dict[str, pg.PlotItem] = {}
+        self._legends: dict[str, pg.LegendItem] = {}
+        for i, spec in enumerate(PLOTS):
+            if i and i % columns == 0:
+                self.nextRow()
+            plot = self.addPlot(title=spec.title)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setLabel("bottom", X_LABELS[self.x_axis])
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            self._legends[spec.key] = plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
+                                                     brush=pg.mkBrush(32, 33, 36, 180))
+            crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
+            crosshair.setVisible(False)
+            crosshair.setZValue(50)
+            plot.addItem(crosshair, ignoreBounds=True)
+            plot.crosshair = crosshair
+            self.plots[spec.key] = plot
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ---- runs -------------------------------------------------------------------------------------
+    def add_run(self, run: RunLog) -> str:
+        """Start drawing `run`; -> its colour."""
+        used = {r.colour for r in self._runs}
+        colour = next((c for c in RUN_COLOURS if c not in used), RUN_COLOURS[len(self._runs) % len(RUN_COLOURS)])
+        self._runs.append(_RunCurves(run, colour))
+        self._restyle()
+        return colour
+
+    def remove_run(self, run: RunLog) -> None:
+        for entry in [r for r in self._runs if r.run is run]:
+            for key, curve in entry.curves.items():
+                self._drop_curve(key, curve)
+            self._clear_markers(entry)
+            self._runs.remove(entry)
+        self._restyle()
+
+    def set_run_visible(self, run: RunLog, visible: bool) -> None:
+        for entry in self._runs:
+            if entry.run is run:
+                entry.visible = visible
+                for curve in entry.curves.values():
+                    self._show_curve(curve, visible)
+                for _, marker in entry.markers:
+                    marker.setVisible(visible)
+
+    # ---- options ----------------------------------------------------------------------------------
+    def set_x_axis(self, axis: str) -> None:
+        if axis not in X_LABELS or axis == self.x_axis:
+            return
+        self.x_axis = axis
+        for plot in self.plots.values():
+            plot.setLabel("bottom", X_LABELS[axis])
+        self.refresh(force=True)
+        for plot in self.plots.values():
+            plot.enableAutoRange()
+
+    def set_smoothing(self, weight: float) -> None:
+        weight = min(max(float(weight), 0.0), 0.999)
+        if weight == self.smoothing:
+            return
+        self.smoothing = weight
+        for entry in self._runs:
+            for curve in entry.curves.values():
+                curve.smoother = EmaSmoother(weight)
+        self.refresh(force=True)
+
+    # ---- drawing ----------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> int:
+        """Bring every curve up to date with its run; -> curves redrawn."""
+        redrawn = 0
+        for entry in self._runs:
+            for name, series in entry.run.scalars.items():
+                redrawn += self._update_curve(entry, "s:" + name, series, plot_for(name, False), force)
+            for name, series in entry.run.metrics.items():
+                redrawn += self._update_curve(entry, "m:" + name, series, plot_for(name, True), force)
+            self._update_markers(entry, force)
+        return redrawn
+
+    def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
+        curve = entry.curves.get(key)
+        if curve is None:
+            curve = entry.curves[key] = self._new_curve(entry, key, plot_key)
+            force = True
+        state = (len(series), series.generation, self.x_axis, self.smoothing)
+        if not force and curve.drawn == state:
+            return 0
+        curve.drawn = state
+        x, y = series.column(self.x_axis), series.column("value")
+        if self.x_axis != "step" and not np.isfinite(x).all():
+            x = _fill_axis(series.column("step"), x)
+        smoothed = curve.smoother.update(y, series.generation) if self.smoothing > 0 else y
+        curve.smooth.setData(x, smoothed)
+        if self.smoothing > 0:
+            curve.raw.setData(x, y)
+        curve.raw.setVisible(self.smoothing > 0 and entry.visible)
+        if "low" in series.columns:
+            low, high = series.column("low"), series.column("high")
+            has_band = np.isfinite(low).any()
+            if has_band and curve.band is None:
+                curve.band = self._new_band(entry, key, plot_key)
+            if curve.band is not None:
+                curve.band[0].setData(x, np.where(np.isfinite(low), low, y))
+                curve.band[1].setData(x, np.where(np.isfinite(high), high, y))
+        return 1
+
+    def _new_curve(self, entry: _RunCurves, key: str, plot_key: str) -> _Curve:
+        plot = self.plots[plot_key]
+        name = key[2:]
+        index = sum(1 for k in entry.curves if plot_for(k[2:], k[0] == "m") == plot_key)
+        pen = self._pen(entry, index)
+        is_metric = key[0] == "m"
+        smooth = pg.PlotDataItem(pen=pen, name=self._label(entry, name), connect="finite",
+                                 symbol="o" if is_metric else None, symbolSize=5, symbolPen=None,
+                                 symbolBrush=pen.color())
+        faint = QColor(pen.color())
+        faint.setAlpha(60)
+        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), connect="finite")
+        for item in (raw, smooth):
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, method="peak")
+            plot.addItem(item)
+        legend = self._legends[plot_key]
+        legend.removeItem(raw)   # only the smoothed curve is named in the legend
+        curve = _Curve(raw, smooth, EmaSmoother(self.smoothing), plot_key, name)
+        self._show_curve(curve, entry.visible)
+        return curve
+
+    def _new_band(self, entry: _RunCurves, key: str, plot_key: str):
+        plot = self.plots[plot_key]
+        low, high = pg.PlotDataItem(pen=None), pg.PlotDataItem(pen=None)
+        colour = QColor(entry.curves[key].smooth.opts["pen"].color())
+        colour.setAlpha(50)
+        fill = pg.FillBetweenItem(low, high, brush=pg.mkBrush(colour))
+        for item in (low, high, fill):
+            plot.addItem(item)
+        self._legends[plot_key].removeItem(low)
+        self._legends[plot_key].removeItem(high)
+        return low, high, fill
+
+    def _pen(self, entry: _RunCurves, index: int):
+        if len(self._runs) <= 1:   # one run: colour tells the series apart
+            return pg.mkPen(SERIES_COLOURS[index % len(SERIES_COLOURS)], width=1.6)
+        return pg.mkPen(entry.colour, width=1.6, style=SERIES_STYLES[index % len(SERIES_STYLES)])
+
+    def _label(self, entry: _RunCurves, name: str) -> str:
+        return name if len(self._runs) <= 1 else f"{name} · {entry.run.name}"
+
+    def _restyle(self) -> None:
+        """Colours and legend labels depend on how many runs are open: rebuild the curves."""
+        for entry in self._runs:
+            for key, curve in entry.curves.items():
+                self._drop_curve(key, curve)
+            entry.curves.clear()
+            self._clear_markers(entry)
+        self.refresh(force=True)
+
+    def _drop_curve(self, key: str, curve: _Curve) -> None:
+        plot = self.plots[curve.plot_key]
+        items = [curve.raw, curve.smooth, *(curve.band or ())]
+        for item in items:
+            plot.removeItem(item)
+            self._legends[curve.plot_key].removeItem(item)
+
+    @staticmethod
+    def _show_curve(curve: _Curve, visible: bool) -> None:
+        curve.smooth.setVisible(visible)
+        curve.raw.setVisible(visible and curve.smoother.weight > 0)
+        for item in curve.band or ():
+            item.setVisible(visible)
+
+    # ---- alerts -----------------------------------------------------------------------------------
+    def _update_markers(self, entry: _RunCurves, force: bool) -> None:
+        alerts = tuple(a for a in entry.run.alerts if a.step >= 0)
+        if not force and alerts == entry.marker_alerts:
+            return
+        self._clear_markers(entry)
+        entry.marker_alerts = alerts
+        for alert in alerts:
+            if alert.series:
+                plot_key = plot_for(alert.series, alert.series in entry.run.metrics)
+            else:
+                plot_key = "losses"
+            x = self._x_of_step(entry.run, alert.step)
+            line = pg.InfiniteLine(pos=x, angle=90, movable=False,
+                                   pen=pg.mkPen(ALERT_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+                                   label=alert.short, labelOpts={"position": 0.92, "color": ALERT_COLOUR,
+                                                                 "fill": (32, 33, 36, 200)})
+            line.setToolTip(alert.message)
+            line.alert = alert
+            line.setVisible(entry.visible)
+            self.plots[plot_key].addItem(line, ignoreBounds=True)
+            entry.markers.append((plot_key, line))
+
+    def _clear_markers(self, entry: _RunCurves) -> None:
+        for plot_key, line in entry.markers:
+            self.plots[plot_key].removeItem(line)
+        entry.markers = []
+        entry.marker_alerts = ()
+
+    def alert_markers(self) -> list[tuple[str, str, str]]:
+        """(plot key, run name, alert kind) for every alert marker drawn."""
+        return [(k, e.run.name, line.alert.kind) for e in self._runs for k, line in e.markers]
+
+    def _x_of_step(self, run: RunLog, step: int) -> float:
+        if self.x_axis == "step":
+            return float(step)
+        for series in run.scalars.values():
+            steps, xs = series.column("step"), series.column(self.x_axis)
+            ok = np.isfinite(xs)
+            if ok.sum() >= 1:
+                return float(np.interp(step, steps[ok], xs[ok]))
+        return float(step)
+
+    # ---- reading the plots ------------------------------------------------------------------------
+    def curve_data(self, run: RunLog, name: str, metric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) as drawn (smoothed when smoothing is on) for one series of one run."""
+        for entry in self._runs:
+            if entry.run is run:
+                curve = entry.curves.get(("m:" if metric else "s:") + name)
+                if curve is not None:
+                    x, y = curve.smooth.getOriginalDataset()
+                    return (np.asarray(x), np.asarray(y)) if x is not None else (np.empty(0), np.empty(0))
+        return np.empty(0), np.empty(0)
+
+    def readout_at(self, plot_key: str, x: float) -> str:
+        """What the hover read-out says at `x` on one plot: each curve's value at the nearest point."""
+        parts = []
+        for entry in self._runs:
+            if not entry.visible:
+                continue
+            for key, curve in sorted(entry.curves.items()):
+                if curve.plot_key != plot_key:
+                    continue
+                xs, ys = curve.smooth.getOriginalDataset()
+                if xs is None or not len(xs):
+                    continue
+                i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
+                if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
+                    i -= 1
+                series = (entry.run.metrics if key[0] == "m" else entry.run.scalars).get(curve.series_name)
+                step = int(series.column("step")[i]) if series is not None and i < len(series) else int(xs[i])
+                label = curve.series_name if len(self._runs) <= 1 else f"{curve.series_name} ({entry.run.name})"
+                parts.append(f"{label} = {_fmt(ys[i])}")
+                where = f"step {step}" + ("" if self.x_axis == "step" else f", {X_LABELS[self.x_axis]} {_fmt(xs[i])}")
+        return (where + ":  " + "   ".join(parts)) if parts else ""
+
+    def _on_mouse_moved(self, pos) -> None:
+        text = ""
+        for key, plot in self.plots.items():
+            inside = plot.sceneBoundingRect().contains(pos) and plot.vb.sceneBoundingRect().contains(pos)
+            plot.crosshair.setVisible(inside)
+            if inside:
+                x = plot.vb.mapSceneToView(pos).x()
+                plot.crosshair.setPos(x)
+                text = self.readout_at(key, x)
+        self.readout_changed.emit(text)
+
+    # ---- export -----------------------------------------------------------------------------------
+    def export_png(self, path: str, plot_key: str | None = None) -> None:
+        """One plot (by key) or the whole grid as a PNG file."""
+        if plot_key is None:
+            if not self.grab().save(str(path)):
+                raise OSError(f"could not write {path}")
+            return
+        import pyqtgraph.exporters
+        exporter = pyqtgraph.exporters.ImageExporter(self.plots[plot_key])
+        exporter.parameters()["width"] = 900
+        exporter.export(str(path))
+
+
+def _fill_axis(steps: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """kimg or time with gaps (lines that lacked them) filled by interpolation over step."""
+    ok = np.isfinite(x)
+    if not ok.any():
+        return steps.astype(np.float64)
+    return np.interp(steps, steps[ok], x[ok])
+
+
+def _fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
