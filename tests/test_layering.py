@@ -19,7 +19,35 @@ def test_trainer_never_imports_qt_or_ganstudio():
     assert not offenders, offenders
 
 
-def test_placeholder_window_screenshot(tmp_path):
+QT_MODULES = ("PySide6", "pyqtgraph", "PyQt5", "PyQt6", "shiboken6")
+
+
+def test_studio_engine_never_imports_qt():
+    """ganstudio/engine is the Qt-free core: no Qt import in its files, and importing all of it
+    (with everything it pulls in) loads no Qt module."""
+    import subprocess
+    import sys
+    offenders = []
+    modules = []
+    for path in sorted((ROOT / "ganstudio" / "engine").rglob("*.py")):
+        modules.append("ganstudio.engine." + path.stem if path.stem != "__init__" else "ganstudio.engine")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.level == 0 else [f".{node.module}"]
+            offenders += [f"{path.name}: {n}" for n in names
+                          if n.split(".")[0] in QT_MODULES or n.startswith((".widgets", "ganstudio.widgets", "ganstudio.app"))]
+    assert not offenders, offenders
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
+            + f"bad = [m for m in sys.modules if m.split('.')[0] in {QT_MODULES!r}]\n"
+            + "assert not bad, bad\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_window_screenshot_of_a_dcgan_run(tmp_path):
     import subprocess
     import sys
     import os

@@ -1,0 +1,257 @@
+"""The studio's Qt-free engine: latent maths, the workspace model, the renderer, the demo finder."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganstudio.engine.demo import find_demo_checkpoint
+from ganstudio.engine.latents import (direction_offset, layer_groups, mix_layers, pca_directions, seed_to_z,
+                                      truncate, truncated_z)
+from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_workspace
+from ganstudio.engine.workspace import Workspace, WorkspaceError
+from trainer import CheckpointError
+from trainer.checkpoint import export_generator
+from trainer.config import ModelConfig
+from trainer.models import build_generator
+
+CLASS_NAMES = ["tee", "trouser", "pullover"]
+
+
+def export_tiny(path, arch="stylegan2", c_dim=3, resolution=16, seed=0, step=0):
+    """A real checkpoint of a tiny random generator (a few thousand parameters), exported the way
+    the trainer exports them."""
+    cfg = ModelConfig(arch=arch, z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=0 if arch == "mlp" else resolution,
+                      img_channels=2 if arch == "mlp" else 1, width=8, max_width=16, mapping_layers=2,
+                      hidden=32, depth=2)
+    torch.manual_seed(seed)
+    G = build_generator(cfg)
+    if arch == "stylegan2":  # a trained model's w_avg is not zero; give it one so truncation is visible
+        with torch.no_grad():
+            G.mapping.w_avg.copy_(torch.randn(cfg.w_dim))
+            for layer in G.synthesis.modules():
+                if hasattr(layer, "noise_strength"):
+                    layer.noise_strength.fill_(0.5)
+    dataset = {"name": "tiny", "resolution": resolution, "channels": 1,
+               "class_names": CLASS_NAMES[:c_dim], "size": 10}
+    export_generator(G, path, cfg, step, step / 1000, dataset)
+    return path
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    return export_tiny(tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture
+def renderer(tiny_ckpt):
+    r = Renderer("cpu")
+    r.load(tiny_ckpt)
+    return r
+
+
+def render(renderer, **fields):
+    fields.setdefault("class_index", 0)
+    result = renderer.render(RenderRequest(request_id=1, generation=renderer.generation, **fields))
+    assert not result.error, result.error
+    return result
+
+
+# ---- latent maths ----
+def test_seed_to_z_follows_nvlabs_convention():
+    assert np.array_equal(seed_to_z(42, 8), np.random.RandomState(42).randn(8).astype(np.float32))
+    assert not np.array_equal(seed_to_z(1, 8), seed_to_z(2, 8))
+
+
+def test_truncated_normal_resamples_into_the_threshold():
+    z = truncated_z(3, 4096, 0.5)
+    assert np.abs(z).max() <= 0.5 and np.array_equal(z, truncated_z(3, 4096, 0.5))
+    assert np.array_equal(truncated_z(3, 64, 0.0), seed_to_z(3, 64))
+    # inside the threshold the first draws are kept: components that were already small stay
+    free = seed_to_z(3, 4096)
+    keep = np.abs(free) <= 0.5
+    assert np.array_equal(z[keep], free[keep])
+    assert np.std(z) < 0.35  # a normal truncated at 0.5 has std ~0.28
+
+
+def test_truncate_pulls_chosen_layers_toward_center():
+    ws = torch.randn(2, 6, 4)
+    center = torch.randn(4)
+    assert torch.equal(truncate(ws, center, 1.0, None), ws)
+    out = truncate(ws, center, 0.0, 3)
+    assert torch.allclose(out[:, :3], center.expand(2, 3, 4)) and torch.equal(out[:, 3:], ws[:, 3:])
+    half = truncate(ws, center, 0.5, None)
+    assert torch.allclose(half, center + 0.5 * (ws - center))
+    per_sample = truncate(ws, torch.zeros(2, 4), -1.0, None)
+    assert torch.allclose(per_sample, -ws)
+
+
+def test_mix_layers_and_presets():
+    a, b = torch.zeros(1, 4, 2), torch.ones(1, 4, 2)
+    mixed = mix_layers(a, b, (False, True, True, False))
+    assert mixed[0, :, 0].tolist() == [0, 1, 1, 0]
+    with pytest.raises(ValueError, match="3 layers"):
+        mix_layers(a, b, (True, False, True))
+    groups = layer_groups([4, 8, 8, 16, 16, 32, 32, 32])
+    assert groups["coarse"] == (True, True, True, False, False, False, False, False)
+    assert groups["middle"] == (False, False, False, True, True, False, False, False)
+    assert groups["fine"] == (False,) * 5 + (True,) * 3
+    big = layer_groups([4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 256])
+    assert sum(big["coarse"]) + sum(big["middle"]) + sum(big["fine"]) == 14
+
+
+def test_pca_finds_the_long_axis():
+    rng = np.random.RandomState(0)
+    axis = np.array([3.0, 4.0, 0.0]) / 5
+    w = rng.randn(4000, 1) * 5 * axis + rng.randn(4000, 3) * 0.3 + 7
+    vectors, sigmas = pca_directions(w, 2)
+    assert abs(abs(vectors[0] @ axis) - 1) < 1e-3
+    assert vectors[0][np.abs(vectors[0]).argmax()] > 0
+    assert 4.7 < sigmas[0] < 5.3 and sigmas[1] < 0.4
+    offset = direction_offset({"PC1": vectors[0] * sigmas[0], "PC2": vectors[1]}, {"PC1": 2.0, "PC2": 0.0})
+    assert np.allclose(offset, 2 * vectors[0] * sigmas[0])
+    assert direction_offset({"PC1": vectors[0]}, {"PC1": 0.0}) is None
+
+
+# ---- workspace ----
+def test_workspace_emits_only_real_changes():
+    ws = Workspace()
+    seen = []
+    ws.events.changed.connect(seen.append)
+    psi_values = []
+    ws.events.psi.connect(psi_values.append)
+    ws.psi = 0.7          # the default: no event
+    ws.psi = 0.3
+    ws.seed = 5
+    ws.base_ws = np.zeros((2, 3), np.float32)
+    ws.base_ws = np.zeros((2, 3), np.float32)  # equal array: no event
+    ws.direction_offsets = {"PC1": 1.0}
+    ws.direction_offsets = {"PC1": 1.0}
+    assert seen == ["psi", "seed", "base_ws", "direction_offsets"] and psi_values == [0.3]
+    with pytest.raises(WorkspaceError):
+        ws.update(no_such_field=1)
+
+
+def test_workspace_file_round_trip_and_bad_files(tmp_path):
+    ws = Workspace(seed=9, psi=-0.5, cutoff=3, mix_layers=(True, False), base_ws=np.arange(6, dtype=np.float32).reshape(2, 3),
+                   directions={"PC1": np.ones(3, np.float32)}, direction_offsets={"PC1": 1.5}, direction_layers=(1, None))
+    ws.save(tmp_path / "w.json")
+    back = Workspace.load(tmp_path / "w.json")
+    assert back.seed == 9 and back.psi == -0.5 and back.cutoff == 3 and back.mix_layers == (True, False)
+    assert np.array_equal(back.base_ws, ws.base_ws) and np.array_equal(back.directions["PC1"], np.ones(3))
+    assert back.direction_offsets == {"PC1": 1.5} and back.direction_layers == (1, None)
+    d = ws.to_dict()
+    for field, value, words in [("noise_mode", "loud", "noise_mode"), ("seed", -1, "seed"), ("psi", "x", "psi"),
+                                ("base_ws", [[1, "a"]], "base_ws"), ("mix_layers", [1, 0], "mix_layers")]:
+        with pytest.raises(WorkspaceError, match=words):
+            Workspace.from_dict({**d, field: value})
+    with pytest.raises(WorkspaceError, match="unknown"):
+        Workspace.from_dict({**d, "extra": 1})
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(WorkspaceError, match="junk.json"):
+        Workspace.load(tmp_path / "junk.json")
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(WorkspaceError, match="not a GAN Studio workspace"):
+        Workspace.load(tmp_path / "other.json")
+
+
+# ---- renderer ----
+def test_renderer_model_info_and_determinism(renderer, tiny_ckpt):
+    info = renderer.info
+    assert info.class_names == tuple(CLASS_NAMES) and info.num_ws == 6 and info.has_w
+    assert info.layer_resolutions == (4, 8, 8, 16, 16, 16)
+    a, b = render(renderer, seed=1), render(renderer, seed=1)
+    assert a.image.dtype == np.uint8 and a.image.shape == (16, 16, 3)
+    assert np.array_equal(a.image[..., 0], a.image[..., 2])  # grey model shows as grey
+    assert np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, render(renderer, seed=2).image)
+    assert np.array_equal(a.z, seed_to_z(1, 16))
+
+
+def test_renderer_truncation_class_center_noise(renderer):
+    G = renderer.G
+    base = render(renderer, seed=3, psi=1.0)
+    zero_global = render(renderer, seed=3, psi=0.0, truncation_center="global")
+    assert np.allclose(zero_global.ws, G.w_avg.numpy()[None].repeat(6, 0))
+    assert np.array_equal(zero_global.image, render(renderer, seed=99, psi=0.0).image)  # every seed -> the mean
+    zero_class = render(renderer, seed=3, psi=0.0, truncation_center="class", class_index=1)
+    assert np.allclose(zero_class.ws[0], renderer.class_means[1].numpy(), atol=1e-6)
+    assert not np.array_equal(zero_class.image, zero_global.image)
+    cut = render(renderer, seed=3, psi=0.0, cutoff=2)
+    assert np.allclose(cut.ws[2:], base.ws[2:]) and not np.allclose(cut.ws[:2], base.ws[:2])
+    assert not np.array_equal(base.image, render(renderer, seed=3, psi=1.0, class_index=2).image)
+    assert not np.array_equal(base.image, render(renderer, seed=3, psi=1.0, noise_mode="none").image)
+    r1, r2 = render(renderer, seed=3, noise_mode="random"), render(renderer, seed=3, noise_mode="random")
+    assert not np.array_equal(r1.image, r2.image)
+
+
+def test_grid_cells_equal_single_renders_with_their_w_plus(renderer):
+    mask = (False, False, False, True, True, True)
+    grid = renderer.render(RenderRequest(request_id=2, generation=renderer.generation, class_index=0, psi=0.8,
+                                         mix_mask=mask, row_seeds=(1, 2), col_seeds=(7, 8, 9)))
+    assert not grid.error and grid.is_grid
+    res, cell = 16, grid.cell_size
+    assert grid.image.shape == (3 * cell - 1, 4 * cell - 1, 3) and grid.cell_ws.shape == (2, 3, 6, 16)
+    single = render(renderer, seed=2, mix_seed=9, mix_mask=mask, psi=0.8)
+    tile = grid.image[2 * cell:2 * cell + res, 3 * cell:3 * cell + res]
+    assert np.array_equal(tile, single.image)
+    assert np.allclose(grid.cell_ws[1, 2], single.mixed_ws)
+    again = render(renderer, seed=123, base_ws=grid.cell_ws[1, 2], psi=0.8)  # the mix as an explicit W+
+    assert np.array_equal(again.image, single.image)
+    header = grid.image[0:res, 3 * cell:3 * cell + res]
+    assert np.array_equal(header, render(renderer, seed=9, psi=0.8).image)
+
+
+def test_directions_move_the_image_in_the_chosen_layers(renderer):
+    directions = renderer.compute_directions(num_samples=600, num_components=4)
+    assert [k for k in directions][:4] == ["PC1", "PC2", "PC3", "PC4"]
+    assert {"to tee", "to trouser", "to pullover"} <= set(directions)
+    base = render(renderer, seed=4)
+    moved = render(renderer, seed=4, w_offset=2 * directions["PC1"], offset_layers=(2, 5))
+    assert np.allclose(moved.ws[2:5] - base.ws[2:5], 2 * directions["PC1"], atol=1e-5)
+    assert np.allclose(moved.ws[[0, 1, 5]], base.ws[[0, 1, 5]])
+    assert not np.array_equal(moved.image, base.image)
+    assert directions.keys() == renderer.compute_directions(num_samples=600, num_components=4).keys()
+
+
+def test_z_only_and_point_models(tmp_path):
+    r = Renderer("cpu")
+    info = r.load(export_tiny(tmp_path / "dcgan.safetensors", arch="dcgan", c_dim=0))
+    assert not info.has_w and info.class_names == ()
+    a = r.render(RenderRequest(request_id=1, generation=r.generation, seed=5))
+    b = r.render(RenderRequest(request_id=2, generation=r.generation, seed=5, z_threshold=0.3))
+    assert not a.error and a.image.shape == (16, 16, 3) and not np.array_equal(a.image, b.image)
+    assert np.abs(b.z).max() <= 0.3
+    grid = r.render(RenderRequest(request_id=3, generation=r.generation, row_seeds=(1,), col_seeds=(2,)))
+    assert "W space" in grid.error
+    r.load(export_tiny(tmp_path / "mlp.safetensors", arch="mlp", c_dim=0))
+    points = r.render(RenderRequest(request_id=4, generation=r.generation, seed=1))
+    assert not points.error and points.image.shape == (256, 256, 3) and r.info.is_points
+
+
+def test_bad_checkpoint_keeps_the_open_model(renderer, tmp_path):
+    before = render(renderer, seed=1).image
+    generation = renderer.generation
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="pickle"):
+        renderer.load(tmp_path / "model.pkl")
+    assert renderer.generation == generation and np.array_equal(render(renderer, seed=1).image, before)
+    stale = renderer.render(RenderRequest(request_id=5, generation=generation - 1))
+    assert "no longer open" in stale.error
+
+
+def test_request_from_workspace_ignores_settings_that_do_not_fit(renderer):
+    ws = Workspace(seed=5, class_index=9, mix_layers=(True,) * 3, base_ws=np.zeros((2, 2), np.float32),
+                   directions={"PC1": np.ones(16, np.float32)}, direction_offsets={"PC1": 0.5})
+    req = request_from_workspace(ws, renderer.info, 7)
+    assert req.class_index == 2 and req.mix_mask == () and req.base_ws is None
+    assert np.allclose(req.w_offset, 0.5) and not req.is_grid
+    assert request_from_workspace(ws, renderer.info, 8, grid=True).is_grid
+
+
+def test_find_demo_prefers_the_newest_step(tmp_path):
+    assert find_demo_checkpoint(tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    for step in ("step-000900", "step-012000", "step-001000"):
+        (tmp_path / "checkpoints" / f"{step}.safetensors").write_bytes(b"")
+    assert find_demo_checkpoint(tmp_path).name == "step-012000.safetensors"
