@@ -89,6 +89,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         self.smoothing = 0.6
         self._runs: list[_RunCurves] = []
         self.plots: dict[str, pg.PlotItem] = {}
+        self._titled: dict[str, bool] = {}
         self._legends: dict[str, pg.LegendItem] = {}
         for i, spec in enumerate(PLOTS):
             if i and i % columns == 0:
@@ -165,7 +166,18 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             for name, series in entry.run.metrics.items():
                 redrawn += self._update_curve(entry, "m:" + name, series, plot_for(name, True), force)
             self._update_markers(entry, force)
+        self._update_titles()
         return redrawn
+
+    def _update_titles(self) -> None:
+        """A plot that no open run feeds says so in its title instead of looking broken."""
+        fed = {c.plot_key for e in self._runs for c in e.curves.values()}
+        for spec in PLOTS:
+            has_data = spec.key in fed
+            if self._titled.get(spec.key) != has_data:
+                self._titled[spec.key] = has_data
+                self.plots[spec.key].setTitle(spec.title if has_data else
+                                              f"{spec.title} <span style='color:#808080'>(not logged)</span>")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)
@@ -234,7 +246,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         return pg.mkPen(entry.colour, width=1.6, style=SERIES_STYLES[index % len(SERIES_STYLES)])
 
     def _label(self, entry: _RunCurves, name: str) -> str:
-        return name if len(self._runs) <= 1 else f"{name} · {entry.run.name}"
+        return name if len(self._runs) <= 1 else f"{name} · {short_name(entry.run.name)}"
 
     def _restyle(self) -> None:
         """Colours and legend labels depend on how many runs are open: rebuild the curves."""
@@ -330,7 +342,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                     i -= 1
                 series = (entry.run.metrics if key[0] == "m" else entry.run.scalars).get(curve.series_name)
                 step = int(series.column("step")[i]) if series is not None and i < len(series) else int(xs[i])
-                label = curve.series_name if len(self._runs) <= 1 else f"{curve.series_name} ({entry.run.name})"
+                label = self._label(entry, curve.series_name)
                 parts.append(f"{label} = {_fmt(ys[i])}")
                 where = f"step {step}" + ("" if self.x_axis == "step" else f", {X_LABELS[self.x_axis]} {_fmt(xs[i])}")
         return (where + ":  " + "   ".join(parts)) if parts else ""
@@ -357,6 +369,11 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         exporter = pyqtgraph.exporters.ImageExporter(self.plots[plot_key])
         exporter.parameters()["width"] = 900
         exporter.export(str(path))
+
+
+def short_name(name: str, limit: int = 18) -> str:
+    """A run's name cut to fit a legend."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 def _fill_axis(steps: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,491 @@
+"""The training monitor: watch, compare and steer runs live.
+
+Left: the open runs (colour, state, alerts), run control and the trainer's console. Centre: the
+plots (monitor_plots.MonitorPlots). Right: the sample timeline of the selected run with "open this
+snapshot in the explorer".
+
+Reading never blocks the window: a timer polls each RunLog for at most `tick_budget_s` per tick,
+in chunks, and comes straight back while a big log still has a backlog (with a progress bar).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel,
+                               QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
+                               QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from ..engine.runlog import RunLog, write_csv
+from .image_view import ImageView
+from .monitor_control import ConsoleView, NewRunDialog, NewRunRequest, TrainingProcess, control_row
+from .monitor_plots import PLOTS, MonitorPlots
+
+_COL_RUN, _COL_STATE, _COL_STEP, _COL_ALERTS = range(4)
+
+
+class MonitorWidget(QWidget):
+    """Open run directories with add_run(); `open_checkpoint_requested` carries the path of the
+    checkpoint nearest the sample grid on show when the user asks to explore it."""
+
+    open_checkpoint_requested = Signal(str)
+    runs_changed = Signal()
+
+    def __init__(self, parent=None,
+                 poll_interval_ms: int = 500,     # how often a caught-up run is checked for new lines
+                 tick_budget_s: float = 0.010,    # reading time per event-loop turn while catching up
+                 chunk_bytes: int = 32 << 10,     # bytes read per poll while catching up
+                 stall_seconds: float = 300.0,    # silence after which a running run counts as stalled
+                 default_outdir: str = "runs"):   # where the New run form puts runs
+        super().__init__(parent)
+        self.poll_interval_ms = poll_interval_ms
+        self.tick_budget_s = tick_budget_s
+        self.chunk_bytes = chunk_bytes
+        self.stall_seconds = stall_seconds
+        self.default_outdir = default_outdir
+        self.runs: list[RunLog] = []
+        self.processes: dict[Path, TrainingProcess] = {}
+        self._items: dict[int, QTreeWidgetItem] = {}
+        self._drawn_versions: dict[int, int] = {}
+        self._last_draw = 0.0
+        self._timeline_key: tuple = ()
+        self._shown_sample: Path | None = None
+        self._pending: TrainingProcess | None = None   # a new run whose directory is not known yet
+        self._grids = []
+
+        # ---- widgets: run list and control (left) --------------------------------------------------
+        self.run_list = QTreeWidget()
+        self.run_list.setHeaderLabels(["Run", "State", "Step", "Alerts"])
+        self.run_list.setRootIsDecorated(False)
+        self.run_list.setColumnWidth(_COL_RUN, 150)
+        self.run_list.setColumnWidth(_COL_STATE, 64)
+        self.run_list.setColumnWidth(_COL_STEP, 56)
+        self.open_button = QPushButton("Open run…")
+        self.remove_button = QPushButton("Close run")
+        self.load_progress = QProgressBar()
+        self.load_progress.setFormat("reading logs %p%")
+        self.load_progress.setVisible(False)
+        self.new_run_button = QPushButton("New run…")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.resume_kimg = QDoubleSpinBox(minimum=0.0, maximum=1e6, decimals=3, value=0.0,
+                                          specialValueText="as configured", suffix=" kimg")
+        self.resume_kimg.setToolTip("Resume until this many kimg (extends a finished run)")
+        self.console = ConsoleView()
+        control = QGroupBox("Run control")
+        control_layout = QVBoxLayout(control)
+        control_layout.addLayout(control_row(self.new_run_button, self.stop_button))
+        control_layout.addLayout(control_row(self.resume_button, self.resume_kimg))
+        control_layout.addWidget(self.console, 1)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(4, 4, 4, 4)
+        left_layout.addWidget(self.run_list, 2)
+        left_layout.addLayout(control_row(self.open_button, self.remove_button))
+        left_layout.addWidget(self.load_progress)
+        left_layout.addWidget(control, 3)
+
+        # ---- widgets: plots (centre) ----------------------------------------------------------------
+        self.plots = MonitorPlots()
+        self.x_axis = QComboBox()
+        self.x_axis.addItems(["step", "kimg", "time"])
+        self.smoothing = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=99)
+        self.smoothing.setValue(int(round(self.plots.smoothing * 100)))
+        self.smoothing.setFixedWidth(140)
+        self.smoothing_label = QLabel()
+        self.export_png_button = QToolButton(text="Export PNG")
+        self.export_png_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        png_menu = QMenu(self.export_png_button)
+        png_menu.addAction("All plots…", lambda: self._on_export_png_clicked(None))
+        for spec in PLOTS:
+            png_menu.addAction(spec.title + "…", lambda key=spec.key: self._on_export_png_clicked(key))
+        self.export_png_button.setMenu(png_menu)
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.readout = QLabel(" ")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        toolbar = QHBoxLayout()
+        toolbar.addWidget(QLabel("x axis"))
+        toolbar.addWidget(self.x_axis)
+        toolbar.addSpacing(12)
+        toolbar.addWidget(QLabel("smoothing"))
+        toolbar.addWidget(self.smoothing)
+        toolbar.addWidget(self.smoothing_label)
+        toolbar.addStretch(1)
+        toolbar.addWidget(self.export_png_button)
+        toolbar.addWidget(self.export_csv_button)
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(4, 4, 4, 4)
+        centre_layout.addLayout(toolbar)
+        centre_layout.addWidget(self.readout)
+        centre_layout.addWidget(self.plots, 1)
+
+        # ---- widgets: sample timeline (right) ----------------------------------------------------
+        self.sample_view = ImageView()
+        self.sample_view.setMinimumSize(220, 220)
+        self.sample_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=0)
+        self.sample_label = QLabel("no sample grids yet")
+        self.sample_label.setWordWrap(True)
+        self.explore_button = QPushButton("Open this snapshot in the explorer")
+        self.explore_button.setEnabled(False)
+        self.checkpoint_label = QLabel("")
+        self.checkpoint_label.setWordWrap(True)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 4, 4, 4)
+        self.samples_title = QLabel("<b>Samples</b>")
+        right_layout.addWidget(self.samples_title)
+        right_layout.addWidget(self.sample_view, 1)
+        right_layout.addWidget(self.sample_slider)
+        right_layout.addWidget(self.sample_label)
+        right_layout.addWidget(self.explore_button)
+        right_layout.addWidget(self.checkpoint_label)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for part in (left, centre, right):
+            splitter.addWidget(part)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 880, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        # ---- wiring ---------------------------------------------------------------------------------
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.remove_button.clicked.connect(self._on_remove_clicked)
+        self.new_run_button.clicked.connect(self._on_new_run_clicked)
+        self.stop_button.clicked.connect(self._on_stop_clicked)
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.run_list.currentItemChanged.connect(self._on_selected_run_changed)
+        self.run_list.itemChanged.connect(self._on_run_item_changed)
+        self.x_axis.currentTextChanged.connect(self._on_x_axis_changed)
+        self.smoothing.valueChanged.connect(self._on_smoothing_changed)
+        self.export_csv_button.clicked.connect(self._on_export_csv_clicked)
+        self.plots.readout_changed.connect(self._on_readout_changed)
+        self.sample_slider.valueChanged.connect(self._on_sample_step_changed)
+        self.explore_button.clicked.connect(self._on_explore_clicked)
+        self._poll_timer = QTimer(self, singleShot=True)
+        self._poll_timer.timeout.connect(self._on_poll)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._on_smoothing_changed(self.smoothing.value())
+        self._update_buttons()
+
+    # ---- public -------------------------------------------------------------------------------------
+    def add_run(self, path: str | Path) -> RunLog:
+        """Start watching a run directory (or its events.jsonl); an open one is not added twice."""
+        run_dir = Path(path).resolve()
+        if run_dir.is_file():
+            run_dir = run_dir.parent
+        for run in self.runs:
+            if run.run_dir.resolve() == run_dir:
+                return run
+        run = RunLog(run_dir, stall_seconds=self.stall_seconds)   # FileNotFoundError: not a folder
+        self.runs.append(run)
+        colour = self.plots.add_run(run)
+        item = QTreeWidgetItem([run.name, "…", "", ""])
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(_COL_RUN, Qt.CheckState.Checked)
+        item.setIcon(_COL_RUN, _swatch(colour))
+        item.setToolTip(_COL_RUN, str(run_dir))
+        item.run = run
+        self._items[id(run)] = item
+        self.run_list.addTopLevelItem(item)
+        if self.run_list.currentItem() is None:
+            self.run_list.setCurrentItem(item)
+        self.runs_changed.emit()
+        self._poll_timer.start(0)
+        return run
+
+    def remove_run(self, run: RunLog) -> None:
+        if run not in self.runs:
+            return
+        self.runs.remove(run)
+        self.plots.remove_run(run)
+        item = self._items.pop(id(run))
+        self.run_list.takeTopLevelItem(self.run_list.indexOfTopLevelItem(item))
+        self._drawn_versions.pop(id(run), None)
+        self.runs_changed.emit()
+        self._refresh_timeline(force=True)
+
+    def selected_run(self) -> RunLog | None:
+        item = self.run_list.currentItem()
+        return getattr(item, "run", None) if item is not None else None
+
+    def is_loading(self) -> bool:
+        """True while some open log has lines not yet read (or not yet drawn)."""
+        return any(run.backlog() for run in self.runs) or any(
+            self._drawn_versions.get(id(run)) != run.version for run in self.runs)
+
+    def start_run(self, request: NewRunRequest) -> TrainingProcess:
+        """Start a new training process; its run directory is opened as soon as it appears."""
+        process = TrainingProcess(self)
+        process.output.connect(self.console.append_output)
+        process.run_dir_found.connect(lambda path, p=process: self._on_process_run_dir_found(p, path))
+        process.finished.connect(lambda code, p=process: self._on_process_finished(p))
+        process.start_new(request)
+        self._pending = process
+        self._update_buttons()
+        return process
+
+    def stop_run(self, run: RunLog | None = None) -> None:
+        process = self._process_of(run or self.selected_run())
+        if process is not None:
+            process.stop()
+
+    def resume_run(self, run: RunLog | None = None, kimg: float | None = None) -> TrainingProcess | None:
+        run = run or self.selected_run()
+        if run is None or self._process_of(run) is not None:
+            return None
+        if not (run.run_dir / "state" / "last.pt").is_file():
+            self.console.append_output(f"[monitor] {run.name} has no state/last.pt to resume from\n")
+            return None
+        process = TrainingProcess(self)
+        process.output.connect(self.console.append_output)
+        process.finished.connect(lambda code, p=process: self._on_process_finished(p))
+        self.processes[run.run_dir.resolve()] = process
+        process.resume(run.run_dir, kimg)
+        self._update_buttons()
+        self._update_run_items()
+        return process
+
+    def shutdown(self, wait_s: float = 30.0) -> None:
+        """Stop every trainer started from here (each saves first) and wait for them."""
+        self._poll_timer.stop()
+        processes = list(self.processes.values()) + ([self._pending] if self._pending else [])
+        for process in processes:
+            process.stop()
+        for process in processes:
+            if process.is_running() and not process.wait(int(wait_s * 1000)):
+                process.process.kill()
+                process.wait(5000)
+
+    # ---- polling --------------------------------------------------------------------------------------
+    def _on_poll(self) -> None:
+        deadline = time.perf_counter() + self.tick_budget_s
+        catching_up = False
+        for run in list(self.runs):
+            while True:
+                run.poll(self.chunk_bytes)
+                if not run.backlog() or time.perf_counter() > deadline:
+                    break
+            catching_up = catching_up or run.backlog() > 0
+        now = time.perf_counter()
+        # While catching up on a big log, redraw now and then (not every chunk): drawing a long
+        # series costs more than reading a chunk.
+        if not catching_up or now - self._last_draw > 1.0:
+            self._redraw()
+            self._last_draw = time.perf_counter()
+        self._update_progress(catching_up)
+        self._update_run_items()
+        if self.runs or self.processes:
+            self._poll_timer.start(0 if catching_up else self.poll_interval_ms)
+
+    def _redraw(self) -> None:
+        changed = [run for run in self.runs if self._drawn_versions.get(id(run)) != run.version]
+        if changed:
+            self.plots.refresh()
+            for run in changed:
+                self._drawn_versions[id(run)] = run.version
+        self._refresh_timeline()
+
+    def _update_progress(self, catching_up: bool) -> None:
+        if catching_up:
+            total = sum(run.file_size() for run in self.runs)
+            done = sum(run.bytes_read for run in self.runs)
+            self.load_progress.setMaximum(1000)
+            self.load_progress.setValue(int(1000 * done / max(total, 1)))
+        self.load_progress.setVisible(catching_up)
+
+    def _update_run_items(self) -> None:
+        for run in self.runs:
+            item = self._items[id(run)]
+            process = self._process_of(run)
+            state = run.state if run.state != "unknown" else ("starting" if process else "no log")
+            if process is not None and process.is_running() and state != "running":
+                state += " (process)"
+            alerts = run.alerts
+            texts = (state, str(run.last_step), ", ".join(sorted({a.short for a in alerts})))
+            for column, text in zip((_COL_STATE, _COL_STEP, _COL_ALERTS), texts):
+                if item.text(column) != text:
+                    item.setText(column, text)
+            tooltip = "\n".join(a.message for a in alerts) or run.status_message
+            if run.bad_lines:
+                tooltip += f"\n{run.bad_lines} unreadable line(s) skipped"
+            if item.toolTip(_COL_ALERTS) != tooltip:
+                item.setToolTip(_COL_ALERTS, tooltip)
+                item.setToolTip(_COL_STATE, tooltip)
+            colour = QBrush(QColor("#ff5050")) if alerts else QBrush()
+            item.setForeground(_COL_ALERTS, colour)
+            item.setForeground(_COL_STATE, colour if run.state == "failed" else QBrush())
+        self._update_buttons()
+
+    # ---- sample timeline ----------------------------------------------------------------------------
+    def _refresh_timeline(self, force: bool = False) -> None:
+        run = self.selected_run()
+        key = (id(run), run.version if run else -1)
+        if not force and key == self._timeline_key:
+            return
+        self._timeline_key = key
+        self._grids = run.sample_grids() if run else []
+        at_end = self.sample_slider.value() >= self.sample_slider.maximum()
+        self.sample_slider.blockSignals(True)
+        self.sample_slider.setMaximum(max(len(self._grids) - 1, 0))
+        if at_end or force:
+            self.sample_slider.setValue(self.sample_slider.maximum())
+        self.sample_slider.blockSignals(False)
+        self.samples_title.setText(f"<b>Samples</b> — {run.name}" if run else "<b>Samples</b>")
+        self._on_sample_step_changed(self.sample_slider.value())
+
+    def shown_sample(self):
+        """The Snapshot of the sample grid on show, or None."""
+        i = self.sample_slider.value()
+        return self._grids[i] if 0 <= i < len(self._grids) else None
+
+    # ---- slots -------------------------------------------------------------------------------------
+    def _on_sample_step_changed(self, index: int) -> None:
+        grid = self.shown_sample()
+        run = self.selected_run()
+        if grid is None or run is None:
+            self.sample_view.clear()
+            self._shown_sample = None
+            self.sample_label.setText("no sample grids yet")
+            self.explore_button.setEnabled(False)
+            self.checkpoint_label.setText("")
+            return
+        if grid.path != self._shown_sample:
+            image = _read_rgb(grid.path)
+            if image is not None:
+                self.sample_view.set_image(image)
+                self._shown_sample = grid.path
+        kimg = "" if np.isnan(grid.kimg) else f", {grid.kimg:.1f} kimg"
+        self.sample_label.setText(f"step {grid.step}{kimg}  ({index + 1} of {len(self._grids)})")
+        nearest = run.nearest_checkpoint(grid.step)
+        self.explore_button.setEnabled(nearest is not None)
+        self.checkpoint_label.setText(f"nearest checkpoint: step {nearest.step}" if nearest
+                                      else "no checkpoint on disk yet")
+
+    def _on_explore_clicked(self) -> None:
+        run, grid = self.selected_run(), self.shown_sample()
+        if run is None or grid is None:
+            return
+        nearest = run.nearest_checkpoint(grid.step)
+        if nearest is not None:
+            self.open_checkpoint_requested.emit(str(nearest.path))
+
+    def _on_selected_run_changed(self, *_) -> None:
+        self._refresh_timeline(force=True)
+        self._update_buttons()
+
+    def _on_run_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        run = getattr(item, "run", None)
+        if run is not None and column == _COL_RUN:
+            self.plots.set_run_visible(run, item.checkState(_COL_RUN) == Qt.CheckState.Checked)
+
+    def _on_x_axis_changed(self, axis: str) -> None:
+        self.plots.set_x_axis(axis)
+
+    def _on_smoothing_changed(self, value: int) -> None:
+        self.smoothing_label.setText(f"{value / 100:.2f}")
+        self.plots.set_smoothing(value / 100)
+
+    def _on_readout_changed(self, text: str) -> None:
+        self.readout.setText(text or " ")
+
+    def _on_open_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run directory", self.default_outdir)
+        if folder:
+            try:
+                self.add_run(folder)
+            except OSError as exc:
+                QMessageBox.warning(self, "Cannot open run", str(exc))
+
+    def _on_remove_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.remove_run(run)
+
+    def _on_export_png_clicked(self, plot_key: str | None) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot as PNG", "monitor.png", "PNG images (*.png)")
+        if path:
+            try:
+                self.plots.export_png(path, plot_key)
+            except OSError as exc:
+                QMessageBox.warning(self, "Export failed", str(exc))
+
+    def _on_export_csv_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export data as CSV", "monitor.csv", "CSV files (*.csv)")
+        if path:
+            try:
+                write_csv(self.runs, path)
+            except OSError as exc:
+                QMessageBox.warning(self, "Export failed", str(exc))
+
+    def _on_new_run_clicked(self) -> None:
+        dialog = NewRunDialog(self, outdir=self.default_outdir)
+        if dialog.exec() == NewRunDialog.DialogCode.Accepted:
+            try:
+                self.start_run(dialog.request())
+            except ValueError as exc:   # e.g. unbalanced quotes in the extra options
+                QMessageBox.warning(self, "Cannot start the run", str(exc))
+
+    def _on_stop_clicked(self) -> None:
+        self.stop_run()
+
+    def _on_resume_clicked(self) -> None:
+        self.resume_run(kimg=self.resume_kimg.value() or None)
+
+    def _on_process_run_dir_found(self, process: TrainingProcess, path: str) -> None:
+        self.processes[Path(path).resolve()] = process
+        if self._pending is process:
+            self._pending = None
+        run = self.add_run(path)
+        self.run_list.setCurrentItem(self._items[id(run)])
+        self._update_run_items()
+
+    def _on_process_finished(self, process: TrainingProcess) -> None:
+        for key, p in list(self.processes.items()):
+            if p is process:
+                del self.processes[key]
+        if self._pending is process:
+            self._pending = None
+        process.deleteLater()
+        self._poll_timer.start(0)   # read the trainer's last lines now
+        self._update_buttons()
+
+    # ---- helpers --------------------------------------------------------------------------------------
+    def _process_of(self, run: RunLog | None) -> TrainingProcess | None:
+        if run is None:
+            return None
+        process = self.processes.get(run.run_dir.resolve())
+        return process if process is not None and process.is_running() else None
+
+    def _update_buttons(self) -> None:
+        run = self.selected_run()
+        running = self._process_of(run) is not None
+        self.stop_button.setEnabled(running)
+        # A run that says "running" but has gone silent (its trainer was killed) may be resumed too.
+        idle = run is not None and (run.state != "running" or any(a.kind == "stalled" for a in run.alerts))
+        self.resume_button.setEnabled(idle and not running and (run.run_dir / "state" / "last.pt").is_file())
+        self.remove_button.setEnabled(run is not None and not running)
+        self.export_csv_button.setEnabled(bool(self.runs))
+
+
+def _swatch(colour: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
+def _read_rgb(path: Path):
+    """A sample grid PNG as uint8 [H, W, 3], or None when it cannot be read (yet)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except (OSError, ValueError):
+        return None
