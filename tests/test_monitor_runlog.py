@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ganstudio.engine.runlog import (EmaSmoother, RunLog, Series, detect_d_collapse, detect_divergence,
-                                     ema_smooth, first_nonfinite, is_collapse_alarm, is_stalled, write_csv)
+                                     collapse_alarm, ema_smooth, first_nonfinite, is_stalled, write_csv)
 from trainer.events import EventWriter
 
 
@@ -151,8 +151,13 @@ def test_detectors_on_arrays():
     assert hit is not None and hit >= 200 and exploding[hit] > 50
     assert detect_divergence(np.full(100, np.nan)) is None
 
-    assert is_collapse_alarm("collapse/alarm", 1.0) and is_collapse_alarm("mode_collapse", 3)
-    assert not is_collapse_alarm("collapse/alarm", 0.0) and not is_collapse_alarm("fid", 5.0)
+    assert collapse_alarm("near_duplicates", 0.4) and collapse_alarm("collapse/near_duplicates", 0.2)
+    assert not collapse_alarm("near_duplicates", 0.012) and not collapse_alarm("near_duplicates", float("nan"))
+    assert collapse_alarm("cosine_mean", 0.9, real_cosine_mean=0.3)     # spread 0.1 against 0.7
+    assert not collapse_alarm("cosine_mean", 0.4, real_cosine_mean=0.3)
+    assert not collapse_alarm("collapse/cosine_mean", 0.9)               # no real figure to compare with
+    assert collapse_alarm("collapse/alarm", 1.0) and not collapse_alarm("collapse/alarm", 0.0)
+    assert not collapse_alarm("fid", 500.0)
     assert is_stalled("running", 301, 300) and not is_stalled("finished", 1e6, 300)
     assert not is_stalled("running", 10, 300)
 
@@ -174,6 +179,33 @@ def test_runlog_raises_nan_collapse_divergence_and_failed_alerts(run_dir):
     assert kinds["collapse_alarm"].series == "collapse/alarm"
     assert kinds["failed"].message == "loss/D became nan at step 41"
     assert math.isnan(run.scalars["loss/D"].column("value")[-1])
+
+
+def test_collapse_alarm_follows_the_newest_evaluation_and_metric_errors_show(run_dir):
+    # The lines trainer.metrics.training writes: metric lines with provenance, then the alarm scalars.
+    w = EventWriter(run_dir / "events.jsonl")
+    prov = {"cosine_mean_real": 0.25, "near_duplicate_threshold": 0.1}
+    w.write("metric", 100, 3.2, name="cosine_mean", value=0.95, num_samples=2000, features="inception",
+            provenance=prov)
+    w.write("metric", 100, 3.2, name="near_duplicates", value=0.35, num_samples=2000, features="inception",
+            provenance=prov)
+    w.write("scalars", 100, 3.2, values={"collapse/cosine_mean": 0.95, "collapse/near_duplicates": 0.35})
+    run = RunLog(run_dir)
+    run.poll()
+    alarms = [a for a in run.alerts if a.kind == "collapse_alarm"]
+    assert sorted(a.series.rsplit("/", 1)[-1] for a in alarms) == ["cosine_mean", "near_duplicates"]
+    assert all(a.step == 100 for a in alarms)
+    w.write("metric", 200, 6.4, name="cosine_mean", value=0.3, num_samples=2000, provenance=prov)
+    w.write("metric", 200, 6.4, name="near_duplicates", value=0.011, num_samples=2000, provenance=prov)
+    w.write("scalars", 200, 6.4, values={"collapse/cosine_mean": 0.3, "collapse/near_duplicates": 0.011})
+    w.write("metric", 200, 6.4, name="fid", value=float("nan"), num_samples=0, features="",
+            error="no Inception weights found")
+    w.write("metric", 200, 6.4, name="kid", value=0.02, std=0.004, ci95=0.003, num_samples=2000)
+    run.poll()
+    assert [a.kind for a in run.alerts] == ["metric_error"]
+    assert "no Inception weights found" in run.alerts[0].message
+    np.testing.assert_allclose([run.metrics["kid"].column("low")[0], run.metrics["kid"].column("high")[0]],
+                               [0.017, 0.023])   # the 95% interval is preferred to +-1 std
 
 
 def test_critic_losses_are_not_flagged_as_d_collapse(run_dir):

@@ -81,7 +81,7 @@ class Series:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str       # "nan" | "d_collapse" | "diverging" | "collapse_alarm" | "stalled" | "failed"
+    kind: str       # "nan" | "d_collapse" | "diverging" | "collapse_alarm" | "metric_error" | "stalled" | "failed"
     series: str     # the scalar or metric concerned; "" for the run as a whole
     step: int       # first step at which it showed; -1 when it has no step (stalled)
     message: str    # one line for a person
@@ -92,7 +92,8 @@ class Alert:
 
 
 ALERT_TITLES = {"nan": "NaN", "d_collapse": "D loss at 0", "diverging": "diverging",
-                "collapse_alarm": "collapse alarm", "stalled": "stalled", "failed": "failed"}
+                "collapse_alarm": "collapse alarm", "metric_error": "metric error", "stalled": "stalled",
+                "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,31 @@ def detect_divergence(loss: np.ndarray, window: int = 20, factor: float = 10.0,
     return int(positions[start + (bad[0] + 2) * window - 1])
 
 
-def is_collapse_alarm(name: str, value: float) -> bool:
-    """The metrics' quick collapse alarm: any logged quantity named like "...collapse..." that
-    is raised (non-zero, e.g. 1.0 or a count of near-duplicates)."""
-    return "collapse" in name.lower() and math.isfinite(value) and value > 0
+# trainer.metrics' quick collapse alarm logs two numbers; these are where they turn alarming.
+NEAR_DUPLICATES_ALARM = 0.10   # share of near-duplicate samples; about 0.01 when healthy (by construction)
+COSINE_SPREAD_ALARM = 0.5      # (1 - cosine_mean) of the samples over that of real data
+
+
+def collapse_alarm(name: str, value: float, real_cosine_mean: float | None = None) -> str | None:
+    """Whether a logged collapse figure is alarming -> a reason for a person, or None.
+
+    near_duplicates: share of samples with a generated neighbour closer than almost all real
+    pairs (about 0.01 when healthy). cosine_mean: mean pairwise cosine similarity of samples;
+    alarming when the samples are less than half as spread as the real data. A quantity named
+    ".../alarm" is alarming when it is non-zero."""
+    if not math.isfinite(value):
+        return None
+    base = name.rsplit("/", 1)[-1]
+    if base == "near_duplicates" and value > NEAR_DUPLICATES_ALARM:
+        return f"{value:.0%} of samples are near-duplicates (about 1% when healthy)"
+    if base == "cosine_mean" and real_cosine_mean is not None and math.isfinite(real_cosine_mean):
+        spread, real_spread = 1 - value, 1 - real_cosine_mean
+        if real_spread > 0 and spread / real_spread < COSINE_SPREAD_ALARM:
+            return (f"samples are alike: mean cosine similarity {value:.3f} against {real_cosine_mean:.3f} "
+                    "for real data")
+    if base == "alarm" and "collapse" in name and value > 0:
+        return f"{name} = {value:g}"
+    return None
 
 
 def is_stalled(state: str, seconds_since_last_line: float, threshold: float) -> bool:
@@ -234,7 +256,8 @@ class RunLog:
         self.resumes: list[int] = []
         self.version = 0
         self._reader = EventReader(self.events_path)
-        self._alerts: dict[tuple[str, str], Alert] = {}
+        self._alerts: dict[tuple[str, str], Alert] = {}   # historic: first NaN, collapse of D, ...
+        self._collapse: dict[str, Alert] = {}              # current: from the newest evaluation
         self._checked: dict[str, int] = {}   # per scalar: rows already seen by the detectors
         self._last_growth = self._file_mtime() or time.time()
 
@@ -297,17 +320,24 @@ class RunLog:
                         if rows is None:
                             rows = scalar_rows[name] = []
                         rows.append((step, kimg, t, to_float(value)))
+                        if name.startswith("collapse/"):
+                            self._judge_collapse(name, rows[-1][3], int(step))
             elif kind == "metric":
                 name = event.get("name")
                 if isinstance(name, str) and name:
                     value = to_float(event.get("value"))
                     low, high = _band(event, value)
                     metric_rows.setdefault(name, []).append((step, kimg, t, value, low, high))
-                    self.metric_info[name] = {k: v for k, v in event.items()
-                                              if k not in ("kind", "step", "kimg", "time", "name", "value")}
-                    if is_collapse_alarm(name, value):
-                        self._raise(Alert("collapse_alarm", name, int(step),
-                                          f"{name} = {value:g} at step {int(step)}"))
+                    info = {k: v for k, v in event.items()
+                            if k not in ("kind", "step", "kimg", "time", "name", "value")}
+                    self.metric_info[name] = info
+                    if isinstance(info.get("error"), str):
+                        self._raise(Alert("metric_error", name, int(step),
+                                          f"{name} could not be computed at step {int(step)}: {info['error']}"))
+                    provenance = info.get("provenance")
+                    real_cosine = provenance.get("cosine_mean_real") if isinstance(provenance, dict) else None
+                    self._judge_collapse(name, value, int(step), to_float(real_cosine)
+                                         if real_cosine is not None else None)
             elif kind == "samples":
                 self._add_snapshot(self.samples, step, kimg, event.get("path"))
             elif kind == "checkpoint":
@@ -348,6 +378,7 @@ class RunLog:
         self.samples = [s for s in self.samples if s.step <= step]
         self.checkpoints = [s for s in self.checkpoints if s.step <= step]
         self._alerts = {k: a for k, a in self._alerts.items() if a.step <= step}
+        self._collapse = {k: a for k, a in self._collapse.items() if a.step <= step}
         self._checked = {name: min(n, len(self.scalars[name])) for name, n in self._checked.items()
                          if name in self.scalars}
 
@@ -382,18 +413,21 @@ class RunLog:
                     self._raise(Alert("diverging", name, int(steps[lo + hit]),
                                       f"{name} is growing without bound ({values[lo + hit]:.3g} "
                                       f"at step {int(steps[lo + hit])})"))
-            if "collapse" in name.lower():
-                raised = np.flatnonzero(np.isfinite(values[done:]) & (values[done:] > 0))
-                if len(raised):
-                    i = done + int(raised[0])
-                    self._raise(Alert("collapse_alarm", name, int(steps[i]),
-                                      f"{name} = {values[i]:g} at step {int(steps[i])}"))
             self._checked[name] = len(series)
+
+    def _judge_collapse(self, name: str, value: float, step: int, real_cosine: float | None = None) -> None:
+        """The collapse alarm follows the newest evaluation: a later healthy figure clears it."""
+        key = name.rsplit("/", 1)[-1]
+        reason = collapse_alarm(name, value, real_cosine)
+        if reason:
+            self._collapse[key] = Alert("collapse_alarm", name, step, f"collapse alarm at step {step}: {reason}")
+        elif math.isfinite(value) and (key in ("near_duplicates", "alarm") or real_cosine is not None):
+            self._collapse.pop(key, None)
 
     @property
     def alerts(self) -> list[Alert]:
         """Alerts raised so far, plus the ones that describe the run's current state."""
-        found = sorted(self._alerts.values(), key=lambda a: (a.step, a.kind))
+        found = sorted([*self._alerts.values(), *self._collapse.values()], key=lambda a: (a.step, a.kind))
         if self.state == "failed":
             found.append(Alert("failed", "", self.last_step, self.status_message or "the run failed"))
         if is_stalled(self.state, self.seconds_since_last_line(), self.stall_seconds):
@@ -448,9 +482,13 @@ class RunLog:
 
 
 def _band(event: dict, value: float) -> tuple[float, float]:
-    """A metric's confidence band: (ci_low, ci_high) when logged, else value -/+ std, else NaN."""
+    """A metric's band: (ci_low, ci_high) when logged, else value -/+ ci95 (half-width of a 95%
+    interval), else value -/+ std, else NaN."""
     if "ci_low" in event or "ci_high" in event:
         return to_float(event.get("ci_low")), to_float(event.get("ci_high"))
+    if "ci95" in event:
+        half = to_float(event.get("ci95"))
+        return value - half, value + half
     if "std" in event:
         std = to_float(event.get("std"))
         return value - std, value + std

@@ -20,8 +20,8 @@ class PlotSpec:
     key: str
     title: str
     scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
-    metrics: str = ""                  # "fid": metrics named fid*; "other": every other metric
-    catch_all: bool = False            # scalars no other plot shows
+    metrics: str = ""                  # metrics whose name starts with this ("fid", "kid")
+    catch_all: bool = False            # metrics and scalars no other plot shows
 
 
 PLOTS = (
@@ -32,10 +32,9 @@ PLOTS = (
     PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
     PlotSpec("fid", "FID", metrics="fid"),
-    PlotSpec("metrics", "KID and other metrics", metrics="other"),
-    PlotSpec("other", "Other scalars", catch_all=True),
+    PlotSpec("kid", "KID", metrics="kid"),
+    PlotSpec("other", "Other metrics and scalars", catch_all=True),
 )
-_SHOWN_SCALARS = {name for spec in PLOTS for name in spec.scalars}
 X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
 
 RUN_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7")
@@ -46,10 +45,9 @@ ALERT_COLOUR = "#ff5050"
 
 def plot_for(name: str, is_metric: bool) -> str:
     """The key of the plot that shows a scalar or metric called `name`."""
-    if is_metric:
-        return "fid" if name.lower().startswith("fid") else "metrics"
     for spec in PLOTS:
-        if name in spec.scalars:
+        if (spec.metrics and is_metric and name.lower().startswith(spec.metrics)) or \
+                (not is_metric and name in spec.scalars):
             return spec.key
     return "other"
 
