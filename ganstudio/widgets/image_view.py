@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter
 
 _configured = False
@@ -49,7 +49,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.item.clear()
 
     def _on_scene_clicked(self, event) -> None:
-        if self.image is None or event.button() != 1:
+        if self.image is None or event.button() != Qt.MouseButton.LeftButton:
             return
         point = self.item.mapFromScene(event.scenePos())
         row, col = int(point.y()), int(point.x())

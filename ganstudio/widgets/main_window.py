@@ -48,7 +48,9 @@ class MainWindow(QMainWindow):
         self.last_result: RenderResult | None = None
         self.last_grid: RenderResult | None = None
         self.stale_dropped = 0                  # results that arrived after a newer one was shown
-        self._next_request_id = 0
+        self._next_request_id = 0               # one counter for image and grid requests
+        self.requested_id = -1                  # the newest image request sent to the worker
+        self.requested_grid_id = -1
         self._shown_id = -1
         self._shown_grid_id = -1
         self._grid_dirty = True
@@ -125,7 +127,8 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.worker.cancel)
+        # a lambda, so the call happens now on this thread, not queued behind the job on the worker's
+        self.cancel_button.clicked.connect(lambda: self.worker.cancel())
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.render_label)
@@ -225,6 +228,7 @@ class MainWindow(QMainWindow):
             return generation, renderer.compute_directions(num_samples, num_components, progress)
 
         self._jobs_running["directions"] = "computing directions"
+        self._show_progress(0.0, f"computing directions from {num_samples} latents")
         self.worker.submit_job(Job("directions", run))
 
     def set_device(self, device: str, half: bool) -> None:
@@ -307,7 +311,8 @@ class MainWindow(QMainWindow):
         if self.info is None:
             return
         self._next_request_id += 1
-        self.worker.submit(request_from_workspace(self.workspace, self.info, self._next_request_id))
+        self.requested_id = self._next_request_id
+        self.worker.submit(request_from_workspace(self.workspace, self.info, self.requested_id))
 
     def _request_grid(self) -> None:
         """The grid renders only while the mixing panel shows, so it never slows the main image."""
@@ -317,7 +322,8 @@ class MainWindow(QMainWindow):
             return
         self._grid_dirty = False
         self._next_request_id += 1
-        self.worker.submit(request_from_workspace(self.workspace, self.info, self._next_request_id, grid=True))
+        self.requested_grid_id = self._next_request_id
+        self.worker.submit(request_from_workspace(self.workspace, self.info, self.requested_grid_id, grid=True))
 
     def _on_rendered(self, result: RenderResult) -> None:
         if result.request_id <= self._shown_id:

@@ -64,10 +64,14 @@ class RenderWorker(QObject):
             self._poke()
 
     def cancel(self) -> None:
-        """Stop the running long job and drop the queued ones."""
+        """Stop the running long job and drop the queued ones (each answered as cancelled)."""
         with self._lock:
+            dropped = list(self._jobs)
             self._jobs.clear()
-        self._abort.set()
+            if self._busy:
+                self._abort.set()
+        for job in dropped:
+            self.job_failed.emit(job.name, job.token, "")
 
     def is_idle(self) -> bool:
         with self._lock:
@@ -84,6 +88,8 @@ class RenderWorker(QObject):
         while True:
             with self._lock:
                 job = self._jobs.popleft() if self._jobs else None
+                if job is not None:
+                    self._abort.clear()  # under the lock, so a cancel() from now on reaches this job
                 main = grid = None
                 if job is None:
                     main, self._main = self._main, None
@@ -104,8 +110,6 @@ class RenderWorker(QObject):
                 self.grid_rendered.emit(self.renderer.render(grid))
 
     def _run_job(self, job: Job) -> None:
-        self._abort.clear()
-
         def progress(fraction: float, message: str) -> None:
             if self._abort.is_set():
                 raise Cancelled()
