@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Studio")
+    from .widgets.qt_check import binding_refcount_problem
+    problem = binding_refcount_problem()
+    if problem:
+        print(f"ganstudio: warning: {problem}", file=sys.stderr)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -308,6 +308,13 @@ def test_watch_reloads_a_newer_checkpoint(qtbot, make_window, tmp_path):
     assert "step 2" in window.model_label.text()
 
 
+def test_qt_binding_keeps_none_alive(qapp):
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None per Qt call, which crashes the
+    studio after minutes of use; this fails until a binding without that defect is installed."""
+    from ganstudio.widgets.qt_check import binding_refcount_problem
+    assert binding_refcount_problem() is None
+
+
 def test_screenshot_command(tmp_path, ckpt):
     shot = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QTabWidget, QWidget, QVBoxLayout)
@@ -32,6 +32,8 @@ PANELS = ("latent", "truncation", "mixing", "directions")
 
 
 class MainWindow(QMainWindow):
+    frame_shown = Signal(object)    # RenderResult, right after its image went to the view
+
     def __init__(self,
                  device: str = "auto",            # render device: auto (cuda, mps, cpu), cpu, cuda, mps
                  half: bool = False,              # float16 synthesis on a GPU
@@ -344,6 +346,7 @@ class MainWindow(QMainWindow):
         if len(self._frame_times) > 1:
             fps = (len(self._frame_times) - 1) / max(self._frame_times[-1] - self._frame_times[0], 1e-6)
             self.fps_label.setText(f"{fps:.1f} fps")
+        self.frame_shown.emit(result)
 
     def _on_grid_rendered(self, result: RenderResult) -> None:
         if result.request_id <= self._shown_grid_id:
