@@ -265,6 +265,20 @@ def test_workspace_reopens_exactly_and_exports(qtbot, make_window, ckpt, tmp_pat
     assert other.directions_panel.sliders["PC2"].slider.value() == -30
 
 
+def test_no_argument_opens_the_bundled_demo(qtbot, make_window):
+    from ganstudio.engine.demo import find_demo_checkpoint
+    demo = find_demo_checkpoint()
+    assert demo is not None, "assets/demo holds no checkpoint"
+    window = make_window()
+    assert window.open_demo()
+    image = wait_shown(qtbot, window)
+    info = window.info
+    assert info.c_dim == 10 and info.has_w and image.shape == (32, 32, 3) and info.path == str(demo)
+    assert "Sneaker" in info.class_names and np.array_equal(image[..., 0], image[..., 1])  # grey shows as grey
+    window.latent_panel.class_combo.setCurrentIndex(info.class_names.index("Trouser"))
+    assert not np.array_equal(wait_shown(qtbot, window), image)
+
+
 def test_drop_recent_files_and_worker_thread(qtbot, make_window, ckpt, tmp_path):
     window = make_window()
     mime = QMimeData()

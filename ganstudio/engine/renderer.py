@@ -18,6 +18,8 @@ from .latents import mix_layers, pca_directions, seed_to_z, truncate, truncated_
 
 CLASS_MEAN_SAMPLES = 2000   # z per class when estimating a class's mean w
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
+GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
+GRID_CORNER_GREY = 48       # the empty top-left cell of the mixing grid
 
 Progress = Callable[[float, str], None]  # (fraction 0-1, message); may raise Cancelled
 
@@ -277,14 +279,18 @@ class Renderer:
                            ws_cols[None].expand(R, C, L, W).reshape(R * C, L, W), mask)
         everything = torch.cat([ws_cols, ws_rows, cells])
         images = self._synthesize(self._finish_ws(everything, req), req.noise_mode)
-        res = G.img_resolution
-        blank = np.full((res, res, 3), 40, np.uint8)
-        tiles = [blank] + list(images[:C])
+        res, gap = G.img_resolution, 1
+        cell = res + gap
+        mosaic = np.full(((R + 1) * cell - gap, (C + 1) * cell - gap, 3), GRID_GAP_GREY, np.uint8)
+        mosaic[:res, :res] = GRID_CORNER_GREY
+        for c in range(C):
+            mosaic[:res, (c + 1) * cell:(c + 1) * cell + res] = images[c]
         for r in range(R):
-            tiles += [images[C + r]] + list(images[C + R + r * C:C + R + (r + 1) * C])
-        from trainer.images import make_grid
-        mosaic = make_grid(np.stack(tiles), C + 1, pad=1)
-        return {"image": mosaic, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(), "cell_size": res + 1}
+            top = (r + 1) * cell
+            mosaic[top:top + res, :res] = images[C + r]
+            for c in range(C):
+                mosaic[top:top + res, (c + 1) * cell:(c + 1) * cell + res] = images[C + R + r * C + c]
+        return {"image": mosaic, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(), "cell_size": cell}
 
     def _render_points(self, req: RenderRequest) -> dict:
         """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed."""

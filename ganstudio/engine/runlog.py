@@ -191,35 +191,133 @@ class EmaSmoother:
 
     def __init__(self, weight: float):
         self.weight = float(weight)
-        self._out = np.empty(0)
+        self._reset(None)
+
+    def _reset(self, generation) -> None:
+        self._out = np.empty(64)
+        self._size = 0
         self._state = 0.0       # the undebiased average so far
         self._count = 0         # finite points averaged so far
-        self._generation = None
+        self._generation = generation
 
     def update(self, values: np.ndarray, generation: int) -> np.ndarray:
+        """values [N] (the whole series so far) -> smoothed [N] (a view, valid until the next call)."""
         values = np.asarray(values, dtype=np.float64)
         if self.weight <= 0:
             return values
-        if generation != self._generation or len(values) < len(self._out):
-            self._out, self._state, self._count, self._generation = np.empty(0), 0.0, 0, generation
-        done = len(self._out)
-        new = values[done:]
-        if not len(new):
-            return self._out
-        from scipy.signal import lfilter
+        if generation != self._generation or len(values) < self._size:
+            self._reset(generation)
+        new = values[self._size:]
+        if len(new):
+            w = self.weight
+            finite = np.isfinite(new)
+            x = new[finite]
+            smoothed = np.full(len(new), np.nan)
+            if len(x):
+                # s_k = w s_{k-1} + (1 - w) x_k, started from the carried state, then debiased.
+                acc = _ema_filter(x, w, self._state)
+                counts = self._count + np.arange(1, len(x) + 1)
+                smoothed[finite] = acc / (1 - w ** counts)
+                self._state, self._count = float(acc[-1]), int(counts[-1])
+            self._out = _append(self._out, self._size, smoothed)
+            self._size += len(new)
+        return self._out[:self._size]
 
-        w = self.weight
-        finite = np.isfinite(new)
-        x = new[finite]
-        smoothed = np.full(len(new), np.nan)
-        if len(x):
-            # s_k = w s_{k-1} + (1 - w) x_k, started from the carried state, then debiased.
-            acc, _ = lfilter([1 - w], [1, -w], x, zi=[w * self._state])
-            counts = self._count + np.arange(1, len(x) + 1)
-            smoothed[finite] = acc / (1 - w ** counts)
-            self._state, self._count = float(acc[-1]), int(counts[-1])
-        self._out = np.concatenate([self._out, smoothed])
-        return self._out
+
+def _ema_filter(x: np.ndarray, w: float, state: float) -> np.ndarray:
+    """s_j = w s_{j-1} + (1 - w) x_j from s_{-1} = state, vectorised by blocks:
+    s_j = w^(j+1) state + (1 - w) w^j sum_{i<=j} w^(-i) x_i. Blocks are short enough that
+    w^(-i) stays below e^300; the rounding error stays near eps * max|x| / (1 - w)."""
+    out = np.empty(len(x))
+    block = int(min(1024, max(8, 300.0 / -math.log(w))))
+    powers = w ** np.arange(block + 1, dtype=np.float64)   # w^0 .. w^block
+    inverse = 1.0 / powers[:block]                           # w^0 .. w^-(block-1)
+    for start in range(0, len(x), block):
+        seg = x[start:start + block]
+        n = len(seg)
+        out[start:start + n] = powers[1:n + 1] * state + (1 - w) * powers[:n] * np.cumsum(seg * inverse[:n])
+        state = out[start + n - 1]
+    return out
+
+
+def _append(buffer: np.ndarray, size: int, new: np.ndarray) -> np.ndarray:
+    """Write `new` after the first `size` entries of `buffer`, doubling it when full."""
+    need = size + len(new)
+    if need > len(buffer):
+        grown = np.empty(max(need, 2 * len(buffer)), dtype=buffer.dtype)
+        grown[:size] = buffer[:size]
+        buffer = grown
+    buffer[size:need] = new
+    return buffer
+
+
+def peak_decimate(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ~2*bins points that keep the outline of (x, y): the min and max of each run of
+    consecutive points. NaNs are skipped within a bin (a bin of NaNs stays NaN)."""
+    n = len(y)
+    if n <= 2 * bins:
+        return x, y
+    k = -(-n // bins)   # points per bin, rounded up
+    whole = (n // k) * k
+    block = y[:whole].reshape(-1, k)
+    xs = np.column_stack([x[:whole:k], x[k - 1:whole:k]]).ravel()
+    ys = np.column_stack([np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)]).ravel()
+    return np.concatenate([xs, x[whole:]]), np.concatenate([ys, y[whole:]])
+
+
+class MinMaxEnvelope:
+    """peak_decimate() of a growing series, kept up to date in time proportional to the new
+    points: bins of k points whose min and max are kept; when there are more than 2*bins bins,
+    neighbours merge and k doubles. What a plot draws when a curve has far more points than the
+    screen has pixels (a million-line log)."""
+
+    def __init__(self,
+                 bins: int = 2048):   # bins kept between bins and 2*bins once the series is long
+        self.bins = bins
+        self.reset(None)
+
+    def reset(self, key) -> None:
+        self.k = 1
+        self._key = key
+        self._done = 0                       # points summarised in whole bins
+        self._lo = np.empty((4, 64))         # per bin: x first, x last, min, max
+        self._n = 0
+
+    def update(self, x: np.ndarray, y: np.ndarray, key) -> tuple[np.ndarray, np.ndarray]:
+        """x, y [N]: the whole series so far; `key` changes when earlier points changed.
+        -> (x, y) to draw."""
+        if key != self._key or len(y) < self._done:
+            self.reset(key)
+        n = len(y)
+        if n <= 2 * self.bins and self.k == 1:
+            return x, y
+        if self.k == 1 and self._n == 0:   # first time past the limit: start with coarser bins
+            self.k = -(-n // self.bins)
+        whole = self._done + ((n - self._done) // self.k) * self.k
+        if whole > self._done:
+            block = y[self._done:whole].reshape(-1, self.k)
+            rows = np.stack([x[self._done:whole:self.k], x[self._done + self.k - 1:whole:self.k],
+                             np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)])
+            if self._n + rows.shape[1] > self._lo.shape[1]:
+                grown = np.empty((4, max(2 * self._lo.shape[1], self._n + rows.shape[1])))
+                grown[:, :self._n] = self._lo[:, :self._n]
+                self._lo = grown
+            self._lo[:, self._n:self._n + rows.shape[1]] = rows
+            self._n += rows.shape[1]
+            self._done = whole
+        while self._n > 2 * self.bins:
+            if self._n % 2:   # an odd bin out goes back to the tail, to be summarised again
+                self._n -= 1
+                self._done -= self.k
+            a, b = self._lo[:, 0:self._n:2], self._lo[:, 1:self._n:2]
+            merged = np.stack([a[0], b[1], np.fmin(a[2], b[2]), np.fmax(a[3], b[3])])
+            self._n //= 2
+            self._lo[:, :self._n] = merged
+            self.k *= 2
+        lo = self._lo[:, :self._n]
+        xs = np.column_stack([lo[0], lo[1]]).ravel()
+        ys = np.column_stack([lo[2], lo[3]]).ravel()
+        return np.concatenate([xs, x[self._done:]]), np.concatenate([ys, y[self._done:]])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,7 +331,7 @@ class RunLog:
     def __init__(self,
                  run_dir: str | os.PathLike,   # a run directory, or its events.jsonl
                  stall_seconds: float = 300.0):  # a running run silent this long is "stalled"
-        path = Path(run_dir)
+        path = Path(run_dir).resolve()
         if path.is_file() or path.suffix == ".jsonl":
             path = path.parent
         self.run_dir = path
@@ -246,8 +344,10 @@ class RunLog:
         self.scalars: dict[str, Series] = {}
         self.metrics: dict[str, Series] = {}
         self.metric_info: dict[str, dict] = {}   # last provenance of each metric (features, ...)
-        self.samples: list[Snapshot] = []
-        self.checkpoints: list[Snapshot] = []
+        self._samples: dict[int, Snapshot] = {}
+        self._checkpoints: dict[int, Snapshot] = {}
+        self._snapshot_version = 0
+        self._on_disk_cache: dict[str, tuple] = {}
         self.state = "unknown"
         self.status_message = ""
         self.last_step = 0
@@ -293,35 +393,62 @@ class RunLog:
 
     def ingest(self, events: Iterable[dict]) -> None:
         """Take in parsed events (in log order); unknown kinds and keys are ignored."""
-        scalar_rows: dict[str, list] = {}
+        # Scalars are gathered per batch as plain lists (one entry per line for step, kimg and
+        # time; per name, the line index and value) and turned into arrays once per batch.
+        steps: list[float] = []
+        kimgs: list[float] = []
+        times: list[float] = []
+        line_of: dict[str, list[int]] = {}
+        value_of: dict[str, list[float]] = {}
         metric_rows: dict[str, list] = {}
         count = 0
 
         def flush():
-            for name, rows in scalar_rows.items():
-                self.scalars.setdefault(name, Series(name)).extend(rows)
+            if steps:
+                columns = np.array([steps, kimgs, times], dtype=np.float64)
+                for name, values in value_of.items():
+                    lines = line_of[name]
+                    block = np.empty((len(values), 4))
+                    if len(lines) == len(steps):   # the usual case: logged on every line
+                        block[:, :3] = columns.T
+                    else:
+                        block[:, :3] = columns[:, lines].T
+                    block[:, 3] = values
+                    self.scalars.setdefault(name, Series(name)).extend(block)
+                    if name.startswith("collapse/"):
+                        for row in block:
+                            self._judge_collapse(name, float(row[3]), int(row[0]))
             for name, rows in metric_rows.items():
                 self.metrics.setdefault(name, Series(name, METRIC_COLUMNS)).extend(rows)
-            scalar_rows.clear()
-            metric_rows.clear()
+            for batch in (steps, kimgs, times, metric_rows, line_of, value_of):
+                batch.clear()
 
         for event in events:
             count += 1
+            step, kimg, t = event.get("step"), event.get("kimg"), event.get("time")
+            if type(step) is not int:
+                step = to_float(step)
+                if not math.isfinite(step):   # every line of a trainer's log has a step: not ours
+                    continue
+            if type(kimg) is not float:
+                kimg = to_float(kimg)
+            if type(t) is not float:
+                t = to_float(t)
             kind = event.get("kind")
-            step, kimg, t = to_float(event.get("step")), to_float(event.get("kimg")), to_float(event.get("time"))
-            if not math.isfinite(step):   # every line of a trainer's log has a step: not ours
-                continue
-            self.last_step, self.last_kimg = int(step), (kimg if math.isfinite(kimg) else self.last_kimg)
             if kind == "scalars":
                 values = event.get("values")
                 if isinstance(values, dict):
+                    line = len(steps)
+                    steps.append(step)
+                    kimgs.append(kimg)
+                    times.append(t)
                     for name, value in values.items():
-                        rows = scalar_rows.get(name)
-                        if rows is None:
-                            rows = scalar_rows[name] = []
-                        rows.append((step, kimg, t, to_float(value)))
-                        if name.startswith("collapse/"):
-                            self._judge_collapse(name, rows[-1][3], int(step))
+                        found = value_of.get(name)
+                        if found is None:
+                            found = value_of[name] = []
+                            line_of[name] = []
+                        found.append(value if type(value) is float else to_float(value))
+                        line_of[name].append(line)
             elif kind == "metric":
                 name = event.get("name")
                 if isinstance(name, str) and name:
@@ -339,9 +466,9 @@ class RunLog:
                     self._judge_collapse(name, value, int(step), to_float(real_cosine)
                                          if real_cosine is not None else None)
             elif kind == "samples":
-                self._add_snapshot(self.samples, step, kimg, event.get("path"))
+                self._add_snapshot(self._samples, step, kimg, event.get("path"))
             elif kind == "checkpoint":
-                self._add_snapshot(self.checkpoints, step, kimg, event.get("path"))
+                self._add_snapshot(self._checkpoints, step, kimg, event.get("path"))
             elif kind == "status":
                 state = event.get("state")
                 message = event.get("message")
@@ -354,20 +481,38 @@ class RunLog:
                     self._resume_at(int(resumed.group(1)))
                 if isinstance(state, str):
                     self.state, self.status_message = state, message
+            self.last_step = int(step)
+            if kimg == kimg:   # not NaN
+                self.last_kimg = kimg
         flush()
         self.events_read += count
         self._detect()
         self.version += 1
 
-    def _add_snapshot(self, listing: list[Snapshot], step: float, kimg: float, rel) -> None:
-        if not isinstance(rel, str) or not math.isfinite(step):
+    def _add_snapshot(self, listing: dict[int, Snapshot], step: float, kimg: float, rel) -> None:
+        if not isinstance(rel, str) or not rel:
             return
-        path = (self.run_dir / rel).resolve()
-        if self.run_dir.resolve() not in path.parents:   # a path pointing outside the run: ignore
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts:   # a path pointing outside the run: ignore
             return
-        listing[:] = [s for s in listing if s.step != int(step)]
-        listing.append(Snapshot(int(step), kimg if math.isfinite(kimg) else 0.0, path))
-        listing.sort(key=lambda s: s.step)
+        step = int(step)
+        if listing and step < next(reversed(listing)):   # out of order: keep the dict sorted by step
+            listing[step] = None
+            ordered = dict(sorted(listing.items()))
+            listing.clear()
+            listing.update(ordered)
+        listing[step] = Snapshot(step, kimg if math.isfinite(kimg) else 0.0, self.run_dir.joinpath(*parts))
+        self._snapshot_version += 1
+
+    @property
+    def samples(self) -> list[Snapshot]:
+        """Sample grids named by the log, by step (whether or not the files still exist)."""
+        return list(self._samples.values())
+
+    @property
+    def checkpoints(self) -> list[Snapshot]:
+        """Checkpoints named by the log, by step (whether or not the files still exist)."""
+        return list(self._checkpoints.values())
 
     def _resume_at(self, step: int) -> None:
         """The trainer went back to its snapshot at `step`: forget what the abandoned segment
@@ -375,8 +520,10 @@ class RunLog:
         self.resumes.append(step)
         for series in (*self.scalars.values(), *self.metrics.values()):
             series.drop_after(step)
-        self.samples = [s for s in self.samples if s.step <= step]
-        self.checkpoints = [s for s in self.checkpoints if s.step <= step]
+        for listing in (self._samples, self._checkpoints):
+            for later in [k for k in listing if k > step]:
+                del listing[later]
+        self._snapshot_version += 1
         self._alerts = {k: a for k, a in self._alerts.items() if a.step <= step}
         self._collapse = {k: a for k, a in self._collapse.items() if a.step <= step}
         self._checked = {name: min(n, len(self.scalars[name])) for name, n in self._checked.items()
@@ -442,18 +589,28 @@ class RunLog:
     def sample_grids(self) -> list[Snapshot]:
         """Sample grids that exist on disk, by step: those the log names, plus any found in
         samples/ (a bundled run may carry files its log does not mention, or fewer)."""
-        return _existing(self.samples, self.run_dir / "samples", "*.png")
+        return self._on_disk("samples", lambda: _existing(self.samples, self.run_dir / "samples", "*.png"))
 
     def checkpoint_files(self) -> list[Snapshot]:
         """Checkpoints that exist on disk, by step (log entries, checkpoints/, and *.safetensors
         at the top of the run directory, whose step is read from the file's metadata)."""
-        found = _existing(self.checkpoints, self.run_dir / "checkpoints", "*.safetensors")
-        steps = {s.step for s in found}
-        for path in sorted(self.run_dir.glob("*.safetensors")):
-            step, kimg = _checkpoint_step(path)
-            if step is not None and step not in steps:
-                found.append(Snapshot(step, kimg, path.resolve()))
-        return sorted(found, key=lambda s: s.step)
+        def scan():
+            found = _existing(self.checkpoints, self.run_dir / "checkpoints", "*.safetensors")
+            steps = {s.step for s in found}
+            for path in sorted(self.run_dir.glob("*.safetensors")):
+                step, kimg = _checkpoint_step(path)
+                if step is not None and step not in steps:
+                    found.append(Snapshot(step, kimg, path))
+            return sorted(found, key=lambda s: s.step)
+        return self._on_disk("checkpoints", scan)
+
+    def _on_disk(self, folder: str, scan) -> list[Snapshot]:
+        """scan() again only when the log named new files or a folder changed (its mtime)."""
+        key = (self._snapshot_version, _mtime_ns(self.run_dir / folder), _mtime_ns(self.run_dir))
+        cached = self._on_disk_cache.get(folder)
+        if cached is None or cached[0] != key:
+            cached = self._on_disk_cache[folder] = (key, scan())
+        return list(cached[1])
 
     def nearest_checkpoint(self, step: int) -> Snapshot | None:
         """The checkpoint on disk whose step is closest to `step` (the earlier one on a tie)."""
@@ -501,8 +658,15 @@ def _existing(logged: list[Snapshot], folder: Path, pattern: str) -> list[Snapsh
         for path in folder.glob(pattern):
             match = _STEP_IN_NAME.search(path.stem)
             if match and int(match.group(1)) not in by_step:
-                by_step[int(match.group(1))] = Snapshot(int(match.group(1)), math.nan, path.resolve())
+                by_step[int(match.group(1))] = Snapshot(int(match.group(1)), math.nan, path)
     return [by_step[k] for k in sorted(by_step)]
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _checkpoint_step(path: Path) -> tuple[int | None, float]:

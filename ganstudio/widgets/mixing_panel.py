@@ -58,6 +58,8 @@ class MixingPanel(QWidget):
         self.col_seeds = QLineEdit()
         self.row_seeds.setToolTip("Rows keep their own unchecked layers, e.g. 0-3")
         self.col_seeds.setToolTip("Columns supply the checked layers, e.g. 10-13")
+        self.grid_caption = QLabel()
+        self.grid_caption.setWordWrap(True)
         self.grid_error = QLabel()
         self.grid_error.setStyleSheet("color: #e06c5a")
         self.grid_view = ImageView()
@@ -78,6 +80,7 @@ class MixingPanel(QWidget):
         layout.addLayout(preset_row)
         layout.addWidget(self.commit)
         layout.addLayout(grid_form)
+        layout.addWidget(self.grid_caption)
         layout.addWidget(self.grid_error)
         layout.addWidget(self.grid_view, 1)
 
@@ -166,6 +169,10 @@ class MixingPanel(QWidget):
             button.blockSignals(False)
         for name, button in self.preset_buttons.items():
             button.setDown(bool(self.presets) and self.presets.get(name) == tuple(mask))
+        self.grid_caption.setText(
+            "Top row: column seeds. Left column: row seeds. Each cell: its row seed with the checked layers "
+            "of its column seed. Click a cell to make it the current latent."
+            if any(mask) else "Check layers or pick a preset to mix; until then every row repeats its seed.")
         if not self.row_seeds.hasFocus():
             self.row_seeds.setText(format_seeds(ws.grid_row_seeds))
         if not self.col_seeds.hasFocus():

@@ -36,7 +36,7 @@ class MonitorWidget(QWidget):
 
     def __init__(self, parent=None,
                  poll_interval_ms: int = 500,     # how often a caught-up run is checked for new lines
-                 tick_budget_s: float = 0.010,    # reading time per event-loop turn while catching up
+                 tick_budget_s: float = 0.016,    # reading time per event-loop turn while catching up
                  chunk_bytes: int = 32 << 10,     # bytes read per poll while catching up
                  stall_seconds: float = 300.0,    # silence after which a running run counts as stalled
                  default_outdir: str = "runs"):   # where the New run form puts runs
@@ -51,6 +51,7 @@ class MonitorWidget(QWidget):
         self._items: dict[int, QTreeWidgetItem] = {}
         self._drawn_versions: dict[int, int] = {}
         self._last_draw = 0.0
+        self._last_list_update = 0.0
         self._timeline_key: tuple = ()
         self._shown_sample: Path | None = None
         self._pending: TrainingProcess | None = None   # a new run whose directory is not known yet
@@ -275,13 +276,15 @@ class MonitorWidget(QWidget):
                     break
             catching_up = catching_up or run.backlog() > 0
         now = time.perf_counter()
-        # While catching up on a big log, redraw now and then (not every chunk): drawing a long
-        # series costs more than reading a chunk.
+        # While catching up on a big log, redraw and update the list now and then, not after
+        # every chunk: a repaint of the plots costs more than reading a chunk.
         if not catching_up or now - self._last_draw > 1.0:
             self._redraw()
             self._last_draw = time.perf_counter()
-        self._update_progress(catching_up)
-        self._update_run_items()
+        if not catching_up or now - self._last_list_update > 0.2:
+            self._update_progress(catching_up)
+            self._update_run_items()
+            self._last_list_update = now
         if self.runs or self.processes:
             self._poll_timer.start(0 if catching_up else self.poll_interval_ms)
 
@@ -297,8 +300,7 @@ class MonitorWidget(QWidget):
         if catching_up:
             total = sum(run.file_size() for run in self.runs)
             done = sum(run.bytes_read for run in self.runs)
-            self.load_progress.setMaximum(1000)
-            self.load_progress.setValue(int(1000 * done / max(total, 1)))
+            self.load_progress.setValue(int(100 * done / max(total, 1)))
         self.load_progress.setVisible(catching_up)
 
     def _update_run_items(self) -> None:
