@@ -294,6 +294,10 @@ def test_drop_recent_files_and_worker_thread(qtbot, make_window, ckpt, tmp_path)
     window.worker.submit_job(Job("probe", lambda renderer, progress: threading.get_ident()))
     qtbot.waitUntil(lambda: len(answers) > 0, timeout=TIMEOUT_MS)
     assert answers[0] != threading.get_ident()
+    before = window.image_view.image.copy()
+    window.set_device("cpu", False)                           # the device selector's job
+    qtbot.waitUntil(lambda: "device" not in window._jobs_running, timeout=TIMEOUT_MS)
+    assert np.array_equal(wait_shown(qtbot, window), before) and window.model_label.text().endswith("cpu")
 
 
 def test_z_only_model_uses_a_truncated_normal(qtbot, make_window, tmp_path):

@@ -28,6 +28,7 @@ WATCH_INTERVAL_MS = 2000
 GRID_FIELDS = {"class_index", "psi", "cutoff", "truncation_center", "noise_mode", "mix_layers", "grid_row_seeds",
                "grid_col_seeds", "direction_offsets", "direction_layers", "directions", "checkpoint"}
 MAIN_FIELDS = set(GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds"}) | {"seed", "z_threshold", "mix_seed", "base_ws"}
+FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
 PANELS = ("latent", "truncation", "mixing", "directions")
 
 
@@ -339,12 +340,12 @@ class MainWindow(QMainWindow):
         self.image_view.set_image(result.image)
         self.latent_panel.show_latents(result.z, result.ws)
         now = time.perf_counter()
+        if self._frame_times and now - self._frame_times[-1] > FRAME_STREAM_GAP_S:
+            self._frame_times.clear()   # a pause: the next frames start a new stream
         self._frame_times.append(now)
-        while self._frame_times and now - self._frame_times[0] > 2.0:
-            self._frame_times.popleft()
         self.render_label.setText(f"render {result.milliseconds:.1f} ms")
         span = self._frame_times[-1] - self._frame_times[0]
-        if len(self._frame_times) >= 3 and span >= 0.5:   # frames really streaming: count them
+        if len(self._frame_times) >= 3 and span >= 0.2:   # frames streaming while a control moves
             self.fps_label.setText(f"{(len(self._frame_times) - 1) / span:.1f} fps")
         else:   # a single change: what the worker could sustain at this render time
             self.fps_label.setText(f"up to {1000 / max(result.milliseconds, 1e-3):.0f} fps")

@@ -106,7 +106,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", X_LABELS[self.x_axis])
             self._legends[spec.key] = plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
                                                      brush=pg.mkBrush(32, 33, 36, 180))
-            crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
+            crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1.6))
             crosshair.setVisible(False)
             crosshair.setZValue(50)
             plot.addItem(crosshair, ignoreBounds=True)
@@ -254,7 +254,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                                  symbolBrush=pen.color())
         faint = QColor(pen.color())
         faint.setAlpha(60)
-        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), connect="finite")
+        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1.6), connect="finite")
         for item in (raw, smooth):
             plot.addItem(item)   # no clipToView/autoDownsample: _display() hands over few points
         legend = self._legends[plot_key]
