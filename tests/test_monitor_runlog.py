@@ -256,11 +256,11 @@ def test_metric_bands_from_ci_or_std_and_odd_values_do_not_crash(run_dir):
     assert run.samples == [] and run.bad_lines == 0
 
 
-def test_ema_smoothing_matches_the_definition_and_updates_incrementally():
+@pytest.mark.parametrize("w", [0.9, 0.01, 0.999])
+def test_ema_smoothing_matches_the_definition_and_updates_incrementally(w):
     rng = np.random.RandomState(0)
-    values = rng.normal(size=500)
+    values = rng.normal(size=3000) + 100
     values[[10, 200]] = np.nan
-    w = 0.9
     expected, acc, n = [], 0.0, 0
     for v in values:
         if np.isnan(v):
@@ -272,7 +272,7 @@ def test_ema_smoothing_matches_the_definition_and_updates_incrementally():
     np.testing.assert_array_equal(ema_smooth(values, 0.0), values)
 
     smoother = EmaSmoother(w)
-    for end in (1, 11, 12, 300, 500):
+    for end in (1, 11, 12, 300, 2999, 3000):
         out = smoother.update(values[:end], generation=0)
     np.testing.assert_allclose(out, expected)
     restarted = smoother.update(values[:100] + 1, generation=1)   # rows dropped: start again
@@ -318,3 +318,28 @@ def test_the_run_model_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_min_max_envelope_keeps_the_outline_of_a_growing_series():
+    from ganstudio.engine.runlog import MinMaxEnvelope, peak_decimate
+    rng = np.random.RandomState(0)
+    y = rng.normal(size=100_000)
+    y[[5000, 77_777]] = [50.0, -40.0]   # spikes the outline must keep
+    y[1000:1010] = np.nan
+    x = np.arange(len(y), dtype=np.float64) * 0.5
+    env = MinMaxEnvelope(bins=500)
+    for end in (10, 999, 1001, 5003, 40_000, 40_001, 99_999, 100_000):   # grows in odd steps
+        xs, ys = env.update(x[:end], y[:end], key=0)
+        assert len(xs) == len(ys) <= 2 * 2 * 500 + env.k
+        assert np.nanmax(ys) == np.nanmax(y[:end]) and np.nanmin(ys) == np.nanmin(y[:end])
+        assert xs[0] == 0 and xs[-1] == x[end - 1] and np.all(np.diff(xs) >= 0)
+    assert env.k > 1 and 500 <= env._n <= 1000
+    # The same outline as decimating at once with that bin size.
+    whole = (len(y) // env.k) * env.k
+    direct = y[:whole].reshape(-1, env.k)
+    np.testing.assert_array_equal(ys[0:2 * len(direct):2], np.fmin.reduce(direct, axis=1))
+    np.testing.assert_array_equal(ys[1:2 * len(direct):2], np.fmax.reduce(direct, axis=1))
+    short_x, short_y = env.update(x[:100], y[:100] + 1, key=1)   # changed earlier points: start again
+    np.testing.assert_array_equal(short_y, y[:100] + 1)
+    px, py = peak_decimate(x, y, 1000)
+    assert len(px) <= 2000 + 100 and py.max() == 50.0 and py.min() == -40.0

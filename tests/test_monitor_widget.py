@@ -196,3 +196,31 @@ def test_start_stop_and_resume_a_run_through_the_gui(qtbot, monitor, tmp_path):
     console = monitor.console.toPlainText()
     assert "$ " in console and "--resume" in console and "stopped:" in console
     assert monitor._items[id(run)].text(1) == "stopped"
+
+
+def test_a_long_log_is_drawn_as_an_envelope_and_zooming_in_shows_every_point(qtbot, monitor, tmp_path):
+    from ganstudio.widgets.monitor_plots import DISPLAY_BINS
+    run_dir = tmp_path / "00000-long"
+    run_dir.mkdir()
+    rng = np.random.RandomState(0)
+    values = rng.normal(1.0, 0.1, 20_000)
+    values[12_345] = 9.0   # one spike that must stay visible
+    with open(run_dir / "events.jsonl", "w") as f:
+        for i, v in enumerate(values):
+            f.write(json.dumps({"kind": "scalars", "step": i, "kimg": i / 100, "time": i / 10,
+                                "values": {"loss/D": v}}) + "\n")
+    monitor.smoothing.setValue(0)
+    run = monitor.add_run(run_dir)
+    qtbot.waitUntil(lambda: not monitor.is_loading(), timeout=30_000)
+    item = monitor.plots._runs[0].curves["s:loss/D"].smooth
+    x, y = item.getOriginalDataset()
+    assert len(x) <= 4 * DISPLAY_BINS + 64 and y.max() == 9.0 and y.min() == values.min()
+    assert len(monitor.plots.curve_data(run, "loss/D")[0]) == 20_000   # the read-out sees every point
+
+    monitor.plots.plots["losses"].vb.setXRange(1000, 1100, padding=0)
+    qtbot.waitUntil(lambda: len(item.getOriginalDataset()[0]) < 200, timeout=2_000)
+    x, y = item.getOriginalDataset()
+    np.testing.assert_array_equal(y, values[int(x[0]):int(x[-1]) + 1])
+    assert x[0] <= 1000 and x[-1] >= 1100
+    monitor.plots.plots["losses"].vb.enableAutoRange()
+    qtbot.waitUntil(lambda: len(item.getOriginalDataset()[0]) >= 2 * (DISPLAY_BINS - 20), timeout=2_000)

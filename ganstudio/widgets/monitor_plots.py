@@ -42,9 +42,9 @@ SERIES_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759")
 SERIES_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
 ALERT_COLOUR = "#ff5050"
 # A curve shows at most about 2 * DISPLAY_BINS points: min and max per bin beyond that. The
-# plots are well under 2,000 pixels wide, so nothing visible is lost, and a redraw costs the
+# plots are well under 1,000 pixels wide, so nothing visible is lost, and a redraw costs the
 # same for a million-point log as for a short one.
-DISPLAY_BINS = 1024
+DISPLAY_BINS = 512
 
 
 def plot_for(name: str, is_metric: bool) -> str:
@@ -106,7 +106,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", X_LABELS[self.x_axis])
             self._legends[spec.key] = plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
                                                      brush=pg.mkBrush(32, 33, 36, 180))
-            crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1.6))
+            crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
             crosshair.setVisible(False)
             crosshair.setZValue(50)
             plot.addItem(crosshair, ignoreBounds=True)
@@ -254,7 +254,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                                  symbolBrush=pen.color())
         faint = QColor(pen.color())
         faint.setAlpha(60)
-        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1.6), connect="finite")
+        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), connect="finite")
         for item in (raw, smooth):
             plot.addItem(item)   # no clipToView/autoDownsample: _display() hands over few points
         legend = self._legends[plot_key]
