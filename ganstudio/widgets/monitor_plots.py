@@ -28,7 +28,7 @@ PLOTS = (
     PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
     PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
     PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
-    PlotSpec("penalties", "Penalties: GP, R1, path length", ("gp", "r1", "pl")),
+    PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
     PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
     PlotSpec("fid", "FID", metrics="fid"),
@@ -45,6 +45,9 @@ ALERT_COLOUR = "#ff5050"
 # plots are well under 1,000 pixels wide, so nothing visible is lost, and a redraw costs the
 # same for a million-point log as for a short one.
 DISPLAY_BINS = 512
+TITLE_SIZE = "9pt"
+# Schedules, not noisy measurements: smoothing them only adds rounding noise to a flat line.
+UNSMOOTHED_PREFIXES = ("lr/",)
 
 
 def plot_for(name: str, is_metric: bool) -> str:
@@ -66,6 +69,7 @@ class _Curve:
     series_name: str
     band: tuple | None = None          # (low item, high item, FillBetweenItem) for metrics
     drawn: tuple = ()                  # (length, generation, x axis, weight) last drawn
+    is_smoothed: bool = False          # drawn smoothed, with the raw curve faint behind it
     x: np.ndarray = field(default_factory=lambda: np.empty(0))        # the whole series, as drawn:
     y: np.ndarray = field(default_factory=lambda: np.empty(0))        # smoothed when smoothing is on
     y_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -100,7 +104,8 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         for i, spec in enumerate(PLOTS):
             if i and i % columns == 0:
                 self.nextRow()
-            plot = self.addPlot(title=spec.title)
+            plot = self.addPlot()
+            plot.setTitle(spec.title, size=TITLE_SIZE)
             # No grid: pyqtgraph's grid lines cost ten times the rest of a repaint here (measured
             # 100 ms against 9 ms for the 9 plots offscreen); the hover read-out gives values.
             plot.setLabel("bottom", X_LABELS[self.x_axis])
@@ -174,17 +179,39 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                 redrawn += self._update_curve(entry, "m:" + name, series, plot_for(name, True), force)
             self._update_markers(entry, force)
         self._update_titles()
+        if redrawn:
+            self._frame_flat_plots()
         return redrawn
 
+    def _frame_flat_plots(self) -> None:
+        """pyqtgraph frames a constant curve (a fixed learning rate) as value -/+ 0.5, which
+        draws 0.0025 on top of the 0 tick; frame it as value -/+ 50% instead."""
+        for key, plot in self.plots.items():
+            ys = [item.getOriginalDataset()[1] for entry in self._runs if entry.visible
+                  for c in entry.curves.values() if c.plot_key == key for item in (c.smooth,)]
+            ys = [y[np.isfinite(y)] for y in ys if y is not None and len(y)]
+            ys = [y for y in ys if len(y)]
+            flat = bool(ys)
+            if flat:
+                lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
+                flat = hi - lo <= 1e-9 * max(abs(hi), abs(lo)) and hi != 0
+            if flat:
+                plot.vb.setYRange(lo - 0.5 * abs(lo), hi + 0.5 * abs(hi), padding=0)
+                plot.flat_framed = True
+            elif getattr(plot, "flat_framed", False):
+                plot.flat_framed = False
+                plot.vb.enableAutoRange(axis="y")
+
     def _update_titles(self) -> None:
-        """A plot that no open run feeds says so in its title instead of looking broken."""
+        """A plot that no open run feeds has a grey title, so it does not look broken."""
         fed = {c.plot_key for e in self._runs for c in e.curves.values()}
         for spec in PLOTS:
             has_data = spec.key in fed
             if self._titled.get(spec.key) != has_data:
                 self._titled[spec.key] = has_data
-                self.plots[spec.key].setTitle(spec.title if has_data else
-                                              f"{spec.title} <span style='color:#808080'>(not logged)</span>")
+                # Greyed rather than annotated: a longer title would widen the grid's minimum.
+                self.plots[spec.key].setTitle(spec.title, size=TITLE_SIZE,
+                                              color=None if has_data else "#6a6a6a")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)
@@ -198,10 +225,11 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         x, y = series.column(self.x_axis), series.column("value")
         if self.x_axis != "step" and not np.isfinite(x).all():
             x = _fill_axis(series.column("step"), x)
-        smoothed = curve.smoother.update(y, series.generation) if self.smoothing > 0 else y
-        curve.x, curve.y, curve.y_raw = x, smoothed, y
+        smooth = self.smoothing > 0 and not curve.series_name.startswith(UNSMOOTHED_PREFIXES)
+        smoothed = curve.smoother.update(y, series.generation) if smooth else y
+        curve.x, curve.y, curve.y_raw, curve.is_smoothed = x, smoothed, y, smooth
         self._display(curve, (series.generation, self.x_axis, self.smoothing))
-        curve.raw.setVisible(self.smoothing > 0 and entry.visible)
+        curve.raw.setVisible(smooth and entry.visible)
         if "low" in series.columns:
             low, high = series.column("low"), series.column("high")
             has_band = np.isfinite(low).any()
@@ -217,7 +245,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         the data, or the points in view (decimated if there are many) once the user zoomed."""
         vb = self.plots[curve.plot_key].vb
         layers = [(curve.smooth, curve.y, curve.envelopes[0])]
-        if self.smoothing > 0:
+        if curve.is_smoothed:
             layers.append((curve.raw, curve.y_raw, curve.envelopes[1]))
         for item, y, envelope in layers:
             if vb.autoRangeEnabled()[0] or len(y) <= 2 * DISPLAY_BINS:
@@ -302,7 +330,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
     @staticmethod
     def _show_curve(curve: _Curve, visible: bool) -> None:
         curve.smooth.setVisible(visible)
-        curve.raw.setVisible(visible and curve.smoother.weight > 0)
+        curve.raw.setVisible(visible and curve.is_smoothed)
         for item in curve.band or ():
             item.setVisible(visible)
 
