@@ -3,6 +3,7 @@
 
   ganstudio runs/00000-stylegan2-cond-fashion-mnist --watch   reload as training writes snapshots
   ganstudio --screenshot out.png --panel mixing                 save the window after the first render
+  ganstudio --monitor runs/RUN_A --monitor runs/RUN_B           plot runs live in the Monitor tab
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
     p.add_argument("--size", default="1180x760", help="window size WIDTHxHEIGHT")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--monitor", metavar="RUN", action="append", default=[],
+                   help="watch a run directory in the Monitor tab, which the window then shows "
+                        "(repeatable: runs are overlaid); with --screenshot, the Monitor tab is saved "
+                        "once every run's log has been read")
     return p
 
 
@@ -59,6 +64,13 @@ def create_window(args: argparse.Namespace):
     window = MainWindow(device=args.device, half=args.half, watch=args.watch)
     window.resize(int(width), int(height))
     window.panels.setCurrentIndex(PANELS.index(args.panel))
+    for run in args.monitor:
+        try:
+            window.monitor.add_run(run)
+        except OSError as exc:
+            sys.exit(f"ganstudio: --monitor: {exc}")
+    if args.monitor:
+        window.tabs.setCurrentWidget(window.monitor)
     if args.path:
         window.open_checkpoint(args.path)
     else:
@@ -75,9 +87,11 @@ def save_screenshot_when_ready(window, path: str, app) -> None:
     timer = QTimer(window)
 
     def check():
-        ready = window.last_result is not None and not window.is_busy()
+        monitor_busy = window.monitor.is_loading()   # runs opened with --monitor still being read
+        ready = window.last_result is not None and not window.is_busy() and not monitor_busy
         failed = window.error_box is not None or time.monotonic() - started > SCREENSHOT_TIMEOUT_S
-        no_model = window.info is None and not window.is_busy() and window.placeholder.isVisible()
+        no_model = (window.info is None and not window.is_busy() and window.placeholder.isVisible()
+                    and not monitor_busy)
         if ready or failed or no_model:
             timer.stop()
             QTimer.singleShot(150, lambda: finish(0 if ready else 1))

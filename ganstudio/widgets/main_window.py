@@ -101,6 +101,10 @@ class MainWindow(QMainWindow):
         self.explorer = splitter
         self.tabs = QTabWidget()   # the Monitor tab is added beside the Explorer by its own module
         self.tabs.addTab(self.explorer, "Explorer")
+        from .monitor import MonitorWidget
+        self.monitor = MonitorWidget()
+        self.tabs.addTab(self.monitor, "Monitor")
+        self.monitor.open_checkpoint_requested.connect(self._on_monitor_checkpoint_requested)
         self.setCentralWidget(self.tabs)
 
         self._build_status_bar()
@@ -193,6 +197,11 @@ class MainWindow(QMainWindow):
             self.open_workspace(path)
             return
         self._start_load(path, restore=None, keep_state=False)
+
+    def _on_monitor_checkpoint_requested(self, path: str) -> None:
+        """The monitor's "open this snapshot in the explorer": show the Explorer on it."""
+        self.tabs.setCurrentWidget(self.explorer)
+        self.open_checkpoint(path)
 
     def open_demo(self) -> bool:
         demo = find_demo_checkpoint()
