@@ -343,3 +343,19 @@ def test_min_max_envelope_keeps_the_outline_of_a_growing_series():
     np.testing.assert_array_equal(short_y, y[:100] + 1)
     px, py = peak_decimate(x, y, 1000)
     assert len(px) <= 2000 + 100 and py.max() == 50.0 and py.min() == -40.0
+
+
+def test_a_replaced_log_is_read_again_from_the_start(run_dir):
+    w = EventWriter(run_dir / "events.jsonl")
+    for step in range(1, 21):
+        _scalars(w, step, loss_D=1.0)
+    run = RunLog(run_dir)
+    run.poll()
+    generation = run.scalars["loss/D"].generation
+    (run_dir / "events.jsonl").write_text("")   # a new run written over the old one
+    w = EventWriter(run_dir / "events.jsonl")
+    for step in range(1, 4):
+        _scalars(w, step, loss_D=2.0)
+    run.poll()
+    np.testing.assert_array_equal(run.scalars["loss/D"].column("value"), [2.0, 2.0, 2.0])
+    assert run.scalars["loss/D"].generation > generation and run.events_read == 3

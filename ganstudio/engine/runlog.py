@@ -383,6 +383,8 @@ class RunLog:
 
     def poll(self, max_bytes: int | None = 1 << 20) -> int:
         """Read up to `max_bytes` of new complete lines; -> number of events taken in."""
+        if self.file_size() < self._reader.offset:
+            self._forget_everything()   # the log was replaced or truncated: the reader starts over
         before = self._reader.offset
         events = self._reader.poll(max_bytes)
         if self._reader.offset != before:
@@ -513,6 +515,21 @@ class RunLog:
     def checkpoints(self) -> list[Snapshot]:
         """Checkpoints named by the log, by step (whether or not the files still exist)."""
         return list(self._checkpoints.values())
+
+    def _forget_everything(self) -> None:
+        for series in (*self.scalars.values(), *self.metrics.values()):
+            series.drop_after(-math.inf)   # emptied in place: the generation tells the views
+        self.metric_info.clear()
+        self._samples.clear()
+        self._checkpoints.clear()
+        self._snapshot_version += 1
+        self._alerts.clear()
+        self._collapse.clear()
+        self._checked.clear()
+        self.state, self.status_message, self.last_step, self.last_kimg = "unknown", "", 0, 0.0
+        self.resumes.clear()
+        self.events_read = 0
+        self.version += 1
 
     def _resume_at(self, step: int) -> None:
         """The trainer went back to its snapshot at `step`: forget what the abandoned segment

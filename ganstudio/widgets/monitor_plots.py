@@ -349,7 +349,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                 plot_key = "losses"
             x = self._x_of_step(entry.run, alert.step)
             line = pg.InfiniteLine(pos=x, angle=90, movable=False,
-                                   pen=pg.mkPen(ALERT_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+                                   pen=pg.mkPen(ALERT_COLOUR, width=1, style=Qt.PenStyle.DashLine),
                                    label=alert.short, labelOpts={"position": 0.92, "color": ALERT_COLOUR,
                                                                  "fill": (32, 33, 36, 200)})
             line.setToolTip(alert.message)
