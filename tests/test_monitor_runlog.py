@@ -359,3 +359,18 @@ def test_a_replaced_log_is_read_again_from_the_start(run_dir):
     run.poll()
     np.testing.assert_array_equal(run.scalars["loss/D"].column("value"), [2.0, 2.0, 2.0])
     assert run.scalars["loss/D"].generation > generation and run.events_read == 3
+
+
+def test_a_big_log_reserves_its_series_once_instead_of_growing_them_step_by_step(run_dir):
+    line = '{"kind": "scalars", "step": %d, "kimg": 0.0, "time": 0.0, "values": {"loss/D": 1.0}}\n'
+    with open(run_dir / "events.jsonl", "w") as f:
+        f.writelines(line % i for i in range(1, 30_001))
+    run = RunLog(run_dir)
+    run.poll(max_bytes=64 << 10)
+    series = run.scalars["loss/D"]
+    capacity = series._data.shape[1]
+    assert 30_000 <= capacity <= 33_000
+    while run.backlog():
+        run.poll(max_bytes=64 << 10)
+    assert series._data.shape[1] == capacity and len(series) == 30_000
+    np.testing.assert_array_equal(series.column("step"), np.arange(1, 30_001))
