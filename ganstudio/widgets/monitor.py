@@ -54,7 +54,7 @@ class MonitorWidget(QWidget):
         self._last_list_update = 0.0
         self._timeline_key: tuple = ()
         self._shown_sample: Path | None = None
-        self._pending: TrainingProcess | None = None   # a new run whose directory is not known yet
+        self._pending: list[TrainingProcess] = []   # new runs whose directory is not known yet
         self._grids = []
 
         # ---- widgets: run list and control (left) --------------------------------------------------
@@ -230,7 +230,7 @@ class MonitorWidget(QWidget):
         process.run_dir_found.connect(lambda path, p=process: self._on_process_run_dir_found(p, path))
         process.finished.connect(lambda code, p=process: self._on_process_finished(p))
         process.start_new(request)
-        self._pending = process
+        self._pending.append(process)
         self._update_buttons()
         return process
 
@@ -258,7 +258,7 @@ class MonitorWidget(QWidget):
     def shutdown(self, wait_s: float = 30.0) -> None:
         """Stop every trainer started from here (each saves first) and wait for them."""
         self._poll_timer.stop()
-        processes = list(self.processes.values()) + ([self._pending] if self._pending else [])
+        processes = list(self.processes.values()) + self._pending
         for process in processes:
             process.stop()
         for process in processes:
@@ -444,8 +444,8 @@ class MonitorWidget(QWidget):
 
     def _on_process_run_dir_found(self, process: TrainingProcess, path: str) -> None:
         self.processes[Path(path).resolve()] = process
-        if self._pending is process:
-            self._pending = None
+        if process in self._pending:
+            self._pending.remove(process)
         run = self.add_run(path)
         self.run_list.setCurrentItem(self._items[id(run)])
         self._update_run_items()
@@ -454,8 +454,8 @@ class MonitorWidget(QWidget):
         for key, p in list(self.processes.items()):
             if p is process:
                 del self.processes[key]
-        if self._pending is process:
-            self._pending = None
+        if process in self._pending:
+            self._pending.remove(process)
         process.deleteLater()
         self._poll_timer.start(0)   # read the trainer's last lines now
         self._update_buttons()
