@@ -181,7 +181,27 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         self._update_titles()
         if redrawn:
             self._frame_flat_plots()
+            self._update_legends()
         return redrawn
+
+    def _update_legends(self) -> None:
+        if len(self._runs) <= 1:
+            return
+        for key, legend in self._legends.items():
+            runs = [e for e in self._runs if any(c.plot_key == key for c in e.curves.values())]
+            names = sorted({c.series_name for e in runs for c in e.curves.values() if c.plot_key == key},
+                           key=lambda n: _series_index(runs, key, n))
+            wanted = (tuple(id(e) for e in runs), tuple(names))
+            if getattr(legend, "wanted", None) == wanted:
+                continue
+            legend.wanted = wanted
+            legend.clear()
+            for entry in runs:
+                legend.addItem(pg.PlotDataItem(pen=pg.mkPen(entry.colour, width=2)), short_name(entry.run.name))
+            if len(names) > 1:
+                for i, name in enumerate(names):
+                    style = SERIES_STYLES[_series_index(runs, key, name) % len(SERIES_STYLES)]
+                    legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#b0b0b0", width=1, style=style)), name)
 
     def _frame_flat_plots(self) -> None:
         """pyqtgraph frames a constant curve (a fixed learning rate) as value -/+ 0.5, which
@@ -277,7 +297,9 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         index = sum(1 for k in entry.curves if plot_for(k[2:], k[0] == "m") == plot_key)
         pen = self._pen(entry, index)
         is_metric = key[0] == "m"
-        smooth = pg.PlotDataItem(pen=pen, name=self._label(entry, name), connect="finite",
+        # One run: each curve is named in the legend. Several: _update_legends() names the runs
+        # (by colour) and the series (by line style) once each.
+        smooth = pg.PlotDataItem(pen=pen, name=name if len(self._runs) <= 1 else None, connect="finite",
                                  symbol="o" if is_metric else None, symbolSize=5, symbolPen=None,
                                  symbolBrush=pen.color())
         faint = QColor(pen.color())
@@ -312,8 +334,14 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
     def _label(self, entry: _RunCurves, name: str) -> str:
         return name if len(self._runs) <= 1 else f"{name} · {short_name(entry.run.name)}"
 
+    def legend_labels(self, plot_key: str) -> list[str]:
+        return [label.text for _, label in self._legends[plot_key].items]
+
     def _restyle(self) -> None:
         """Colours and legend labels depend on how many runs are open: rebuild the curves."""
+        for legend in self._legends.values():
+            legend.clear()
+            legend.wanted = None
         for entry in self._runs:
             for key, curve in entry.curves.items():
                 self._drop_curve(key, curve)
@@ -434,7 +462,16 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         exporter.export(str(path))
 
 
-def short_name(name: str, limit: int = 18) -> str:
+def _series_index(runs: list, plot_key: str, name: str) -> int:
+    """The position a series has among its run's curves on a plot: it picks the line style."""
+    for entry in runs:
+        keys = [c.series_name for c in entry.curves.values() if c.plot_key == plot_key]
+        if name in keys:
+            return keys.index(name)
+    return 0
+
+
+def short_name(name: str, limit: int = 24) -> str:
     """A run's name cut to fit a legend."""
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
