@@ -41,7 +41,8 @@ def train_parser() -> argparse.ArgumentParser:
     for section, cls in SECTIONS:
         group = p.add_argument_group(f"{section} options")
         for f in dataclasses.fields(cls):
-            flags = [_flag(f.name)] + (["--data"] if f.name == "source" else [])
+            flags = [_flag(f.name)] + (["--data"] if f.name == "source" else []) \
+                + (["--metrics-every"] if f.name == "metrics_kimg" else [])  # the name DESIGN.md uses
             kwargs = {"dest": f"{section}.{f.name}", "default": None,
                       "help": f"{f.metadata['help']} (default: {f.default!r})"}
             if f.type in ("bool", bool):

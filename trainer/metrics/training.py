@@ -1,0 +1,58 @@
+"""Metrics during training: called by the loop every `--metrics-kimg` (alias `--metrics-every`)
+and at the end of a run; results go to events.jsonl as `metric` lines for the monitor.
+
+A metric named without a count uses IN_TRAINING_SAMPLES generated images, so the curve stays
+affordable on a CPU (KID is unbiased at that size and comes with a 95% interval; FID is not,
+and its lines say how many samples they used). The same latents are used at every evaluation,
+so the curve shows the generator changing, not the sampling noise. Real features come from
+the dataset's test split when it has one, and are cached after the first evaluation.
+"""
+from __future__ import annotations
+
+import math
+
+from ..config import DataConfig
+from ..data import DataError
+from .compute import MetricError, compute_metrics, parse_metrics
+from .inception import FeatureNetError
+
+IN_TRAINING_SAMPLES = 2000
+SPLIT_DATASETS = ("fashion-mnist",)  # built-ins with a held-out test split
+
+
+def reference_for_training(data: DataConfig) -> DataConfig:
+    values = dict(data.to_dict(), conditional=False, xflip=False, max_images=0)
+    if data.source in SPLIT_DATASETS:
+        values["split"] = "test"
+    return DataConfig.from_dict(values)
+
+
+def log_training_metrics(trainer) -> list:
+    """Compute trainer.cfg.train.metrics on trainer.G_ema and append them to the run log.
+    A metric that cannot be computed is logged as a `metric` line with value NaN and an
+    `error` message; training goes on."""
+    cfg = trainer.cfg
+    results = []
+    try:
+        specs = parse_metrics(cfg.train.metrics)
+    except MetricError as exc:
+        trainer.writer.write("metric", trainer.step, trainer.kimg, name="error", value=math.nan, error=str(exc))
+        trainer.log(f"metrics: {exc}")
+        return results
+    reference = reference_for_training(cfg.data)
+    for spec in specs:
+        try:
+            out = compute_metrics(trainer.G_ema, reference, [spec], num_samples=IN_TRAINING_SAMPLES,
+                                  device=trainer.device, progress=trainer.progress, seed=0)
+        except (MetricError, FeatureNetError, DataError, ValueError) as exc:
+            trainer.writer.write("metric", trainer.step, trainer.kimg, name=spec.label, value=math.nan,
+                                 num_samples=0, features="", error=str(exc))
+            trainer.log(f"metrics: {spec.label}: {exc}")
+            continue
+        for result in out:
+            trainer.writer.write("metric", trainer.step, trainer.kimg, **result.event_fields())
+        results.extend(out)
+    alarm = {f"collapse/{r.name}": r.value for r in results if r.name in ("cosine_mean", "near_duplicates")}
+    if alarm:
+        trainer.writer.write("scalars", trainer.step, trainer.kimg, values=alarm)
+    return results
