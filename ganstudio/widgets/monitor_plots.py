@@ -105,7 +105,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             if i and i % columns == 0:
                 self.nextRow()
             plot = self.addPlot()
-            plot.setTitle(spec.title, size=TITLE_SIZE)
+            _set_title(plot, spec.title)
             # No grid: pyqtgraph's grid lines cost ten times the rest of a repaint here (measured
             # 100 ms against 9 ms for the 9 plots offscreen); the hover read-out gives values.
             plot.setLabel("bottom", X_LABELS[self.x_axis])
@@ -230,8 +230,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             if self._titled.get(spec.key) != has_data:
                 self._titled[spec.key] = has_data
                 # Greyed rather than annotated: a longer title would widen the grid's minimum.
-                self.plots[spec.key].setTitle(spec.title, size=TITLE_SIZE,
-                                              color=None if has_data else "#6a6a6a")
+                _set_title(self.plots[spec.key], spec.title, None if has_data else "#6a6a6a")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)
@@ -460,6 +459,21 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         exporter = pyqtgraph.exporters.ImageExporter(self.plots[plot_key])
         exporter.parameters()["width"] = 900
         exporter.export(str(path))
+
+
+def _set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
+    label = plot.titleLabel
+    if not getattr(label, "may_shrink", False):
+        # A title holds its plot at the text's width (pyqtgraph re-asserts that on every
+        # resize); in a narrow window it is better cut than pushing the grid past the edge.
+        fixed_update_min = label.updateMin
+
+        def update_min():
+            fixed_update_min()
+            label.setMinimumWidth(1)
+        label.updateMin = update_min
+        label.may_shrink = True
+    plot.setTitle(title, size=TITLE_SIZE, color=colour)
 
 
 def _series_index(runs: list, plot_key: str, name: str) -> int:
