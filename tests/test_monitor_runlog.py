@@ -190,11 +190,13 @@ def test_collapse_alarm_follows_the_newest_evaluation_and_metric_errors_show(run
     w.write("metric", 100, 3.2, name="near_duplicates", value=0.35, num_samples=2000, features="inception",
             provenance=prov)
     w.write("scalars", 100, 3.2, values={"collapse/cosine_mean": 0.95, "collapse/near_duplicates": 0.35})
+    w.write("metric", 150, 4.8, name="near_duplicates", value=0.5, num_samples=2000, provenance=prov)
     run = RunLog(run_dir)
     run.poll()
     alarms = [a for a in run.alerts if a.kind == "collapse_alarm"]
     assert sorted(a.series.rsplit("/", 1)[-1] for a in alarms) == ["cosine_mean", "near_duplicates"]
-    assert all(a.step == 100 for a in alarms)
+    assert all(a.step == 100 for a in alarms)   # marked where the alarming streak began
+    assert "newest at 150" in [a for a in alarms if "near" in a.series][0].message
     w.write("metric", 200, 6.4, name="cosine_mean", value=0.3, num_samples=2000, provenance=prov)
     w.write("metric", 200, 6.4, name="near_duplicates", value=0.011, num_samples=2000, provenance=prov)
     w.write("scalars", 200, 6.4, values={"collapse/cosine_mean": 0.3, "collapse/near_duplicates": 0.011})

@@ -30,6 +30,9 @@ RUN_STATES = ("running", "finished", "stopped", "failed")
 # Losses whose D loss is a signed critic score: near zero there is not a collapse.
 CRITIC_LOSSES = ("wgan", "wgan-gp")
 _RESUMED = re.compile(r"resumed at step (\d+)")
+# Collapse figures logged as scalars that can raise the alarm on their own (cosine_mean needs the
+# real data's figure, which only its metric line carries).
+_COLLAPSE_SCALARS = ("collapse/near_duplicates", "collapse/alarm")
 _STEP_IN_NAME = re.compile(r"step-(\d+)")
 
 
@@ -439,9 +442,6 @@ class RunLog:
                         block[:, :3] = columns[:, lines].T
                     block[:, 3] = values
                     self.scalars.setdefault(name, Series(name)).extend(block)
-                    if name.startswith("collapse/"):
-                        for row in block:
-                            self._judge_collapse(name, float(row[3]), int(row[0]))
             for name, rows in metric_rows.items():
                 self.metrics.setdefault(name, Series(name, METRIC_COLUMNS)).extend(rows)
             for batch in (steps, kimgs, times, metric_rows, line_of, value_of):
@@ -473,6 +473,9 @@ class RunLog:
                             line_of[name] = []
                         found.append(value if type(value) is float else to_float(value))
                         line_of[name].append(line)
+                    for name in _COLLAPSE_SCALARS:   # judged in log order, with the metric lines
+                        if name in values:
+                            self._judge_collapse(name, to_float(values[name]), int(step))
             elif kind == "metric":
                 name = event.get("name")
                 if isinstance(name, str) and name:
@@ -606,7 +609,9 @@ class RunLog:
         key = name.rsplit("/", 1)[-1]
         reason = collapse_alarm(name, value, real_cosine)
         if reason:
-            self._collapse[key] = Alert("collapse_alarm", name, step, f"collapse alarm at step {step}: {reason}")
+            since = self._collapse[key].step if key in self._collapse else step   # the streak's start
+            self._collapse[key] = Alert("collapse_alarm", name, since,
+                                        f"collapse alarm since step {since} (newest at {step}): {reason}")
         elif math.isfinite(value) and (key in ("near_duplicates", "alarm") or real_cosine is not None):
             self._collapse.pop(key, None)
 
