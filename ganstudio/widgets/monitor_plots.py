@@ -70,6 +70,7 @@ class _Curve:
     band: tuple | None = None          # (low item, high item, FillBetweenItem) for metrics
     drawn: tuple = ()                  # (length, generation, x axis, weight) last drawn
     is_smoothed: bool = False          # drawn smoothed, with the raw curve faint behind it
+    is_metric: bool = False            # drawn as dots joined by lines; no NaN dots
     x: np.ndarray = field(default_factory=lambda: np.empty(0))        # the whole series, as drawn:
     y: np.ndarray = field(default_factory=lambda: np.empty(0))        # smoothed when smoothing is on
     y_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -174,6 +175,8 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         redrawn = 0
         for entry in self._runs:
             for name, series in entry.run.scalars.items():
+                if name.startswith("collapse/") and name.split("/", 1)[1] in entry.run.metrics:
+                    continue   # trainer.metrics logs its collapse figures as metric lines too
                 redrawn += self._update_curve(entry, "s:" + name, series, plot_for(name, False), force)
             for name, series in entry.run.metrics.items():
                 redrawn += self._update_curve(entry, "m:" + name, series, plot_for(name, True), force)
@@ -274,6 +277,9 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                 i0 = max(int(np.searchsorted(curve.x, x0)) - 1, 0)
                 i1 = min(int(np.searchsorted(curve.x, x1)) + 1, len(y))
                 xs, ys = peak_decimate(curve.x[i0:i1], y[i0:i1], DISPLAY_BINS)
+            if item is curve.smooth and curve.is_metric and len(ys) < 4 * DISPLAY_BINS:
+                finite = np.isfinite(ys)   # metrics are dots: a NaN (a failed evaluation) has none
+                xs, ys = xs[finite], ys[finite]
             item.setData(xs, ys)
 
     def _on_x_range_changed(self, plot_key: str) -> None:
@@ -309,6 +315,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         legend = self._legends[plot_key]
         legend.removeItem(raw)   # only the smoothed curve is named in the legend
         curve = _Curve(raw, smooth, EmaSmoother(self.smoothing), plot_key, name)
+        curve.is_metric = is_metric
         self._show_curve(curve, entry.visible)
         return curve
 
@@ -369,7 +376,8 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             return
         self._clear_markers(entry)
         entry.marker_alerts = alerts
-        for alert in alerts:
+        shown = sum(len(e.markers) for e in self._runs)   # stagger labels across runs too
+        for i, alert in enumerate(alerts, start=shown):
             if alert.series:
                 plot_key = plot_for(alert.series, alert.series in entry.run.metrics)
             else:
@@ -377,7 +385,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             x = self._x_of_step(entry.run, alert.step)
             line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                    pen=pg.mkPen(ALERT_COLOUR, width=1, style=Qt.PenStyle.DashLine),
-                                   label=alert.short, labelOpts={"position": 0.92, "color": ALERT_COLOUR,
+                                   label=alert.short, labelOpts={"position": 0.92 - 0.1 * (i % 4), "color": ALERT_COLOUR,
                                                                  "fill": (32, 33, 36, 200)})
             line.setToolTip(alert.message)
             line.alert = alert
