@@ -147,3 +147,14 @@ def test_atomic_write_keeps_usual_file_mode(tmp_path):
     atomic_write(tmp_path / "f.bin", lambda tmp: open(tmp, "wb").write(b"x"))
     assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_resume_may_change_schedule_but_not_training(tiny, tmp_path):
+    first = train(tiny("dcgan"), outdir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="--g-lr cannot change when resuming"):
+        train(run_dir=first.run_dir, resume=True, resume_overrides={"g_lr": 1.0}, progress=False)
+    result = train(run_dir=first.run_dir, resume=True, kimg=0.064, progress=False,
+                   resume_overrides={"sample_kimg": 0.032, "log_every": 2})
+    assert result.state == "finished"
+    saved = json.loads((first.run_dir / "config.json").read_text())["train"]
+    assert saved["sample_kimg"] == 0.032 and saved["log_every"] == 2 and saved["kimg"] == 0.064

@@ -98,3 +98,8 @@ def test_full_disk_fails_cleanly_and_keeps_last_checkpoint(tmp_path):
     assert not list(run_dir.rglob("*.tmp")), "a half-written temporary file was left behind"
     status = json.loads((run_dir / "events.jsonl").read_text().strip().splitlines()[-1])
     assert status["kind"] == "status" and status["state"] == "failed"
+
+
+def test_resume_refuses_model_changes(tmp_path):
+    out = run(["--resume", str(tmp_path), "--width", "64"])
+    assert out.returncode == 2 and "--width cannot change when resuming" in out.stderr

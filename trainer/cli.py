@@ -35,7 +35,8 @@ def train_parser() -> argparse.ArgumentParser:
                    help="named starting configuration; the options below override it")
     p.add_argument("--outdir", default="runs", help="parent folder of new run directories")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the run in RUN_DIR from its state/last.pt (--kimg may extend it)")
+                   help="continue the run in RUN_DIR from its state/last.pt; --kimg, --metrics, --metrics-every, "
+                        "--sample-kimg, --snapshot-kimg, --log-every, --threads and --device may change")
     p.add_argument("--config", metavar="JSON", default=None,
                    help="start from a config.json (e.g. an earlier run's) instead of a preset")
     for section, cls in SECTIONS:
@@ -76,7 +77,13 @@ def run_train(argv: list[str]) -> int:
     from .checkpoint import CheckpointError
     try:
         if args.resume:
-            result = train(run_dir=args.resume, resume=True, kimg=getattr(args, "train.kimg"))
+            given = {key: value for key, value in vars(args).items() if "." in key and value is not None}
+            other = sorted(key for key in given if not key.startswith("train."))
+            if other:
+                raise ValueError(f"--{other[0].split('.')[1].replace('_', '-')} cannot change when resuming: "
+                                 "the run keeps its data and model")
+            result = train(run_dir=args.resume, resume=True,
+                           resume_overrides={key.split(".")[1]: value for key, value in given.items()})
         else:
             cfg = config_from_args(args)
             result = train(cfg, outdir=args.outdir)

@@ -437,13 +437,26 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     return math.floor(after / every) > math.floor(before / every)
 
 
+# What a resumed run may change: when it ends, what it writes and where it runs. Everything else
+# (data, model, losses, learning rates, seed) would make it a different run, not a continuation.
+RESUME_OVERRIDABLE = ("kimg", "metrics", "metrics_kimg", "sample_kimg", "snapshot_kimg", "log_every",
+                      "threads", "device")
+
+
 def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool = False,
-          kimg: float | None = None, **kwargs) -> RunResult:
+          kimg: float | None = None, resume_overrides: dict | None = None, **kwargs) -> RunResult:
     """Start a run in a new numbered directory under `outdir`, or resume the one at `run_dir`
-    with its saved config (`kimg`, when given, moves its end)."""
+    with its saved config (`kimg`, when given, moves its end; `resume_overrides` may change the
+    train fields named in RESUME_OVERRIDABLE)."""
     if resume:
         run_dir = Path(run_dir)
         cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        for name, value in (resume_overrides or {}).items():
+            if name not in RESUME_OVERRIDABLE:
+                raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the run would no "
+                                 f"longer continue the same training (changeable: "
+                                 f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDABLE)})")
+            setattr(cfg.train, name, value)
     elif run_dir is None:
         run_dir = new_run_dir(outdir, cfg)
     if kimg is not None:
