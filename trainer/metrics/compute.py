@@ -300,9 +300,11 @@ class _ImageEvaluation:
     def _fid(self, spec, n, requested):
         fake = self.fake_features(n)
         real_n = self.real_count(n)
-        _, mu_r, sigma_r, cached = self.real_features(real_n)
-        mu_f, sigma_f = distances.feature_stats(fake)
-        value, method = distances.frechet_distance(mu_r, sigma_r, mu_f, sigma_f)
+        real, mu_r, sigma_r, cached = self.real_features(real_n)
+        if min(n, real_n) <= fake.shape[1]:
+            value, method = distances.fid_from_features(real, fake)   # exact and fast for N < D
+        else:
+            value, method = distances.frechet_distance(mu_r, sigma_r, *distances.feature_stats(fake))
         prov = dict(self.common(n, real_n), **self.inception_provenance(), sqrtm=method, real_stats_cached=cached)
         return [MetricResult("fid", value, n, "inception-2015-12-05", provenance=prov)]
 
