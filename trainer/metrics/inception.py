@@ -18,7 +18,6 @@ import hashlib
 import importlib.util
 import os
 import pickle
-import shutil
 import urllib.request
 import zipfile
 from collections import OrderedDict
@@ -423,11 +422,3 @@ def load_inception(path=None, device="cpu", download: bool = True) -> tuple[Ince
     net.load_state_dict({k: v.clone() for k, v in tensors.items()}, strict=True)
     info = FeatureNetInfo(FEATURE_NET_NAME, str(file), file_sha256(file), source)
     return net.eval().requires_grad_(False).to(device), info
-
-
-def copy_to_cache(path) -> Path:
-    """Put a weights file the user has into the cache, so later runs find it."""
-    target = cached_weights_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
-    return target
