@@ -150,7 +150,9 @@ def render(all_sections: dict) -> str:
             r = {x["name"]: x for x in s["results"]}
             fid, kid = r.get("fid"), r.get("kid")
             prov = (fid or kid)["provenance"]
-            kid_txt = f"{fmt(kid['value'], 4)} ({fmt(kid['std'], 4)}; ± {fmt(kid['ci95'], 4)})" if kid else "-"
+            # a std of ~0 means every subset was the whole set (N <= subset size): no spread to show
+            kid_std = kid["std"] if kid and kid["std"] is not None and kid["std"] > 1e-12 else None
+            kid_txt = f"{fmt(kid['value'], 4)} ({fmt(kid_std, 4)}; ± {fmt(kid['ci95'], 4)})" if kid else "-"
             lines.append(
                 f"| {s['arch']} ({s['run']}) | {s['checkpoint']}, {s['kimg']:.1f} kimg | "
                 f"{fmt(fid['value'], 2) if fid else '-'} | {kid_txt} | "

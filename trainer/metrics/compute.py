@@ -319,7 +319,8 @@ class _ImageEvaluation:
         prov = dict(self.common(n, real_n), **self.inception_provenance(), real_stats_cached=cached,
                     subsets=standard.num_subsets, subset_size=standard.subset_size,
                     ci_blocks=blocks.num_subsets, ci_block_size=blocks.subset_size, ci_block_mean=blocks.value)
-        return [MetricResult("kid", standard.value, n, "inception-2015-12-05", std=standard.std, ci95=blocks.ci95,
+        std = standard.std if math.isfinite(standard.std) else None
+        return [MetricResult("kid", standard.value, n, "inception-2015-12-05", std=std, ci95=blocks.ci95,
                              provenance=prov)]
 
     def _pr(self, spec, n, requested):

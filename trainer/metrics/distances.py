@@ -112,6 +112,10 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: i
         pr, pf = rng.permutation(len(real)), rng.permutation(len(fake))
         values = [mmd2_unbiased(real[pr[i * size:(i + 1) * size]], fake[pf[i * size:(i + 1) * size]])
                   for i in range(blocks)]
+    elif len(real) <= subset_size and len(fake) <= subset_size:
+        # every subset would be the whole of both sets: one estimate, no spread to report
+        size, blocks = n, 1
+        values = [mmd2_unbiased(real, fake)]
     else:
         size = min(subset_size, n)
         blocks = num_subsets
