@@ -158,3 +158,21 @@ def test_resume_may_change_schedule_but_not_training(tiny, tmp_path):
     assert result.state == "finished"
     saved = json.loads((first.run_dir / "config.json").read_text())["train"]
     assert saved["sample_kimg"] == 0.032 and saved["log_every"] == 2 and saved["kimg"] == 0.064
+
+
+@pytest.mark.parametrize("first_byte", [0x80, ord("(")])  # pickle openers a multiple of 8 (header padding)
+def test_safetensors_whose_header_length_looks_like_a_pickle_opens(first_byte, tmp_path):
+    """The header length's low byte is arbitrary; a checkpoint must not be taken for a pickle by it."""
+    from trainer.checkpoint import export_generator
+    from trainer.config import ModelConfig
+    from trainer.models import build_generator
+    cfg = ModelConfig(arch="mlp", z_dim=4, hidden=8, depth=1, img_channels=2)
+    G = build_generator(cfg)
+    path = tmp_path / "g.safetensors"
+    for pad in range(256):
+        export_generator(G, path, cfg, step=1, kimg=0.0, dataset={"name": "ring8", "pad": "x" * pad})
+        if path.read_bytes()[0] == first_byte:
+            break
+    else:
+        pytest.fail("no padding gave the wanted first byte")
+    assert load_generator(path).z_dim == 4

@@ -349,9 +349,7 @@ def test_toy_mode_figures_and_a_clear_error_for_image_metrics(tmp_path):
     from trainer.loop import train
     from trainer.metrics import compute_metrics
     import conftest
-    # hidden=100, not the tiny default 32: with 2-digit widths the safetensors header length starts with byte
-    # 0x28 '(', which trainer.checkpoint's pickle sniffing mistakes for a pickle (reported)
-    run = train(conftest.tiny_config("toy-hinge-sn", source="grid25", resolution=0, model={"hidden": 100}),
+    run = train(conftest.tiny_config("toy-hinge-sn", source="grid25", resolution=0),
                 outdir=tmp_path, progress=False).run_dir
     results = {r.name: r for r in compute_metrics(run, "grid25", "modes2000,collapse500", device="cpu")}
     assert results["modes_captured"].provenance["modes_total"] == 25

@@ -58,8 +58,13 @@ def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int
 
 
 def _sniff(path: Path) -> str:
+    """Name the kind of a file that is not safetensors ("" for safetensors or unknown)."""
     with open(path, "rb") as f:
         head = f.read(16)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. The length's first
+    # byte can be anything (0x80 included), so recognise this layout before looking for a pickle.
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+        return ""
     if head[:2] == b"PK":
         return "a PyTorch/zip archive (torch.save)"
     if head[:1] == b"\x80" or head[:1] in (b"(", b"c", b"]", b"}"):
