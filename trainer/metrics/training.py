@@ -40,18 +40,32 @@ def log_training_metrics(trainer) -> list:
         trainer.log(f"metrics: {exc}")
         return results
     reference = reference_for_training(cfg.data)
-    for spec in specs:
-        try:
-            out = compute_metrics(trainer.G_ema, reference, [spec], num_samples=IN_TRAINING_SAMPLES,
-                                  device=trainer.device, progress=trainer.progress, seed=0)
-        except (MetricError, FeatureNetError, DataError, ValueError) as exc:
+
+    def evaluate(group):
+        return compute_metrics(trainer.G_ema, reference, group, num_samples=IN_TRAINING_SAMPLES,
+                               device=trainer.device, progress=trainer.progress, seed=0)
+
+    # One evaluation for all metrics, so the generated images and their features are shared;
+    # only when it fails, one per metric, so each failing metric gets its own NaN line.
+    try:
+        outcomes = [evaluate(specs)]
+    except (MetricError, FeatureNetError, DataError, ValueError):
+        outcomes = []
+        for spec in specs:
+            try:
+                outcomes.append(evaluate([spec]))
+            except (MetricError, FeatureNetError, DataError, ValueError) as exc:
+                outcomes.append((spec, exc))
+    for outcome in outcomes:  # in the order the metrics were asked for
+        if isinstance(outcome, tuple):
+            spec, exc = outcome
             trainer.writer.write("metric", trainer.step, trainer.kimg, name=spec.label, value=math.nan,
                                  num_samples=0, features="", error=str(exc))
             trainer.log(f"metrics: {spec.label}: {exc}")
             continue
-        for result in out:
+        for result in outcome:
             trainer.writer.write("metric", trainer.step, trainer.kimg, **result.event_fields())
-        results.extend(out)
+        results.extend(outcome)
     alarm = {f"collapse/{r.name}": r.value for r in results if r.name in ("cosine_mean", "near_duplicates")}
     if alarm:
         trainer.writer.write("scalars", trainer.step, trainer.kimg, values=alarm)
