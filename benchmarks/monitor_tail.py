@@ -69,7 +69,6 @@ def main() -> int:
     p.add_argument("--new-lines", type=int, default=1000, help="lines appended after the load")
     args = p.parse_args()
 
-    import numpy as np
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -2,7 +2,7 @@
 from the column latents. Run from the repository root: python scripts/demo_style_mixing.py"""
 import torch, numpy as np
 from trainer import load_generator
-from trainer.images import to_uint8, make_grid, save_png
+from trainer.images import to_uint8, make_grid
 torch.set_num_threads(1)
 G = load_generator("assets/demo")
 names = G.checkpoint_info["dataset"].get("class_names")

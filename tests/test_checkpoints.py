@@ -1,7 +1,6 @@
 """Checkpoint round-trip, exact resume, and the files a loader must refuse."""
 import json
 import pickle
-import struct
 
 import pytest
 import torch

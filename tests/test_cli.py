@@ -1,6 +1,5 @@
 """The command line, run for real in subprocesses."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """The training monitor's window, driven offscreen with real training runs writing real logs."""
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np

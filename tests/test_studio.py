@@ -15,7 +15,6 @@ from PySide6.QtGui import QDropEvent
 from safetensors.torch import save_file
 
 from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_workspace
-from ganstudio.engine.workspace import Workspace
 from ganstudio.widgets.main_window import MainWindow
 from ganstudio.widgets.worker import Job
 from test_engine import CLASS_NAMES, export_tiny

@@ -46,13 +46,18 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int, kimg: float,
                      dataset: dict) -> None:
-    from safetensors.torch import save
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": model_cfg.arch,
                 "config": json.dumps(model_cfg.to_dict(), sort_keys=True), "step": str(int(step)),
                 "kimg": f"{float(kimg):.4f}", "dataset": json.dumps(dataset, sort_keys=True)}
-    # Serialise in memory and write with Python's own I/O, so a full disk is an OSError like any
-    # other write failure (safetensors' file writer raises its own error type).
+    write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Atomically write a safetensors file. Serialised in memory and written with Python's own
+    I/O, so a full disk is an OSError like any other write failure (safetensors' own file writer
+    raises its own error type)."""
+    from safetensors.torch import save
     data = save(tensors, metadata=metadata)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 

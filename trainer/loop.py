@@ -7,7 +7,6 @@ clear message when a loss turns NaN or explodes, leaving the last good checkpoin
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 import signal

@@ -6,7 +6,6 @@ tensors never leave this module.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import atomic_write
+from ..checkpoint import write_safetensors
 from ..config import DataConfig
 from ..data import Dataset, cache_dir, load_dataset
 
@@ -150,7 +150,7 @@ def train_classifier(data_cfg: DataConfig, epochs: int = 3, batch: int = 128, de
 def load_or_train_classifier(data_cfg: DataConfig, device="cpu", progress: bool = True) -> Classifier:
     """The cached classifier for this dataset and resolution, training and caching it if absent."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open, save_file
+    from safetensors.torch import load_file, safe_open
     path = _cache_path(data_cfg)
     if path.is_file():
         try:
@@ -170,7 +170,7 @@ def load_or_train_classifier(data_cfg: DataConfig, device="cpu", progress: bool 
             "resolution": str(clf.resolution), "channels": str(clf.channels),
             "class_names": json.dumps(clf.class_names), "test_accuracy": repr(clf.test_accuracy),
             "test_split": clf.test_split}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    write_safetensors(path, tensors, meta)
     clf.path = str(path)
     return clf
 

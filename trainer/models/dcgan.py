@@ -3,7 +3,6 @@ batch norm everywhere but G's output and D's input, ReLU in G, LeakyReLU(0.2) in
 weights from N(0, 0.02). Any power-of-two resolution from 16 up."""
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
