@@ -427,3 +427,22 @@ def test_training_logs_kid_with_a_confidence_interval_on_images(tmp_path, shared
     assert kid[0]["num_samples"] == 5 and kid[0]["features"] == "inception-2015-12-05"
     assert isinstance(kid[0]["value"], float) and "ci95" in kid[0]
     assert kid[0]["provenance"]["split"] == "train" and kid[0]["provenance"]["num_real"] == 5
+
+
+def test_an_unexpected_metric_failure_does_not_end_the_run(tmp_path, monkeypatch):
+    """Fault injection: a metric module that raises something unforeseen (a bug, a broken install)."""
+    import trainer.metrics.training as training
+    from trainer.events import read_events
+    from trainer.loop import train
+    import conftest
+
+    def broken(trainer):
+        raise ImportError("cannot import name 'something' (simulated broken install)")
+
+    monkeypatch.setattr(training, "log_training_metrics", broken)
+    cfg = conftest.tiny_config("dcgan", resolution=16, train={"metrics": "kid5", "kimg": 0.032, "metrics_kimg": 0.016})
+    result = train(cfg, outdir=tmp_path, progress=False)
+    assert result.state == "finished"
+    events = read_events(result.run_dir / "events.jsonl")
+    errors = [e for e in events if e["kind"] == "metric" and e["name"] == "error"]
+    assert len(errors) == 2 and "ImportError" in errors[0]["error"] and errors[0]["value"] == "nan"

@@ -425,8 +425,15 @@ class Trainer:
         return RunResult(self.run_dir, state, self.step, self.kimg, message)
 
     def _run_metrics(self):
-        from .metrics.training import log_training_metrics
-        log_training_metrics(self)
+        """Metrics inform; they never end a run. Expected failures are logged per metric by
+        log_training_metrics; anything else (a bug, a missing package) is logged here."""
+        try:
+            from .metrics.training import log_training_metrics
+            log_training_metrics(self)
+        except Exception as exc:  # noqa: BLE001 - the run and its checkpoints matter more
+            message = f"{type(exc).__name__}: {exc}"
+            self.writer.write("metric", self.step, self.kimg, name="error", value=math.nan, error=message)
+            self.log(f"metrics failed, training goes on: {message}")
 
 
 def _crossed(before: int, after: int, every_kimg: float) -> bool:
