@@ -102,3 +102,10 @@ def test_full_disk_fails_cleanly_and_keeps_last_checkpoint(tmp_path):
 def test_resume_refuses_model_changes(tmp_path):
     out = run(["--resume", str(tmp_path), "--width", "64"])
     assert out.returncode == 2 and "--width cannot change when resuming" in out.stderr
+
+
+def test_generate_refuses_bad_seeds_with_a_message(tmp_path):
+    from trainer.cli import parse_seeds
+    assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
+    out = run(["generate", "--checkpoint", str(tmp_path), "--seeds", "-5", "--out", str(tmp_path / "g.png")])
+    assert out.returncode == 2 and "cannot read seeds '-5'" in out.stderr and "Traceback" not in out.stderr

@@ -95,21 +95,29 @@ def run_train(argv: list[str]) -> int:
     return EXIT_FAILED if result.state == "failed" else EXIT_OK
 
 
+MAX_SEED = 2**32 - 1  # numpy's RandomState, which turns a seed into z, takes 0 to 2**32 - 1
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-63' or '1,5,9' or '0-3,10' -> list of ints."""
+    """'0-63' or '1,5,9' or '0-3,10' -> list of ints, each from 0 to MAX_SEED."""
     seeds = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
-                                                                          part[1:].split("-", 1)[1])
-            seeds.extend(range(int(lo), int(hi) + 1))
-        else:
-            seeds.append(int(part))
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"cannot read seeds {part!r}: use numbers from 0 to {MAX_SEED}, "
+                             "ranges like 0-63 and commas") from None
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
+    if max(seeds) > MAX_SEED:
+        raise ValueError(f"seed {max(seeds)} is too large: seeds go from 0 to {MAX_SEED}")
     return seeds
 
 
