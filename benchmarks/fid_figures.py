@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trainer import load_generator  # noqa: E402
-from trainer.checkpoint import atomic_write  # noqa: E402
+from trainer.files import atomic_write  # noqa: E402
 from trainer.config import DataConfig, RunConfig, merge  # noqa: E402
 from trainer.data import Dataset, load_dataset  # noqa: E402
 from trainer.metrics import compute_metrics, distances  # noqa: E402
@@ -205,7 +205,7 @@ def main():
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from trainer.loop import select_device
+    from trainer.device import select_device
     device = select_device(args.device)
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / args.store

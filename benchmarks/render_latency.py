@@ -137,7 +137,7 @@ def main():
         torch.set_num_threads(args.threads)
     from PySide6.QtWidgets import QApplication
     from ganstudio.engine.demo import find_demo_checkpoint, missing_demo_message
-    from ganstudio.engine.renderer import pick_device
+    from trainer.device import pick_device
     app = QApplication.instance() or QApplication(sys.argv[:1])
     device = pick_device(args.device)
     name = "cuda " + torch.cuda.get_device_name() if device == "cuda" else device

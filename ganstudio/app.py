@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def create_window(args: argparse.Namespace):
-    from .engine.renderer import pick_device
+    from trainer.device import pick_device
     from .widgets.main_window import MainWindow
     try:
         pick_device(args.device)

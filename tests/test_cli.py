@@ -108,4 +108,4 @@ def test_generate_refuses_bad_seeds_with_a_message(tmp_path):
     from trainer.cli import parse_seeds
     assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
     out = run(["generate", "--checkpoint", str(tmp_path), "--seeds", "-5", "--out", str(tmp_path / "g.png")])
-    assert out.returncode == 2 and "cannot read seeds '-5'" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "seed -5 is out of range" in out.stderr and "Traceback" not in out.stderr

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from ganstudio.engine.demo import find_demo_checkpoint
-from ganstudio.engine.latents import (direction_offset, layer_groups, mix_layers, pca_directions, seed_to_z,
-                                      truncate, truncated_z)
-from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_workspace
+from ganstudio.engine.renderer import MixingGrid, Renderer, RenderRequest, request_from_workspace
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from trainer import CheckpointError
 from trainer.checkpoint import export_generator
 from trainer.config import ModelConfig
+from trainer.latents import LatentState, seed_to_z
 from trainer.models import build_generator
 
 CLASS_NAMES = ["tee", "trouser", "pullover"]
@@ -50,67 +49,18 @@ def renderer(tiny_ckpt):
     return r
 
 
+def request(renderer, request_id=1, row_seeds=(), col_seeds=(), **latent):
+    """A render request for the open model: LatentState fields, and a grid when seeds are given."""
+    if renderer.info.c_dim:
+        latent.setdefault("class_index", 0)
+    grid = MixingGrid(tuple(row_seeds), tuple(col_seeds)) if row_seeds or col_seeds else None
+    return RenderRequest(request_id, renderer.generation, LatentState(**latent), grid=grid)
+
+
 def render(renderer, **fields):
-    fields.setdefault("class_index", 0)
-    result = renderer.render(RenderRequest(request_id=1, generation=renderer.generation, **fields))
+    result = renderer.render(request(renderer, **fields))
     assert not result.error, result.error
     return result
-
-
-# ---- latent maths ----
-def test_seed_to_z_follows_nvlabs_convention():
-    assert np.array_equal(seed_to_z(42, 8), np.random.RandomState(42).randn(8).astype(np.float32))
-    assert not np.array_equal(seed_to_z(1, 8), seed_to_z(2, 8))
-
-
-def test_truncated_normal_resamples_into_the_threshold():
-    z = truncated_z(3, 4096, 0.5)
-    assert np.abs(z).max() <= 0.5 and np.array_equal(z, truncated_z(3, 4096, 0.5))
-    assert np.array_equal(truncated_z(3, 64, 0.0), seed_to_z(3, 64))
-    # inside the threshold the first draws are kept: components that were already small stay
-    free = seed_to_z(3, 4096)
-    keep = np.abs(free) <= 0.5
-    assert np.array_equal(z[keep], free[keep])
-    assert np.std(z) < 0.35  # a normal truncated at 0.5 has std ~0.28
-
-
-def test_truncate_pulls_chosen_layers_toward_center():
-    ws = torch.randn(2, 6, 4)
-    center = torch.randn(4)
-    assert torch.equal(truncate(ws, center, 1.0, None), ws)
-    out = truncate(ws, center, 0.0, 3)
-    assert torch.allclose(out[:, :3], center.expand(2, 3, 4)) and torch.equal(out[:, 3:], ws[:, 3:])
-    half = truncate(ws, center, 0.5, None)
-    assert torch.allclose(half, center + 0.5 * (ws - center))
-    per_sample = truncate(ws, torch.zeros(2, 4), -1.0, None)
-    assert torch.allclose(per_sample, -ws)
-
-
-def test_mix_layers_and_presets():
-    a, b = torch.zeros(1, 4, 2), torch.ones(1, 4, 2)
-    mixed = mix_layers(a, b, (False, True, True, False))
-    assert mixed[0, :, 0].tolist() == [0, 1, 1, 0]
-    with pytest.raises(ValueError, match="3 layers"):
-        mix_layers(a, b, (True, False, True))
-    groups = layer_groups([4, 8, 8, 16, 16, 32, 32, 32])
-    assert groups["coarse"] == (True, True, True, False, False, False, False, False)
-    assert groups["middle"] == (False, False, False, True, True, False, False, False)
-    assert groups["fine"] == (False,) * 5 + (True,) * 3
-    big = layer_groups([4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 256])
-    assert sum(big["coarse"]) + sum(big["middle"]) + sum(big["fine"]) == 14
-
-
-def test_pca_finds_the_long_axis():
-    rng = np.random.RandomState(0)
-    axis = np.array([3.0, 4.0, 0.0]) / 5
-    w = rng.randn(4000, 1) * 5 * axis + rng.randn(4000, 3) * 0.3 + 7
-    vectors, sigmas = pca_directions(w, 2)
-    assert abs(abs(vectors[0] @ axis) - 1) < 1e-3
-    assert vectors[0][np.abs(vectors[0]).argmax()] > 0
-    assert 4.7 < sigmas[0] < 5.3 and sigmas[1] < 0.4
-    offset = direction_offset({"PC1": vectors[0] * sigmas[0], "PC2": vectors[1]}, {"PC1": 2.0, "PC2": 0.0})
-    assert np.allclose(offset, 2 * vectors[0] * sigmas[0])
-    assert direction_offset({"PC1": vectors[0]}, {"PC1": 0.0}) is None
 
 
 # ---- workspace ----
@@ -187,8 +137,8 @@ def test_renderer_truncation_class_center_noise(renderer):
 
 def test_grid_cells_equal_single_renders_with_their_w_plus(renderer):
     mask = (False, False, False, True, True, True)
-    grid = renderer.render(RenderRequest(request_id=2, generation=renderer.generation, class_index=0, psi=0.8,
-                                         mix_mask=mask, row_seeds=(1, 2), col_seeds=(7, 8, 9)))
+    grid = renderer.render(request(renderer, 2, class_index=0, psi=0.8, mix_mask=mask, row_seeds=(1, 2),
+                                   col_seeds=(7, 8, 9)))
     assert not grid.error and grid.is_grid
     res, cell = 16, grid.cell_size
     assert grid.image.shape == (3 * cell - 1, 4 * cell - 1, 3) and grid.cell_ws.shape == (2, 3, 6, 16)
@@ -196,7 +146,7 @@ def test_grid_cells_equal_single_renders_with_their_w_plus(renderer):
     tile = grid.image[2 * cell:2 * cell + res, 3 * cell:3 * cell + res]
     assert np.array_equal(tile, single.image)
     assert np.allclose(grid.cell_ws[1, 2], single.mixed_ws)
-    again = render(renderer, seed=123, base_ws=grid.cell_ws[1, 2], psi=0.8)  # the mix as an explicit W+
+    again = render(renderer, seed=123, ws=grid.cell_ws[1, 2], psi=0.8)  # the mix as an explicit W+
     assert np.array_equal(again.image, single.image)
     header = grid.image[0:res, 3 * cell:3 * cell + res]
     assert np.array_equal(header, render(renderer, seed=9, psi=0.8).image)
@@ -218,14 +168,14 @@ def test_z_only_and_point_models(tmp_path):
     r = Renderer("cpu")
     info = r.load(export_tiny(tmp_path / "dcgan.safetensors", arch="dcgan", c_dim=0))
     assert not info.has_w and info.class_names == ()
-    a = r.render(RenderRequest(request_id=1, generation=r.generation, seed=5))
-    b = r.render(RenderRequest(request_id=2, generation=r.generation, seed=5, z_threshold=0.3))
+    a = r.render(request(r, 1, seed=5))
+    b = r.render(request(r, 2, seed=5, z_threshold=0.3))
     assert not a.error and a.image.shape == (16, 16, 3) and not np.array_equal(a.image, b.image)
     assert np.abs(b.z).max() <= 0.3
-    grid = r.render(RenderRequest(request_id=3, generation=r.generation, row_seeds=(1,), col_seeds=(2,)))
+    grid = r.render(request(r, 3, row_seeds=(1,), col_seeds=(2,)))
     assert "W space" in grid.error
     r.load(export_tiny(tmp_path / "mlp.safetensors", arch="mlp", c_dim=0))
-    points = r.render(RenderRequest(request_id=4, generation=r.generation, seed=1))
+    points = r.render(request(r, 4, seed=1))
     assert not points.error and points.image.shape == (256, 256, 3) and r.info.is_points
 
 
@@ -244,8 +194,8 @@ def test_request_from_workspace_ignores_settings_that_do_not_fit(renderer):
     ws = Workspace(seed=5, class_index=9, mix_layers=(True,) * 3, base_ws=np.zeros((2, 2), np.float32),
                    directions={"PC1": np.ones(16, np.float32)}, direction_offsets={"PC1": 0.5})
     req = request_from_workspace(ws, renderer.info, 7)
-    assert req.class_index == 2 and req.mix_mask == () and req.base_ws is None
-    assert np.allclose(req.w_offset, 0.5) and not req.is_grid
+    assert req.latent.class_index == 2 and req.latent.mix_mask == () and req.latent.ws is None
+    assert np.allclose(req.latent.w_offset, 0.5) and not req.is_grid
     assert request_from_workspace(ws, renderer.info, 8, grid=True).is_grid
 
 

@@ -18,6 +18,7 @@ from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_work
 from ganstudio.widgets.main_window import MainWindow
 from ganstudio.widgets.worker import Job
 from test_engine import CLASS_NAMES, export_tiny
+from trainer.latents import LatentState
 
 TIMEOUT_MS = 30000
 
@@ -198,10 +199,8 @@ def test_stale_results_never_overwrite_newer_ones(qtbot, make_window, ckpt):
     renderer = Renderer("cpu")
     renderer.load(ckpt)
     info = window.info
-    newer = renderer.render(RenderRequest(request_id=window._shown_id + 10, generation=renderer.generation,
-                                          seed=5, class_index=0))
-    older = renderer.render(RenderRequest(request_id=window._shown_id + 5, generation=renderer.generation,
-                                          seed=6, class_index=0))
+    newer = renderer.render(RenderRequest(window._shown_id + 10, renderer.generation, LatentState(seed=5, class_index=0)))
+    older = renderer.render(RenderRequest(window._shown_id + 5, renderer.generation, LatentState(seed=6, class_index=0)))
     window._on_rendered(newer)
     dropped = window.stale_dropped
     window._on_rendered(older)

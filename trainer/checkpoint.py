@@ -9,13 +9,12 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
 import torch
 
 from .config import ConfigError, ModelConfig
+from .files import atomic_write, looks_like_safetensors, step_from_name, write_safetensors  # noqa: F401 (re-exported)
 from .models import ARCHS, build_generator
 
 FORMAT = "ganstudio.generator"
@@ -24,24 +23,6 @@ FORMAT_VERSION = "1"
 
 class CheckpointError(ValueError):
     """A file that is not a usable GAN Studio checkpoint; the message says why."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call write(tmp_path), then rename over `path`; a failure leaves `path` as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are private (0600); this one gets the usual umask-based mode.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int, kimg: float,
@@ -53,22 +34,11 @@ def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int
     write_safetensors(path, tensors, metadata)
 
 
-def write_safetensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Atomically write a safetensors file. Serialised in memory and written with Python's own
-    I/O, so a full disk is an OSError like any other write failure (safetensors' own file writer
-    raises its own error type)."""
-    from safetensors.torch import save
-    data = save(tensors, metadata=metadata)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
 def _sniff(path: Path) -> str:
     """Name the kind of a file that is not safetensors ("" for safetensors or unknown)."""
     with open(path, "rb") as f:
         head = f.read(16)
-    # safetensors: an 8-byte little-endian header length, then the JSON header. The length's first
-    # byte can be anything (0x80 included), so recognise this layout before looking for a pickle.
-    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+    if looks_like_safetensors(head, path.stat().st_size):
         return ""
     if head[:2] == b"PK":
         return "a PyTorch/zip archive (torch.save)"
@@ -104,17 +74,11 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def newest_checkpoint(run_dir) -> Path:
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"), key=_step_of)
+    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"),
+                   key=lambda p: -1 if step_from_name(p) is None else step_from_name(p))
     if not ckpts:
         raise CheckpointError(f"run directory {run_dir} has no checkpoints yet")
     return ckpts[-1]
-
-
-def _step_of(p: Path) -> int:
-    try:
-        return int(p.stem.split("-")[1])
-    except (IndexError, ValueError):
-        return -1
 
 
 def load_generator(path, device="cpu") -> torch.nn.Module:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, merge
+from .latents import parse_seeds  # noqa: F401 (re-exported: scripts and tests import it from the CLI)
 from .presets import PRESETS
 
 SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
@@ -95,79 +96,102 @@ def run_train(argv: list[str]) -> int:
     return EXIT_FAILED if result.state == "failed" else EXIT_OK
 
 
-MAX_SEED = 2**32 - 1  # numpy's RandomState, which turns a seed into z, takes 0 to 2**32 - 1
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0-63' or '1,5,9' or '0-3,10' -> list of ints, each from 0 to MAX_SEED."""
-    seeds = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"cannot read seeds {part!r}: use numbers from 0 to {MAX_SEED}, "
-                             "ranges like 0-63 and commas") from None
-    if not seeds:
-        raise ValueError(f"no seeds in {text!r}")
-    if max(seeds) > MAX_SEED:
-        raise ValueError(f"seed {max(seeds)} is too large: seeds go from 0 to {MAX_SEED}")
-    return seeds
-
-
 def run_generate(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="ganstudio-train generate",
-                                description="Draw samples from a checkpoint, one per seed.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a .safetensors export or a run directory (newest checkpoint)")
+    from .latents import DEFAULT_PSI, NOISE_MODES, TRUNCATION_CENTERS
+    p = argparse.ArgumentParser(
+        prog="ganstudio-train generate",
+        description="Draw samples from a checkpoint, one per seed, with the studio's latent settings: the "
+                    "same settings give the same pixels as the studio. Or render a studio workspace file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default=None,
+                   help="a .safetensors export or a run directory (newest checkpoint); with --workspace, "
+                        "the default is the workspace's own checkpoint")
+    p.add_argument("--workspace", metavar="JSON", default=None,
+                   help="render the image a studio workspace file shows (its seed, class, truncation, mix, "
+                        "W+ and directions); the settings below are then ignored")
     p.add_argument("--seeds", default="0-63", help="seeds as ranges and lists: 0-63, or 1,5,9")
     p.add_argument("--out", required=True, help="grid.png for images; .npz for raw outputs (2-D models: points)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (W space; z scale for models without W)")
+    p.add_argument("--psi", "--trunc", dest="psi", type=float, default=DEFAULT_PSI,
+                   help="truncation psi in W (1: none; the studio's default too); models without W use --z-threshold")
+    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only ws layers below this (default: all)")
+    p.add_argument("--trunc-center", default="global", choices=TRUNCATION_CENTERS,
+                   help="truncate toward w_avg (global) or the mean w of each image's class")
+    p.add_argument("--z-threshold", type=float, default=0.0,
+                   help="models without W: resample z components beyond this (a truncated normal); 0: off")
     p.add_argument("--class", dest="class_index", type=int, default=None,
                    help="class for conditional models (default: seed modulo the number of classes)")
     p.add_argument("--columns", type=int, default=0, help="grid columns (0: square-ish)")
-    p.add_argument("--noise-mode", default="const", choices=("const", "random", "none"),
+    p.add_argument("--noise-mode", default="const", choices=NOISE_MODES,
                    help="per-pixel noise for style-based models")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     args = p.parse_args(argv)
 
     import numpy as np
     import torch
     from .checkpoint import CheckpointError, load_generator
     from .images import make_grid, save_png, scatter_image, to_uint8
+    from .latents import LatentMapper, LatentState
     try:
-        seeds = parse_seeds(args.seeds)
-        G = load_generator(args.checkpoint, device=args.device)
-    except (CheckpointError, ValueError) as exc:
+        if args.workspace:
+            checkpoint, fields = read_workspace_file(args.workspace)
+            checkpoint = args.checkpoint or checkpoint
+            if not checkpoint:
+                raise ValueError(f"{args.workspace} names no checkpoint: give --checkpoint")
+            seeds = None
+        else:
+            if not args.checkpoint:
+                raise ValueError("give --checkpoint (or --workspace)")
+            checkpoint, seeds = args.checkpoint, parse_seeds(args.seeds)
+        G = load_generator(checkpoint, device=args.device)
+        if args.workspace:
+            from .latents import state_from_workspace
+            states = [state_from_workspace(fields, G.c_dim, G.num_ws, getattr(G, "w_dim", 0))]
+            seeds = [states[0].seed]
+        else:
+            if not G.num_ws and args.psi != DEFAULT_PSI:
+                print("ganstudio-train generate: note: this model has no W space, so --psi does not apply; "
+                      "use --z-threshold", file=sys.stderr)
+            states = [LatentState(seed=s, class_index=args.class_index, psi=args.psi, cutoff=args.trunc_cutoff,
+                                  truncation_center=args.trunc_center, z_threshold=args.z_threshold,
+                                  noise_mode=args.noise_mode) for s in seeds]
+        mapper = LatentMapper(G)
+        if G.img_resolution == 0:
+            from .latents import sample_z
+            with torch.inference_mode():   # the studio's scatter: 2000 points per seed
+                out = torch.cat([G(torch.from_numpy(sample_z(s.seed, G.z_dim, s.z_threshold, count=2000)).to(
+                    mapper.device), mapper.labels([s] * 2000)) for s in states])
+        else:
+            with torch.inference_mode():
+                out = torch.cat([mapper.images(states[i:i + 64]) for i in range(0, len(states), 64)])
+    except (CheckpointError, ValueError, OSError) as exc:
         print(f"ganstudio-train generate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    z = torch.stack([torch.from_numpy(np.random.RandomState(s).randn(G.z_dim)).float() for s in seeds])
-    c = None
-    if G.c_dim:
-        labels = [args.class_index if args.class_index is not None else s % G.c_dim for s in seeds]
-        c = torch.tensor(labels)
-    kwargs = {"noise_mode": args.noise_mode} if getattr(G, "num_ws", 0) else {}
-    with torch.inference_mode():
-        out = torch.cat([G(zb.to(args.device), None if c is None else cb.to(args.device),
-                           truncation_psi=args.trunc, **kwargs)
-                         for zb, cb in zip(z.split(64), c.split(64) if c is not None else [None] * len(z.split(64)))])
     target = Path(args.out)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix == ".npz":
         np.savez(target, outputs=out.cpu().numpy(), seeds=np.array(seeds))
     elif G.img_resolution == 0:
-        save_png(target, scatter_image(out.cpu().numpy()))
+        save_png(target, scatter_image(out.detach().cpu().numpy()))
     else:
-        columns = args.columns or int(np.ceil(np.sqrt(len(seeds))))
+        columns = args.columns or int(np.ceil(np.sqrt(len(states))))
         save_png(target, make_grid(to_uint8(out), columns))
-    print(f"wrote {len(seeds)} sample(s) to {target}")
+    print(f"wrote {len(states)} sample(s) to {target}")
     return EXIT_OK
+
+
+def read_workspace_file(path) -> tuple[str, dict]:
+    """A studio workspace file -> (its checkpoint path, its fields). ValueError for anything else."""
+    import json
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read workspace {path}: {exc}") from None
+    if not isinstance(d, dict) or d.get("format") != "ganstudio.workspace":
+        raise ValueError(f"{path} is not a GAN Studio workspace (missing \"format\": \"ganstudio.workspace\")")
+    checkpoint = d.get("checkpoint") or ""
+    if checkpoint and not Path(checkpoint).is_absolute():
+        checkpoint = str(Path(path).parent / checkpoint)   # relative paths are relative to the file
+    return checkpoint, d
 
 
 def run_presets(argv: list[str]) -> int:

@@ -5,22 +5,29 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .checkpoint import atomic_write
+from .files import atomic_write
+
+
+def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float [N, C, H, W] -> uint8 [N, C, H, W] on the same device."""
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[NCHW] in [-1, 1] -> uint8 [N, H, W, C] (C = 3 for grey input, so every image is RGB)."""
-    x = (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    """[NCHW] in [-1, 1] -> uint8 [N, H, W, C] on the host (C = 3 for grey input, so every image is
+    RGB). Converted on the device, then copied to the host once."""
+    x = to_uint8_nchw(images)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
-def make_grid(images: np.ndarray, columns: int, pad: int = 0) -> np.ndarray:
-    """uint8 [N, H, W, C] -> one uint8 [rows*H, columns*W, C] image, filled row by row."""
+def make_grid(images: np.ndarray, columns: int, pad: int = 0, pad_value: int = 0) -> np.ndarray:
+    """uint8 [N, H, W, C] -> one uint8 [rows*H, columns*W, C] image, filled row by row, with `pad`
+    pixels of `pad_value` between cells."""
     n, h, w, c = images.shape
     rows = -(-n // columns)
-    grid = np.zeros((rows * (h + pad) - pad, columns * (w + pad) - pad, c), dtype=np.uint8)
+    grid = np.full((rows * (h + pad) - pad, columns * (w + pad) - pad, c), pad_value, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, columns)
         grid[r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = images[i]

@@ -24,6 +24,7 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import atomic_write, export_generator, load_state, save_state
 from .config import RunConfig
 from .data import BatchSampler, Dataset, load_dataset
+from .device import select_device
 from .events import EventWriter
 from .images import make_grid, save_png, scatter_image, to_uint8
 from .models import build_discriminator, build_generator
@@ -40,16 +41,6 @@ class RunResult:
     step: int
     kimg: float
     message: str = ""
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def resolve_config(cfg: RunConfig, dataset: Dataset) -> RunConfig:

@@ -13,9 +13,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .latents import mix_layers, pca_directions, seed_to_z, truncate, truncated_z
+from trainer.device import pick_device
+from trainer.images import make_grid, to_uint8
+from trainer.latents import LatentMapper, LatentState, mix_layers, pca_directions, sample_z, state_from_workspace
 
-CLASS_MEAN_SAMPLES = 2000   # z per class when estimating a class's mean w
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
 GRID_CORNER_GREY = 48       # the empty top-left cell of the mixing grid
@@ -29,26 +30,6 @@ class Cancelled(Exception):
 
 def _no_progress(fraction: float, message: str) -> None:
     pass
-
-
-def available_devices() -> list[str]:
-    """Devices this machine can render on, best first: cuda, mps, cpu."""
-    devices = []
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices + ["cpu"]
-
-
-def pick_device(requested: str = "auto") -> str:
-    """"auto" -> the best available device; anything else is checked and returned."""
-    devices = available_devices()
-    if requested == "auto":
-        return devices[0]
-    if requested.split(":")[0] not in devices:
-        raise ValueError(f"device {requested!r} is not available here (available: {', '.join(devices)})")
-    return requested
 
 
 @dataclass(frozen=True)
@@ -79,28 +60,24 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class MixingGrid:
+    """What to render besides the latent itself: a style-mixing grid of row x column seeds."""
+    row_seeds: tuple[int, ...]            # rows keep their unmixed layers
+    col_seeds: tuple[int, ...]            # columns give the layers the latent's mix_mask picks
+
+
+@dataclass(frozen=True)
 class RenderRequest:
-    """One image (or, with row_seeds and col_seeds, a style-mixing grid) to render."""
+    """A latent and what to draw of it: one image, a mixing grid, or a batch of frames."""
     request_id: int                       # increases; a result older than the one shown is dropped
     generation: int                       # ModelInfo.generation it was built for
-    seed: int = 0
-    class_index: int | None = None        # None for unconditional models
-    psi: float = 1.0
-    cutoff: int | None = None
-    truncation_center: str = "global"     # "global" | "class"
-    noise_mode: str = "const"
-    z_threshold: float = 0.0              # Z-only models: truncated-normal threshold; 0 = off
-    mix_seed: int = 0
-    mix_mask: tuple[bool, ...] = ()       # per ws layer, True = from mix_seed; () = no mixing
-    base_ws: np.ndarray | None = None     # [num_ws, w_dim] explicit W+ instead of the seed's
-    w_offset: np.ndarray | None = None    # [w_dim] added to ws layers offset_layers after truncation
-    offset_layers: tuple[int, int | None] = (0, None)
-    row_seeds: tuple[int, ...] = ()       # grid: rows keep their unmixed layers
-    col_seeds: tuple[int, ...] = ()       # grid: columns give the masked layers
+    latent: LatentState = LatentState()   # the image (and the grid's truncation, class and mask)
+    grid: MixingGrid | None = None        # render the mixing grid instead of one image
+    frames: tuple[LatentState, ...] = ()  # render these as a batch instead (timelines)
 
     @property
     def is_grid(self) -> bool:
-        return bool(self.row_seeds and self.col_seeds)
+        return self.grid is not None and bool(self.grid.row_seeds and self.grid.col_seeds)
 
 
 @dataclass(frozen=True)
@@ -113,6 +90,7 @@ class RenderResult:
     mixed_ws: np.ndarray | None = None    # [num_ws, w_dim] untruncated W+ after mixing
     cell_ws: np.ndarray | None = None     # grid: [rows, cols, num_ws, w_dim] untruncated mixes
     cell_size: int = 0                    # grid: pixels per cell including the 1-pixel gap
+    frames: np.ndarray | None = None      # frames: uint8 [N, H, W, 3]
     error: str = ""
     is_grid: bool = False
 
@@ -125,8 +103,8 @@ class Renderer:
         self.device = pick_device(device)
         self.half = half and self.device != "cpu"
         self.G: torch.nn.Module | None = None
+        self.mapper: LatentMapper | None = None   # the one path from latent settings to tensors
         self.info: ModelInfo | None = None
-        self.class_means: torch.Tensor | None = None   # [c_dim, w_dim] mean w per class
         self.generation = 0
 
     # ---- loading ----
@@ -137,11 +115,13 @@ class Renderer:
         progress(0.05, f"reading {path}")
         G = load_generator(path, device="cpu")
         progress(0.3, "preparing the model")
-        class_means = self._class_means(G, progress) if G.c_dim and G.num_ws else None
+        mapper = LatentMapper(G, "cpu")
+        if G.c_dim and G.num_ws:   # class centres now, so the first render with them does not stall
+            mapper.class_means(lambda f, msg: progress(0.3 + 0.6 * f, msg))
         G = G.to(self.device)
         if self.half and G.num_ws:
             G.synthesis.half()
-        class_means = class_means.to(self.device) if class_means is not None else None
+        mapper = self._mapper_on_device(G, mapper)
         ds = G.checkpoint_info.get("dataset", {})
         names = tuple(str(n) for n in ds.get("class_names", [])) if G.c_dim else ()
         if len(names) != G.c_dim:
@@ -152,23 +132,22 @@ class Renderer:
                          img_resolution=G.img_resolution, img_channels=G.img_channels, class_names=names,
                          layer_resolutions=layer_resolutions(G), dataset=str(ds.get("name", "")),
                          generation=self.generation + 1)
-        self.G, self.class_means, self.info, self.generation = G, class_means, info, info.generation
+        self.G, self.mapper, self.info, self.generation = G, mapper, info, info.generation
         progress(0.95, "first render")
-        self.render(RenderRequest(request_id=0, generation=self.generation,
-                                  class_index=0 if G.c_dim else None))  # warm-up
+        self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up
         progress(1.0, "ready")
         return info
 
-    @torch.inference_mode()
-    def _class_means(self, G, progress: Progress) -> torch.Tensor:
-        rng = np.random.RandomState(12345)
-        means = []
-        for k in range(G.c_dim):
-            z = torch.from_numpy(rng.randn(CLASS_MEAN_SAMPLES, G.z_dim).astype(np.float32))
-            c = torch.full((CLASS_MEAN_SAMPLES,), k, dtype=torch.long)
-            means.append(G.mapping(z, c)[:, 0].mean(dim=0))
-            progress(0.3 + 0.6 * (k + 1) / G.c_dim, f"mean w of class {k + 1}/{G.c_dim}")
-        return torch.stack(means)
+    def _mapper_on_device(self, G, mapper: LatentMapper) -> LatentMapper:
+        means = mapper._class_means
+        return LatentMapper(G, self.device, None if means is None else means.to(self.device))
+
+    @property
+    def class_means(self) -> torch.Tensor | None:
+        """[c_dim, w_dim] the class centres of the open conditional model, else None."""
+        if self.mapper is None or not (self.G.c_dim and self.G.num_ws):
+            return None
+        return self.mapper.class_means()
 
     def set_device(self, device: str, half: bool) -> None:
         device = pick_device(device)
@@ -177,51 +156,11 @@ class Renderer:
             self.G = self.G.float().to(device)
             if self.half and self.G.num_ws:
                 self.G.synthesis.half()
-            if self.class_means is not None:
-                self.class_means = self.class_means.to(device)
-
-    # ---- latents ----
-    def _labels(self, class_index: int | None, n: int) -> torch.Tensor | None:
-        if not self.G.c_dim:
-            return None
-        k = 0 if class_index is None else int(class_index)
-        if not 0 <= k < self.G.c_dim:
-            raise ValueError(f"class {k} is out of range for a model with {self.G.c_dim} classes")
-        return torch.full((n,), k, dtype=torch.long, device=self.device)
-
-    def _z(self, seeds, threshold: float = 0.0) -> torch.Tensor:
-        z = np.stack([truncated_z(s, self.G.z_dim, threshold) if threshold > 0 else seed_to_z(s, self.G.z_dim)
-                      for s in seeds])
-        return torch.from_numpy(z).to(self.device)
-
-    def mapped(self, seeds, class_index: int | None) -> torch.Tensor:
-        """Untruncated ws [N, num_ws, w_dim] float32 for a list of seeds."""
-        return self.G.mapping(self._z(seeds), self._labels(class_index, len(seeds)))
-
-    def _center(self, req: RenderRequest) -> torch.Tensor:
-        if req.truncation_center == "class" and self.class_means is not None:
-            return self.class_means[0 if req.class_index is None else req.class_index]
-        return self.G.w_avg
-
-    def _finish_ws(self, ws: torch.Tensor, req: RenderRequest) -> torch.Tensor:
-        """Truncation toward the chosen center, then the direction offsets."""
-        ws = truncate(ws, self._center(req), req.psi, req.cutoff)
-        if req.w_offset is not None:
-            start, stop = req.offset_layers
-            ws = ws.clone()
-            ws[:, start:stop] += torch.from_numpy(np.asarray(req.w_offset, dtype=np.float32)).to(ws.device)
-        return ws
-
-    def _to_uint8(self, img: torch.Tensor) -> np.ndarray:
-        """[NCHW] in [-1, 1] -> uint8 [N, H, W, 3] on the host, converted on the device first."""
-        x = (img.float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            self.mapper = self._mapper_on_device(self.G, self.mapper)
 
     def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
-        return self._to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
+        return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
 
     # ---- rendering ----
     def render(self, req: RenderRequest) -> RenderResult:
@@ -233,73 +172,73 @@ class Renderer:
             if req.generation != self.generation:
                 raise RuntimeError("request was built for a model that is no longer open")
             with torch.inference_mode():
-                fields = self._render_grid(req) if req.is_grid else self._render_one(req)
+                if req.frames:
+                    fields = self._render_frames(req.frames)
+                elif req.is_grid:
+                    fields = self._render_grid(req)
+                else:
+                    fields = self._render_one(req.latent)
         except Exception as exc:  # shown in the status bar; the window stays usable
             return RenderResult(request_id=req.request_id, error=f"{type(exc).__name__}: {exc}",
                                 is_grid=req.is_grid)
         ms = (time.perf_counter() - start) * 1000
         return RenderResult(request_id=req.request_id, milliseconds=ms, is_grid=req.is_grid, **fields)
 
-    def _render_one(self, req: RenderRequest) -> dict:
-        G = self.G
+    def _render_one(self, state: LatentState) -> dict:
+        G, mapper = self.G, self.mapper
         if G.img_resolution == 0:
-            return self._render_points(req)
+            return self._render_points(state)
+        z = mapper.z([state])
         if not G.num_ws:
-            z = self._z([req.seed], req.z_threshold)
-            img = self._to_uint8(G(z, self._labels(req.class_index, 1)))
+            img = to_uint8(G(z, mapper.labels([state])))
             return {"image": img[0], "z": z[0].cpu().numpy()}
-        z = self._z([req.seed])
-        if req.base_ws is not None:
-            base = np.asarray(req.base_ws, dtype=np.float32)
-            if base.shape != (G.num_ws, G.w_dim):
-                raise ValueError(f"W+ latent has shape {base.shape}, the model needs ({G.num_ws}, {G.w_dim})")
-            ws = torch.from_numpy(base).to(self.device)[None]
-        else:
-            ws = G.mapping(z, self._labels(req.class_index, 1))
-        if any(req.mix_mask):
-            ws = mix_layers(ws, self.mapped([req.mix_seed], req.class_index), req.mix_mask)
-        final = self._finish_ws(ws, req)
-        img = self._synthesize(final, req.noise_mode)
+        mixed = mapper.untruncated_ws([state])
+        final = mapper.finish(mixed, [state])
+        img = self._synthesize(final, state.noise_mode)
         return {"image": img[0], "z": z[0].cpu().numpy(), "ws": final[0].float().cpu().numpy(),
-                "mixed_ws": ws[0].cpu().numpy()}
+                "mixed_ws": mixed[0].cpu().numpy()}
+
+    def _render_frames(self, states: tuple[LatentState, ...]) -> dict:
+        """A batch of frames -> uint8 [N, H, W, 3] (the states share the first's noise mode)."""
+        if self.G.img_resolution == 0:
+            raise ValueError("frames need an image model")
+        dtype = torch.float16 if self.half else torch.float32
+        frames = to_uint8(self.mapper.images(list(states), dtype))
+        return {"image": frames[-1], "frames": frames}
 
     def _render_grid(self, req: RenderRequest) -> dict:
         """(rows + 1) x (cols + 1) mosaic: the top row shows the column seeds, the left column the
-        row seeds, and cell (r, c) the row seed with the masked layers of the column seed."""
-        G = self.G
+        row seeds, and cell (r, c) the row seed with the masked layers of the column seed. Every
+        image takes the latent's class, truncation and offsets."""
+        G, mapper, latent = self.G, self.mapper, req.latent
         if not G.num_ws:
             raise ValueError("style mixing needs a model with a W space")
-        rows, cols = list(req.row_seeds), list(req.col_seeds)
-        ws_rows = self.mapped(rows, req.class_index)    # [R, L, W]
-        ws_cols = self.mapped(cols, req.class_index)    # [C, L, W]
+        rows, cols = list(req.grid.row_seeds), list(req.grid.col_seeds)
         R, C, L, W = len(rows), len(cols), G.num_ws, G.w_dim
-        mask = req.mix_mask if len(req.mix_mask) == L else (False,) * L
+        seed_states = [latent.replace(seed=s, mix_mask=(), ws=None) for s in cols + rows]
+        mapped = mapper.untruncated_ws(seed_states)                    # [C + R, L, W]
+        ws_cols, ws_rows = mapped[:C], mapped[C:]
+        mask = latent.mix_mask if len(latent.mix_mask) == L else (False,) * L
         cells = mix_layers(ws_rows[:, None].expand(R, C, L, W).reshape(R * C, L, W),
                            ws_cols[None].expand(R, C, L, W).reshape(R * C, L, W), mask)
-        everything = torch.cat([ws_cols, ws_rows, cells])
-        images = self._synthesize(self._finish_ws(everything, req), req.noise_mode)
-        res, gap = G.img_resolution, 1
-        cell = res + gap
-        mosaic = np.full(((R + 1) * cell - gap, (C + 1) * cell - gap, 3), GRID_GAP_GREY, np.uint8)
-        mosaic[:res, :res] = GRID_CORNER_GREY
-        for c in range(C):
-            mosaic[:res, (c + 1) * cell:(c + 1) * cell + res] = images[c]
+        cell_states = [latent.replace(seed=r, mix_mask=(), ws=None) for r in rows for _ in cols]
+        everything = torch.cat([mapped, cells])
+        images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode)
+        corner = np.full_like(images[0], GRID_CORNER_GREY)
+        tiles = [corner, *images[:C]]
         for r in range(R):
-            top = (r + 1) * cell
-            mosaic[top:top + res, :res] = images[C + r]
-            for c in range(C):
-                mosaic[top:top + res, (c + 1) * cell:(c + 1) * cell + res] = images[C + R + r * C + c]
-        return {"image": mosaic, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(), "cell_size": cell}
+            tiles += [images[C + r], *images[C + R + r * C:C + R + (r + 1) * C]]
+        image = make_grid(np.stack(tiles), C + 1, pad=1, pad_value=GRID_GAP_GREY)
+        return {"image": image, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(),
+                "cell_size": G.img_resolution + 1}
 
-    def _render_points(self, req: RenderRequest) -> dict:
-        """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed."""
+    def _render_points(self, state: LatentState) -> dict:
+        """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed, with the one
+        Z truncation (resampling beyond the threshold)."""
         from trainer.images import scatter_image
-        rng = np.random.RandomState(req.seed)
-        z = rng.randn(POINT_SAMPLES, self.G.z_dim).astype(np.float32)
-        if req.z_threshold > 0:
-            z = np.clip(z, -req.z_threshold, req.z_threshold)  # points: clipping keeps it one pass
-        points = self.G(torch.from_numpy(z).to(self.device),
-                        self._labels(req.class_index, POINT_SAMPLES)).cpu().numpy()
+        z = sample_z(state.seed, self.G.z_dim, state.z_threshold, count=POINT_SAMPLES)
+        labels = self.mapper.labels([state] * POINT_SAMPLES)
+        points = self.G(torch.from_numpy(z).to(self.device), labels).cpu().numpy()
         return {"image": scatter_image(points, size=256), "z": z[0]}
 
     # ---- directions ----
@@ -346,20 +285,18 @@ def layer_resolutions(G) -> tuple[int, ...]:
     return tuple(out)
 
 
+def latent_from_workspace(ws, info: ModelInfo) -> LatentState:
+    """The latent the workspace shows on the model `info` describes (the same conversion the
+    headless `ganstudio-train generate --workspace` makes)."""
+    from .workspace import LATENT_FIELDS
+    return state_from_workspace({name: getattr(ws, name) for name in LATENT_FIELDS},
+                                info.c_dim, info.num_ws, info.w_dim)
+
+
 def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False) -> RenderRequest:
     """Freeze the workspace into a request for the model `info` describes."""
-    from .latents import direction_offset
-    mask = tuple(ws.mix_layers) if len(ws.mix_layers) == info.num_ws else ()
-    base = ws.base_ws if ws.base_ws is not None and ws.base_ws.shape == (info.num_ws, info.w_dim) else None
-    offset = direction_offset(ws.directions, ws.direction_offsets) if info.has_w else None
-    if offset is not None and offset.shape != (info.w_dim,):
-        offset = None
-    fields = dict(request_id=request_id, generation=info.generation, seed=ws.seed,
-                  class_index=min(ws.class_index, info.c_dim - 1) if info.c_dim else None,
-                  psi=ws.psi, cutoff=ws.cutoff, truncation_center=ws.truncation_center,
-                  noise_mode=ws.noise_mode, z_threshold=ws.z_threshold, mix_seed=ws.mix_seed,
-                  mix_mask=mask, base_ws=base, w_offset=offset, offset_layers=tuple(ws.direction_layers))
+    latent = latent_from_workspace(ws, info)
     if grid:
-        fields.update(row_seeds=tuple(ws.grid_row_seeds), col_seeds=tuple(ws.grid_col_seeds),
-                      base_ws=None)
-    return RenderRequest(**fields)
+        return RenderRequest(request_id, info.generation, latent.replace(ws=None),
+                             grid=MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds)))
+    return RenderRequest(request_id, info.generation, latent)

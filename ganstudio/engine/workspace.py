@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS
+
 from .events import EmitterGroup
 
 WORKSPACE_FORMAT = "ganstudio.workspace"
 WORKSPACE_VERSION = 1
-NOISE_MODES = ("const", "random", "none")
-TRUNCATION_CENTERS = ("global", "class")
+# The fields that name the latent on screen: trainer.latents.state_from_workspace reads them, in the
+# studio and in `ganstudio-train generate --workspace`, so both draw the same pixels.
+LATENT_FIELDS = ("seed", "class_index", "noise_mode", "psi", "cutoff", "truncation_center", "z_threshold",
+                 "mix_seed", "mix_layers", "base_ws", "directions", "direction_offsets", "direction_layers")
 
 
 class WorkspaceError(ValueError):
@@ -33,7 +37,7 @@ class Workspace:
     seed: int = 0                             # z = RandomState(seed).randn(z_dim)
     class_index: int = 0                      # label for conditional models (ignored otherwise)
     noise_mode: str = "const"                 # "const" | "random" | "none"
-    psi: float = 0.7                          # truncation psi, -1 to 2; 1 = off
+    psi: float = DEFAULT_PSI                  # truncation psi, -1 to 2; 1 = off
     cutoff: int | None = None                 # truncate ws layers below this; None = all layers
     truncation_center: str = "global"         # "global" (w_avg) or "class" (mean w of the class)
     z_threshold: float = 0.0                  # Z-only models: resample |z| beyond this; 0 = off
@@ -100,7 +104,7 @@ class Workspace:
         return cls(**_checked(values))
 
     def save(self, path) -> None:
-        from trainer.checkpoint import atomic_write
+        from trainer.files import atomic_write
         text = json.dumps(self.to_dict(), indent=1)
         atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -142,7 +146,7 @@ def _checked(v: dict) -> dict:
     out = dict(v)
     for name in ("seed", "class_index", "mix_seed"):
         if name in v:
-            need(name, is_int(v[name]) and 0 <= v[name] < 2 ** 32, "an integer from 0 to 2**32-1")
+            need(name, is_int(v[name]) and 0 <= v[name] <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
     if "checkpoint" in v:
         need("checkpoint", isinstance(v["checkpoint"], str), "a path")
     if "noise_mode" in v:
@@ -161,7 +165,7 @@ def _checked(v: dict) -> dict:
         out["mix_layers"] = tuple(v["mix_layers"])
     for name in ("grid_row_seeds", "grid_col_seeds"):
         if name in v:
-            need(name, isinstance(v[name], list) and all(is_int(x) and 0 <= x < 2 ** 32 for x in v[name]),
+            need(name, isinstance(v[name], list) and all(is_int(x) and 0 <= x <= MAX_SEED for x in v[name]),
                  "a list of seeds")
             out[name] = tuple(v[name])
     if v.get("base_ws") is not None:

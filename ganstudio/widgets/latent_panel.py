@@ -6,12 +6,14 @@ import random
 
 import numpy as np
 from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QVBoxLayout, QWidget)
+
+from trainer.latents import MAX_SEED
 
 from ..engine.renderer import ModelInfo
 from ..engine.workspace import Workspace
+from .seed_box import SeedBox
 
-MAX_SEED = 2 ** 31 - 1  # QSpinBox holds a signed 32-bit int
 NOISE_LABELS = {"const": "const (fixed per pixel)", "random": "random (new each render)", "none": "off"}
 
 
@@ -20,8 +22,7 @@ class LatentPanel(QWidget):
         super().__init__(parent)
         self.workspace = workspace
         # widgets
-        self.seed = QSpinBox()
-        self.seed.setRange(0, MAX_SEED)
+        self.seed = SeedBox()
         self.seed.setToolTip("z = RandomState(seed).randn(z_dim). Up/Down arrow keys step the seed.")
         self.seed.setKeyboardTracking(False)
         self.previous_seed = QPushButton("◀")
@@ -69,7 +70,7 @@ class LatentPanel(QWidget):
         self.seed.valueChanged.connect(self._on_seed_changed)
         self.previous_seed.clicked.connect(lambda: self.seed.stepBy(-1))
         self.next_seed.clicked.connect(lambda: self.seed.stepBy(1))
-        self.random_seed.clicked.connect(lambda: self.seed.setValue(random.randrange(MAX_SEED)))
+        self.random_seed.clicked.connect(lambda: self.seed.setValue(random.randint(0, MAX_SEED)))
         self.class_combo.currentIndexChanged.connect(self._on_class_changed)
         self.noise.currentIndexChanged.connect(self._on_noise_changed)
         self.back_to_seed.clicked.connect(lambda: setattr(self.workspace, "base_ws", None))

@@ -13,8 +13,10 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QTabWidget, QWidget, QVBoxLayout)
 
+from trainer.device import available_devices
+
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
-from ..engine.renderer import ModelInfo, Renderer, RenderResult, available_devices, request_from_workspace
+from ..engine.renderer import ModelInfo, Renderer, RenderResult, request_from_workspace
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QVBoxLayout, QWidget)
 
-from ..engine.latents import layer_groups
+from trainer.latents import layer_groups, parse_seeds
 from ..engine.renderer import ModelInfo
 from ..engine.workspace import Workspace
+from .seed_box import SeedBox
 from .image_view import ImageView
-from .latent_panel import MAX_SEED
 
 MAX_GRID_SEEDS = 8
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """"0-3, 7" -> (0, 1, 2, 3, 7). Raises ValueError with a readable message."""
-    seeds: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise ValueError(f"{part!r} is not a seed or a range like 3-7")
-        seeds += range(int(lo), int(hi or lo) + 1)
-    if not seeds or len(seeds) > MAX_GRID_SEEDS or max(seeds) > MAX_SEED:
-        raise ValueError(f"give 1 to {MAX_GRID_SEEDS} seeds from 0 to {MAX_SEED}")
-    return tuple(seeds)
+def parse_grid_seeds(text: str) -> tuple[int, ...]:
+    """"0-3, 7" -> (0, 1, 2, 3, 7), at most MAX_GRID_SEEDS. Raises ValueError with a readable message."""
+    return tuple(parse_seeds(text, limit=MAX_GRID_SEEDS))
 
 
 def format_seeds(seeds) -> str:
@@ -45,8 +35,7 @@ class MixingPanel(QWidget):
         self.presets: dict[str, tuple[bool, ...]] = {}
         self.cell_size = 0
         # widgets
-        self.mix_seed = QSpinBox()
-        self.mix_seed.setRange(0, MAX_SEED)
+        self.mix_seed = SeedBox()
         self.mix_seed.setToolTip("The second source: checked layers take their w from this seed")
         self.layer_box = QGroupBox("Layers taken from the style seed")
         self.layer_grid = QGridLayout(self.layer_box)
@@ -137,7 +126,7 @@ class MixingPanel(QWidget):
 
     def _on_grid_seeds_changed(self) -> None:
         try:
-            rows, cols = parse_seeds(self.row_seeds.text()), parse_seeds(self.col_seeds.text())
+            rows, cols = parse_grid_seeds(self.row_seeds.text()), parse_grid_seeds(self.col_seeds.text())
         except ValueError as exc:
             self.grid_error.setText(str(exc))
             return

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import write_safetensors
+from ..files import write_safetensors
 from ..config import DataConfig
 from ..data import Dataset, cache_dir, load_dataset
 

@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import torch
-    from ..checkpoint import CheckpointError, atomic_write, load_generator
+    from ..checkpoint import CheckpointError, load_generator
+    from ..files import atomic_write
     from ..config import ConfigError, DataConfig
     from ..data import DataError
     from .compute import MetricError, compute_metrics, parse_metrics, _resolve_device

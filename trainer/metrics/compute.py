@@ -23,6 +23,7 @@ import torch
 
 from ..config import DataConfig
 from ..data import Dataset, load_dataset
+from ..device import select_device
 from . import distances
 from .features import (ImageSource, cached_real_features, dataset_source, extract_features, generator_batches,
                        generator_source, subset_indices)
@@ -124,7 +125,6 @@ def feature_network(path=None, device="cpu"):
 
 
 def _resolve_device(device) -> torch.device:
-    from ..loop import select_device
     return select_device(str(device)) if str(device) == "auto" else torch.device(device)
 
 

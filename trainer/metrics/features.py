@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
+from ..images import to_uint8_nchw
 from ..data import Dataset, cache_dir
 from .distances import feature_stats
 
@@ -27,11 +28,6 @@ class ImageSource:
     count: int
     batches: Callable[[int], Iterator[torch.Tensor]]   # batch size -> uint8 [B, C, H, W] batches
     describe: dict
-
-
-def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float [N, C, H, W] -> uint8 [N, C, H, W] on the same device."""
-    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def generator_batches(G, count: int, batch: int, device, seed: int = 0, labels: torch.Tensor | None = None,

@@ -369,7 +369,7 @@ def find_weights(path=None, download: bool = True, url: str = DOWNLOAD_URL) -> t
 
 def _download(url: str, target: Path) -> None:
     from tqdm import tqdm
-    from ..checkpoint import atomic_write
+    from ..files import atomic_write
 
     def fetch(tmp):
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:

@@ -50,9 +50,13 @@ class DCGANGenerator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0, **_unused):
-        """z: [N, z_dim] -> images [NCHW] in [-1, 1]. truncation_psi scales z toward the prior's mean."""
+        """z: [N, z_dim] -> images [NCHW] in [-1, 1]. Without a W space there is no ψ: truncate z itself
+        (trainer.latents.sample_z resamples components beyond a threshold)."""
+        if truncation_psi != 1:
+            raise ValueError(f"{type(self).__name__} has no W space, so truncation psi does not apply; "
+                             "truncate z instead (a truncated normal: --z-threshold in the CLI)")
         onehot = as_onehot(c, self.c_dim, z.shape[0], z.device)
-        x = z * truncation_psi
+        x = z
         if onehot is not None:
             x = torch.cat([x, self.embed(onehot) if self.embed is not None else onehot], dim=1)
         img = self.net(x[:, :, None, None])

@@ -31,9 +31,13 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0, **_unused):
-        """z: [N, z_dim] -> points [N, out_dim]. truncation_psi scales z toward the prior's mean."""
+        """z: [N, z_dim] -> points [N, out_dim]. Without a W space there is no ψ: truncate z itself
+        (trainer.latents.sample_z resamples components beyond a threshold)."""
+        if truncation_psi != 1:
+            raise ValueError(f"{type(self).__name__} has no W space, so truncation psi does not apply; "
+                             "truncate z instead (a truncated normal: --z-threshold in the CLI)")
         onehot = as_onehot(c, self.c_dim, z.shape[0], z.device)
-        x = z * truncation_psi
+        x = z
         if onehot is not None:
             x = torch.cat([x, self.embed(onehot) if self.embed is not None else onehot], dim=1)
         return self.net(x)

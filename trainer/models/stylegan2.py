@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..latents import truncate
 from .common import ConditionalHead, as_onehot, concat_label_maps
 
 SQRT2 = math.sqrt(2.0)
@@ -128,10 +129,7 @@ class MappingNetwork(nn.Module):
         if update_emas:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x[:, None].repeat(1, self.num_ws, 1)
-        if truncation_psi != 1:
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            ws[:, :cutoff] = self.w_avg.lerp(ws[:, :cutoff], truncation_psi)
-        return ws
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
 
 class SynthesisLayer(nn.Module):
