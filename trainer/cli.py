@@ -5,6 +5,7 @@
   ganstudio-train generate --checkpoint C --seeds 0-63 --out grid.png    sample a checkpoint
   ganstudio-train metrics ...                                            evaluate (see its --help)
   ganstudio-train presets                                                list the presets
+  ganstudio-train render-video TIMELINE.json --out film.mp4              a timeline (or --preset) to video
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from . import video_cli
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, merge
 from .latents import parse_seeds  # noqa: F401 (re-exported: scripts and tests import it from the CLI)
 from .presets import PRESETS
@@ -208,7 +210,8 @@ def run_metrics(argv: list[str]) -> int:
     return metrics_main(argv)
 
 
-COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets}
+COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets,
+            "render-video": video_cli.main}
 
 
 def main(argv: list[str] | None = None) -> int:
