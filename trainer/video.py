@@ -7,6 +7,7 @@ a cancel, an error or a full disk leaves no half-written file under the final na
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import secrets
@@ -247,10 +248,12 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
         raise ExportError(f"cannot write {final}: {exc.strerror or exc}") from None
 
     def encode() -> None:
+        finished = False
         try:
             while True:
                 chunk = waiting.get()
                 if chunk is None:
+                    finished = True
                     if not stop.is_set():
                         writer.close()
                     return
@@ -261,7 +264,7 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
                     written[0] += 1
         except BaseException as exc:   # handed to the rendering thread, which raises it
             failure.append(exc)
-            while waiting.get() is not None:   # drain so the producer never blocks on a dead consumer
+            while not finished and waiting.get() is not None:   # so the producer never blocks on a dead consumer
                 pass
 
     encoder = threading.Thread(target=encode, name="video-encoder", daemon=True)
@@ -290,7 +293,8 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
         writer.abort()
         _remove(tmp)
         if isinstance(exc, OSError):
-            reason = "the disk is full" if exc.errno in (28, 27) else (exc.strerror or str(exc))
+            reasons = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file grew past the size this system allows"}
+            reason = reasons.get(exc.errno, exc.strerror or str(exc))
             raise ExportError(f"could not write {final.name}: {reason}; the partial file was removed") from None
         if type(exc).__module__.startswith("av") and isinstance(exc, Exception):
             raise ExportError(f"could not write {final.name}: {exc}; the partial file was removed") from None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS
+from trainer.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
 
@@ -49,6 +50,7 @@ class Workspace:
     directions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [w_dim], one sigma long
     direction_offsets: dict[str, float] = field(default_factory=dict)  # name -> offset in sigmas
     direction_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offsets touch
+    timeline: Timeline | None = None          # the Timeline panel's keyframes (the .timeline.json object)
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -87,6 +89,8 @@ class Workspace:
                 value = list(value)
             elif f.name == "directions":
                 value = {k: np.asarray(v).tolist() for k, v in value.items()}
+            elif isinstance(value, Timeline):
+                value = value.to_dict()
             d[f.name] = value
         return d
 
@@ -183,6 +187,11 @@ def _checked(v: dict) -> dict:
         need("direction_layers", isinstance(r, list) and len(r) == 2 and is_int(r[0]) and r[0] >= 0
              and (r[1] is None or is_int(r[1])), "[start, stop or null]")
         out["direction_layers"] = (r[0], r[1])
+    if v.get("timeline") is not None:
+        try:
+            out["timeline"] = Timeline.from_dict(v["timeline"])
+        except TimelineError as exc:
+            raise WorkspaceError(f"workspace field 'timeline': {exc}") from None
     return out
 
 
