@@ -22,6 +22,7 @@ from .directions_panel import DirectionsPanel
 from .image_view import ImageView
 from .latent_panel import LatentPanel
 from .mixing_panel import MixingPanel
+from .timeline_panel import TimelinePanel
 from .truncation_panel import TruncationPanel
 from .worker import Job, WorkerThread
 
@@ -86,6 +87,9 @@ class MainWindow(QMainWindow):
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
                                         self.directions_panel)):
             self.panels.addTab(panel, name.capitalize())
+        self.timeline_panel = TimelinePanel(self.workspace, self.worker)   # its frames go to the image view
+        self.panels.addTab(self.timeline_panel, "Timeline")
+        self.timeline_panel.frame_ready.connect(self.image_view.set_image)
         self.panels.setMinimumWidth(470)
         self.placeholder = QLabel()
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -296,7 +300,8 @@ class MainWindow(QMainWindow):
                       direction_layers=(0, None), cutoff=None, mix_layers=(False,) * info.num_ws,
                       class_index=min(ws.class_index, max(info.c_dim - 1, 0)),
                       truncation_center="class" if info.c_dim and info.has_w else "global")
-        for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel):
+        for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
+                      self.timeline_panel):
             panel.set_model(info)
         self._add_recent(plan.get("path", info.path))
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")

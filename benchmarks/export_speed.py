@@ -1,0 +1,123 @@
+"""Timeline export speed: does encoding hide behind rendering?
+
+Renders a 300-frame timeline of the demo model (a looped seed walk, 10 seeds, 30 fps) and prints,
+in the same process and on the same thread budget:
+- plain batched generation: the timeline's final latents (computed beforehand) synthesized in the
+  renderer's batches and converted to uint8 on the host, nothing else: the speed limit;
+- export: `export_timeline` writing an MP4 (and a GIF, and an MP4 resized to 256 px), which also
+  computes each frame's latents and encodes on a second thread.
+The ratio export / plain is the figure (target >= 0.8). Runs alternate and the best of `--repeats`
+is kept for each, because other processes share this machine's cores.
+Then playback in the window: the Timeline panel plays the same timeline at 30 and 60 fps target
+(offscreen) and the fps it reports is printed beside the renderer's own limit.
+
+  python benchmarks/export_speed.py [--model demo|PATH] [--threads 2] [--repeats 3] [--device cpu]
+                                    [--skip-window]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import torch
+
+FRAMES = 300
+
+
+def plain_generation(renderer, ws) -> float:
+    """Seconds to synthesize the given final latents in the renderer's chunk size, to host uint8."""
+    from trainer.timeline import CHUNK_FRAMES
+    start = time.perf_counter()
+    for i in range(0, len(ws), CHUNK_FRAMES):
+        renderer.synthesize(ws[i:i + CHUNK_FRAMES])
+    return time.perf_counter() - start
+
+
+def export_once(renderer, path, size=None) -> float:
+    from trainer.video import ExportSettings, export_timeline
+    report = export_timeline(renderer, ExportSettings(str(path), size=size, resize_filter="lanczos"))
+    assert report.frames == FRAMES
+    return report.seconds
+
+
+def window_playback(model: str, line, seconds: float = 4.0) -> list[tuple[float, float, int]]:
+    """(target fps, achieved fps, frames skipped) of the Timeline panel playing `line` in the window."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+    from ganstudio.widgets.main_window import MainWindow
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(device="cpu")
+    window.show()
+    window.open_checkpoint(model)
+
+    def spin(ms):
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    while window.info is None or window.is_busy():
+        spin(50)
+    panel = window.timeline_panel
+    results = []
+    for target in (30, 60):
+        window.workspace.timeline = line.replace(fps=float(target))
+        panel.play()
+        spin(int(seconds * 1000))
+        achieved, skipped = panel.achieved_fps, panel.frames_skipped
+        panel.pause()
+        results.append((target, achieved, skipped))
+        spin(300)
+    window.close()
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="demo", help="demo (assets/demo) or a checkpoint path")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-window", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ganstudio.engine.demo import find_demo_checkpoint
+    from trainer import load_generator
+    from trainer.latents import LatentState
+    from trainer.timeline import TimelineRenderer, seed_walk
+    model = str(find_demo_checkpoint()) if args.model == "demo" else args.model
+    G = load_generator(model, device=args.device)
+    line = seed_walk(range(10), seconds_per_key=1.0, fps=30, base=LatentState(class_index=None), G=G)
+    assert line.frame_count == FRAMES
+    renderer = TimelineRenderer(G, line)
+    ws = renderer.frame_latents(range(FRAMES))
+    renderer.render_chunk(0)   # warm-up
+    print(f"model {Path(model).name}: {G.img_resolution}x{G.img_resolution}, {G.num_ws} ws, device {args.device}, "
+          f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores on the machine")
+    best = {"plain": float("inf"), "mp4": float("inf"), "gif": float("inf"), "mp4 256px": float("inf")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            best["plain"] = min(best["plain"], plain_generation(renderer, ws))
+            best["mp4"] = min(best["mp4"], export_once(renderer, Path(tmp) / "a.mp4"))
+            best["gif"] = min(best["gif"], export_once(renderer, Path(tmp) / "a.gif"))
+            best["mp4 256px"] = min(best["mp4 256px"], export_once(renderer, Path(tmp) / "b.mp4", 256))
+    plain_fps = FRAMES / best["plain"]
+    print(f"{FRAMES} frames, best of {args.repeats}:")
+    print(f"  plain batched generation   {plain_fps:7.1f} frames/s")
+    for name in ("mp4", "gif", "mp4 256px"):
+        fps = FRAMES / best[name]
+        print(f"  export {name:<19s} {fps:7.1f} frames/s   ratio {fps / plain_fps:.2f}")
+    if not args.skip_window:
+        for target, achieved, skipped in window_playback(model, line):
+            print(f"  window playback, target {target} fps: {achieved:.1f} fps shown, {skipped} frames skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
