@@ -32,7 +32,7 @@ GRID_FIELDS = {"class_index", "psi", "cutoff", "truncation_center", "noise_mode"
                "grid_col_seeds", "direction_offsets", "direction_layers", "directions", "checkpoint"}
 MAIN_FIELDS = set(GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds"}) | {"seed", "z_threshold", "mix_seed", "base_ws"}
 FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
-PANELS = ("latent", "truncation", "mixing", "directions")
+PANELS = ("latent", "truncation", "mixing", "directions", "timeline")
 
 
 class MainWindow(QMainWindow):
@@ -83,13 +83,12 @@ class MainWindow(QMainWindow):
         self.truncation_panel = TruncationPanel(self.workspace)
         self.mixing_panel = MixingPanel(self.workspace)
         self.directions_panel = DirectionsPanel(self.workspace)
+        self.timeline_panel = TimelinePanel(self.workspace, self.worker)
         self.panels = QTabWidget()
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
-                                        self.directions_panel)):
+                                        self.directions_panel, self.timeline_panel)):
             self.panels.addTab(panel, name.capitalize())
-        self.timeline_panel = TimelinePanel(self.workspace, self.worker)   # its frames go to the image view
-        self.panels.addTab(self.timeline_panel, "Timeline")
-        self.timeline_panel.frame_ready.connect(self.image_view.set_image)
+        self.timeline_panel.frame_ready.connect(self.image_view.set_image)   # scrubbed and played frames
         self.panels.setMinimumWidth(470)
         self.placeholder = QLabel()
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
