@@ -77,14 +77,9 @@ def run_train(argv: list[str]) -> int:
     from .data import DataError
     from .checkpoint import CheckpointError
     try:
-        if args.resume:
-            given = {key: value for key, value in vars(args).items() if "." in key and value is not None}
-            other = sorted(key for key in given if not key.startswith("train."))
-            if other:
-                raise ValueError(f"--{other[0].split('.')[1].replace('_', '-')} cannot change when resuming: "
-                                 "the run keeps its data and model")
-            result = train(run_dir=args.resume, resume=True,
-                           resume_overrides={key.split(".")[1]: value for key, value in given.items()})
+        if args.resume:   # loop.train decides which options a resume may change
+            given = {key.split(".")[1]: value for key, value in vars(args).items() if "." in key and value is not None}
+            result = train(run_dir=args.resume, resume=True, resume_overrides=given)
         else:
             cfg = config_from_args(args)
             result = train(cfg, outdir=args.outdir)

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from . import losses
 from .augment import diff_augment, parse_policy
-from .checkpoint import atomic_write, export_generator, load_state, save_state
+from .checkpoint import export_generator, load_state, save_state
 from .config import RunConfig
 from .data import BatchSampler, Dataset, load_dataset
 from .device import select_device
+from .files import atomic_write
 from .events import EventWriter
 from .images import make_grid, save_png, scatter_image, to_uint8
 from .models import build_discriminator, build_generator
@@ -405,15 +406,23 @@ class Trainer:
             state = "failed"
             message = (f"could not write to {self.run_dir}: {exc}. The last good checkpoint is "
                        f"{self.last_checkpoint or 'none'}; free space and resume with --resume.")
+        except BaseException as exc:  # anything else (CUDA out of memory, a bug): the log says so, then it rises
+            self._end_log("failed", f"{type(exc).__name__}: {exc}. The last good checkpoint is "
+                                    f"{self.last_checkpoint or 'none'}; resume with --resume.")
+            raise
         finally:
             if bar is not None:
                 bar.close()
+        self._end_log(state, message or "finished")
+        return RunResult(self.run_dir, state, self.step, self.kimg, message)
+
+    def _end_log(self, state: str, message: str) -> None:
+        """The last status line, so the monitor never shows a dead run as running; then close."""
         try:
-            self.writer.write("status", self.step, self.kimg, state=state, message=message or "finished")
+            self.writer.write("status", self.step, self.kimg, state=state, message=message)
         except OSError:
             pass
         self.writer.close()
-        return RunResult(self.run_dir, state, self.step, self.kimg, message)
 
     def _run_metrics(self):
         """Metrics inform; they never end a run. Expected failures are logged per metric by
@@ -446,13 +455,14 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
     with its saved config (`kimg`, when given, moves its end; `resume_overrides` may change the
     train fields named in RESUME_OVERRIDABLE)."""
     if resume:
-        run_dir = Path(run_dir)
-        cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
-        for name, value in (resume_overrides or {}).items():
+        for name in resume_overrides or {}:   # checked first: no file is read for a refused change
             if name not in RESUME_OVERRIDABLE:
                 raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the run would no "
                                  f"longer continue the same training (changeable: "
                                  f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDABLE)})")
+        run_dir = Path(run_dir)
+        cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        for name, value in (resume_overrides or {}).items():
             setattr(cfg.train, name, value)
     elif run_dir is None:
         run_dir = new_run_dir(outdir, cfg)
