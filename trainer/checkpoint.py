@@ -74,8 +74,7 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def newest_checkpoint(run_dir) -> Path:
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"),
-                   key=lambda p: -1 if step_from_name(p) is None else step_from_name(p))
+    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"), key=lambda p: step_from_name(p) or 0)
     if not ckpts:
         raise CheckpointError(f"run directory {run_dir} has no checkpoints yet")
     return ckpts[-1]
