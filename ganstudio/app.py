@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
     p.add_argument("--size", default="1180x760", help="window size WIDTHxHEIGHT")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--install-desktop-entry", action="store_true",
+                   help="add GAN Studio to the Linux application menu (~/.local/share), then exit")
     p.add_argument("--monitor", metavar="RUN", action="append", default=[],
                    help="watch a run directory in the Monitor tab, which the window then shows "
                         "(repeatable: runs are overlaid); with --screenshot, the Monitor tab is saved "
@@ -36,9 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.install_desktop_entry:
+        from .widgets.look import install_desktop_entry
+        for path in install_desktop_entry():
+            print(f"wrote {path}")
+        return 0
     from PySide6.QtWidgets import QApplication
+    from .widgets.look import app_icon, style_sheet
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Studio")
+    app.setDesktopFileName("ganstudio")   # matches resources/ganstudio.desktop, so menus show the icon
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(style_sheet())
     from .widgets.qt_check import binding_refcount_problem
     problem = binding_refcount_problem()
     if problem:

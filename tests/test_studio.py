@@ -343,3 +343,17 @@ def test_screenshot_command(tmp_path, ckpt):
     bad = subprocess.run([sys.executable, "-m", "ganstudio.app", str(tmp_path / "nope.safetensors"), "--screenshot",
                           str(tmp_path / "bad.png")], capture_output=True, text=True, timeout=180, env=env)
     assert bad.returncode == 1 and (tmp_path / "bad.png").is_file()
+
+
+def test_the_window_shows_the_application_icon_from_resources(qtbot, make_window, tmp_path):
+    from ganstudio.widgets.look import install_desktop_entry, style_sheet
+    window = make_window()
+    icon = window.windowIcon()
+    assert not icon.isNull() and 256 in [s.width() for s in icon.availableSizes()]
+    image = icon.pixmap(64, 64).toImage()
+    colours = {image.pixel(x, y) for x in range(0, 64, 4) for y in range(0, 64, 4)}
+    assert len(colours) > 5                                   # drawn, not a blank square
+    assert "QGroupBox" in style_sheet()
+    written = install_desktop_entry(tmp_path / "share")
+    assert {p.name for p in written} == {"ganstudio.desktop", "ganstudio.svg"}
+    assert "Exec=ganstudio" in (tmp_path / "share" / "applications" / "ganstudio.desktop").read_text()

@@ -22,6 +22,7 @@ from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
 from .latent_panel import LatentPanel
+from .look import app_icon
 from .mixing_panel import MixingPanel
 from .truncation_panel import TruncationPanel
 from .worker import ControllerBridge, WorkerThread
@@ -43,6 +44,7 @@ class MainWindow(QMainWindow):
                  ):
         super().__init__()
         self.setWindowTitle("GAN Studio")
+        self.setWindowIcon(app_icon())
         self.resize(1180, 760)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("GAN Studio", "ganstudio")
