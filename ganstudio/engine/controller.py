@@ -118,7 +118,8 @@ class RenderController:
         self._ask_for({name})
 
     def _ask_for(self, fields: set[str]) -> None:
-        if "checkpoint" in fields or fields & IMAGE_FIELDS:
+        old_way = self.render_per_field and "directions" in fields   # the direction list used to render too
+        if "checkpoint" in fields or fields & IMAGE_FIELDS or old_way:
             self.request_render()
         if "checkpoint" in fields or fields & GRID_FIELDS:
             self.grid_dirty = True
