@@ -357,3 +357,13 @@ def test_the_window_shows_the_application_icon_from_resources(qtbot, make_window
     written = install_desktop_entry(tmp_path / "share")
     assert {p.name for p in written} == {"ganstudio.desktop", "ganstudio.svg"}
     assert "Exec=ganstudio" in (tmp_path / "share" / "applications" / "ganstudio.desktop").read_text()
+
+
+def test_seed_boxes_take_the_whole_seed_range(qtbot, make_window, ckpt):
+    window = make_window(ckpt)
+    for box, field in ((window.latent_panel.seed, "seed"), (window.mixing_panel.mix_seed, "mix_seed")):
+        box.setValue(4294967295)
+        assert box.value() == 4294967295 and getattr(window.workspace, field) == 4294967295
+        box.setValue(99999999999)                               # past the range: the largest seed, said plainly
+        assert box.value() == 4294967295
+    assert wait_shown(qtbot, window) is not None and window.last_result.z is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import shutil
 import signal
 import threading
 import time
@@ -347,15 +348,19 @@ class Trainer:
     def run(self) -> RunResult:
         t = self.cfg.train
         total = int(round(t.kimg * 1000))
-        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
         resumed = self.step > 0
+        if resumed and self.nimg >= total:   # before the log says "running" again
+            raise ValueError(f"the run is already at {self.kimg:.3f} kimg, so --kimg {t.kimg:g} trains nothing "
+                             "more: give a larger --kimg to continue it")
+        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
         self.writer.write("status", self.step, self.kimg, state="running",
                           message=(f"resumed at step {self.step}" if resumed else "started") +
                           f" on {self.device.type}; {len(self.dataset)} training items")
         bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=round(t.kimg, 3), initial=round(self.kimg, 3), unit="kimg", dynamic_ncols=True,
+            bar = tqdm(total=round(t.kimg, 3), initial=min(round(self.kimg, 3), round(t.kimg, 3)), unit="kimg",
+                       dynamic_ncols=True, mininterval=0.5,
                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -386,8 +391,9 @@ class Trainer:
                         if bar is not None:
                             bar.set_postfix_str(f"D {values['loss/D']:.3f} G {values['loss/G']:.3f} "
                                                 f"{values['speed/img_s']:.0f} img/s")
-                    if bar is not None:
-                        bar.update(max(0.0, round(min(self.kimg, t.kimg) - bar.n, 3)))  # never past the total
+                    if bar is not None:   # set, not added: summed float steps crept past the total
+                        bar.n = min(round(self.kimg, 3), bar.total)
+                        bar.update(0)   # redraws at most every mininterval
                     if _crossed(before, self.nimg, t.sample_kimg):
                         self.write_samples()
                     if _crossed(before, self.nimg, t.snapshot_kimg) and self.nimg < total:
@@ -461,11 +467,22 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
                                  f"longer continue the same training (changeable: "
                                  f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDABLE)})")
         run_dir = Path(run_dir)
-        cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        config_file = run_dir / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (it has no config.json)")
+        cfg = RunConfig.from_json(config_file.read_text(encoding="utf-8"))
         for name, value in (resume_overrides or {}).items():
             setattr(cfg.train, name, value)
-    elif run_dir is None:
-        run_dir = new_run_dir(outdir, cfg)
     if kimg is not None:
         cfg.train.kimg = float(kimg)
-    return Trainer(cfg, run_dir, resume=resume, **kwargs).run()
+    cfg.validate()   # options are checked before anything is written
+    created = not resume and run_dir is None
+    if created:
+        run_dir = new_run_dir(outdir, cfg)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=resume, **kwargs)
+    except BaseException:
+        if created:   # a run that never started leaves no directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return trainer.run()

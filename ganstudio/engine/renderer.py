@@ -50,6 +50,7 @@ class ModelInfo:
     dataset: str
     generation: int             # increases with each load; requests name the one they were built for
     sha256: str = ""            # of the checkpoint file: caches, timelines and inversions name it
+    note: str = ""              # what loading found worth saying (e.g. an old file without a checksum)
 
     @property
     def has_w(self) -> bool:
@@ -135,7 +136,8 @@ class Renderer:
                          z_dim=G.z_dim, c_dim=G.c_dim, w_dim=getattr(G, "w_dim", 0), num_ws=G.num_ws,
                          img_resolution=G.img_resolution, img_channels=G.img_channels, class_names=names,
                          layer_resolutions=layer_resolutions(G), dataset=str(ds.get("name", "")),
-                         generation=self.generation + 1, sha256=sha256)
+                         generation=self.generation + 1, sha256=sha256,
+                         note=G.checkpoint_info.get("note", ""))
         self.G, self.mapper, self.info, self.generation = G, mapper, info, info.generation
         progress(0.95, "first render")
         self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up

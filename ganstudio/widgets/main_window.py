@@ -275,6 +275,8 @@ class MainWindow(QMainWindow):
         self._update_model_label()
         self.placeholder.hide()
         self.controller.grid_visible = self.panels.currentWidget() is self.mixing_panel
+        if info.note:
+            self.statusBar().showMessage(info.note, 10000)
 
     def _on_panel_changed(self, _index: int) -> None:
         self.controller.set_grid_visible(self.panels.currentWidget() is self.mixing_panel)
