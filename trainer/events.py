@@ -116,8 +116,9 @@ def parse_lines(lines: list[bytes], loads: Callable[[bytes], Any] = _fast_loads)
 
     An event is a JSON object with a "kind"; blank lines are neither events nor bad. `loads`
     parses the whole batch first; a batch holding any line it refuses (garbage, a blank line,
-    or a NaN literal, which orjson does not accept) is parsed line by line, each line that
-    `loads` refuses going to the standard library's json, so every line means what json says."""
+    NaN or 1e999, which orjson does not accept) is parsed line by line, each line that `loads`
+    refuses going to the standard library's json, so a line means what json says. (Except an
+    integer beyond 64 bits, which orjson reads as a float and json as an int.)"""
     try:
         parsed = list(map(loads, lines))
     except (ValueError, RecursionError):   # orjson.JSONDecodeError is a ValueError

@@ -16,7 +16,8 @@ from .alerts import (ALERT_TITLES, COSINE_SPREAD_ALARM, CRITIC_LOSSES, NEAR_DUPL
                      is_stalled, scalar_alerts)
 from .decimate import MinMaxEnvelope, peak_decimate
 from .export import write_csv
-from .parsing import ScalarColumns, event_position, metric_band, scalar_columns
+from .parsing import (ScalarColumns, event_position, metric_band, regular_scalar_columns, scalar_columns,
+                      scalar_columns_line_by_line)
 from .runlog import RUN_STATES, RunLog
 from .series import METRIC_COLUMNS, SCALAR_COLUMNS, X_AXES, Series
 from .smoothing import EmaSmoother, ema_smooth
@@ -26,4 +27,5 @@ __all__ = ["ALERT_TITLES", "COSINE_SPREAD_ALARM", "CRITIC_LOSSES", "METRIC_COLUM
            "RUN_STATES", "SCALAR_COLUMNS", "X_AXES", "Alert", "CollapseWatch", "EmaSmoother", "MinMaxEnvelope",
            "RunLog", "ScalarColumns", "Series", "Snapshot", "collapse_alarm", "detect_d_collapse",
            "detect_divergence", "ema_smooth", "event_position", "first_nonfinite", "is_stalled",
-           "metric_band", "peak_decimate", "scalar_alerts", "scalar_columns", "write_csv"]
+           "metric_band", "peak_decimate", "regular_scalar_columns", "scalar_alerts", "scalar_columns",
+           "scalar_columns_line_by_line", "write_csv"]

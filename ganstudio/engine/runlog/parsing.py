@@ -2,9 +2,9 @@
 batch as columns, and a metric's band.
 
 Scalars lines are most of a log (a million in a long run), so they are turned into columns in
-bulk: when a run of them is regular (every line has the same names in the same order and plain
-numbers everywhere, which is what the trainer writes) the numbers go into numpy arrays without a
-Python loop over the lines. Anything else (a "nan" string, a missing key, a foreign line) takes
+bulk: when a run of them is regular (every line has the same names and plain numbers everywhere,
+which is what the trainer writes) the numbers go into numpy arrays without a Python loop over
+the lines. Anything else (a "nan" string, a missing key, a foreign line) takes
 the line-by-line path, which gives every value the meaning `trainer.events.to_float` gives it.
 """
 from __future__ import annotations
@@ -44,41 +44,42 @@ class ScalarColumns:
 
 def scalar_columns(events: list[dict]) -> ScalarColumns:
     """Events of kind "scalars", in log order -> their numbers as columns."""
-    try:
-        return _regular_columns(events)
-    except _Irregular:
-        return _columns_line_by_line(events)
+    return regular_scalar_columns(events) or scalar_columns_line_by_line(events)
 
 
-class _Irregular(Exception):
-    """A batch that the bulk path cannot read exactly as the line-by-line path would."""
-
-
-def _regular_columns(events: list[dict]) -> ScalarColumns:
+def regular_scalar_columns(events: list[dict]) -> ScalarColumns | None:
+    """scalar_columns() in bulk, or None when the batch is not regular: not every line has a
+    dict of the same two or more names and plain numbers (int, float) everywhere."""
     try:
         values = list(map(_VALUES, events))
         position = list(chain.from_iterable(map(_POSITION, events)))
     except KeyError:
-        raise _Irregular from None
+        return None
     if not events or set(map(type, values)) != {dict}:
-        raise _Irregular
+        return None
     names = tuple(values[0])
     if len(names) < 2 or set(map(len, values)) != {len(names)}:   # (one name: itemgetter gives no tuple)
-        raise _Irregular
+        return None
     try:   # every line has the first line's names (and as many): the same names, in any order
         flat = list(chain.from_iterable(map(itemgetter(*names), values)))
     except KeyError:
-        raise _Irregular from None
+        return None
     if not (set(map(type, position)) <= _PLAIN_NUMBERS and set(map(type, flat)) <= _PLAIN_NUMBERS):
-        raise _Irregular
-    position = np.array(position, dtype=np.float64).reshape(-1, 3).T
+        return None
+    try:
+        position = np.array(position, dtype=np.float64).reshape(-1, 3).T
+        table = np.array(flat, dtype=np.float64).reshape(len(events), len(names))
+    except OverflowError:   # an integer beyond float's range, which to_float reads as infinite
+        return None
     if not np.isfinite(position[0]).all():   # a float step of NaN (json reads the literal): not ours
-        raise _Irregular
-    table = np.array(flat, dtype=np.float64).reshape(len(events), len(names))
+        return None
     return ScalarColumns(position, {name: (None, table[:, i]) for i, name in enumerate(names)})
 
 
-def _columns_line_by_line(events: list[dict]) -> ScalarColumns:
+def scalar_columns_line_by_line(events: list[dict]) -> ScalarColumns:
+    """scalar_columns() for any batch, line by line: the meaning the bulk path must agree with.
+    A line without a finite step or without a dict of values is left out; a name missing from a
+    line has no point there; every value is read by to_float."""
     positions: list[tuple[float, float, float]] = []
     line_of: dict[str, list[int]] = {}
     value_of: dict[str, list[float]] = {}
