@@ -583,3 +583,22 @@ def test_a_series_takes_columns_as_it_takes_rows():
         np.testing.assert_array_equal(by_rows.column(name), by_columns.column(name))
     with pytest.raises(ValueError, match="3 columns given, 4 expected"):
         by_columns.extend_columns(tuple(rows.T[:3]))
+
+
+def test_without_orjson_the_standard_json_reads_the_same_run(run_dir):
+    import subprocess
+    import sys
+    _nasty_log(run_dir / "events.jsonl")
+    code = ("import sys; sys.modules['orjson'] = None\n"   # as if it were not installed
+            "import json; from trainer import events\n"
+            "assert events._fast_loads is json.loads\n"
+            "from test_monitor_runlog import _run_state; from ganstudio.engine.runlog import RunLog\n"
+            f"run = RunLog({str(run_dir)!r}); run.poll(700)\n"
+            "while run.backlog() > 60: run.poll(700)\n"
+            "print(repr(_run_state(run)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(__file__))
+    assert out.returncode == 0, out.stderr
+    run = RunLog(run_dir)
+    run.poll(None)
+    assert out.stdout.strip() == repr(_run_state(run))
