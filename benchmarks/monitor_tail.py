@@ -62,6 +62,10 @@ def read_whole(run_class, run_dir: Path):
     return time.perf_counter() - t0, run
 
 
+def turns(seconds: list[float]) -> str:
+    return ", ".join(f"{s:.2f}" for s in seconds)
+
+
 def same_points(a, b) -> bool:
     """Whether two run models hold the same series, point for point (NaN equal to NaN)."""
     import numpy as np
@@ -154,13 +158,15 @@ def main() -> int:
             del before_run
     engine_s = statistics.median(after_s)
     lines = run.events_read
-    print(f"RunLog, whole log in 4 MB chunks, median of {args.repeat} (load average {load:.1f} at the start):")
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"RunLog, whole log in 4 MB chunks, median of {args.repeat} turns (load average {load:.1f} before, "
+          f"{load_after:.1f} after):")
     if before_class is not None:
         before = statistics.median(before_s)
         print(f"  before ({args.before[:10]}): {before:.2f} s ({lines / before:,.0f} lines/s); "
-              f"turns {', '.join(f'{s:.2f}' for s in before_s)} s")
-    print(f"  after:  {engine_s:.2f} s ({lines / engine_s:,.0f} lines/s); turns {', '.join(f'{s:.2f}' for s in after_s)} s;"
-          f" {len(run.scalars)} scalars x {len(run.scalars['loss/D']):,} points")
+              f"turns {turns(before_s)} s")
+    print(f"  after:  {engine_s:.2f} s ({lines / engine_s:,.0f} lines/s); turns {turns(after_s)} s; "
+          f"{len(run.scalars)} scalars x {len(run.scalars['loss/D']):,} points")
     if before_class is not None:
         print(f"  -> {before / engine_s:.1f}x faster, the same points in both")
     else:

@@ -14,9 +14,9 @@ import math
 import os
 import re
 import time
+from contextlib import contextmanager
 from itertools import compress, repeat
 from operator import eq, not_
-from contextlib import contextmanager
 from pathlib import Path, PurePath
 
 import numpy as np
