@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-try:   # a C parser, about five times faster than json for the monitor's million-line logs
+try:   # a C parser, several times faster than json on the monitor's million-line logs
     from orjson import loads as _fast_loads
 except ImportError:   # the standard library reads the same lines, only slower
     _fast_loads = json.loads
