@@ -142,3 +142,13 @@ def test_no_source_file_is_too_long():
     long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted([*ROOT.glob("trainer/**/*.py"), *ROOT.glob("ganstudio/**/*.py")])
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500]
     assert not long, long
+
+
+def test_the_run_log_reader_does_not_load_torch():
+    """The monitor reads logs and renames files through light modules (trainer.files, trainer.events),
+    not through trainer's model code."""
+    import subprocess
+    import sys
+    code = "import sys, ganstudio.engine.runlog, trainer.files\nassert 'torch' not in sys.modules, 'torch loaded'\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr

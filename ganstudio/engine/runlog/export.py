@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from trainer.checkpoint import atomic_write
+from trainer.files import atomic_write
 
 from .series import METRIC_COLUMNS
 
