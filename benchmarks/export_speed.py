@@ -32,7 +32,7 @@ FRAMES = 300
 
 def plain_generation(renderer, ws) -> float:
     """Seconds to synthesize the given final latents in the renderer's chunk size, to host uint8."""
-    from trainer.timeline import CHUNK_FRAMES
+    from trainer.timeline_render import CHUNK_FRAMES
     start = time.perf_counter()
     for i in range(0, len(ws), CHUNK_FRAMES):
         renderer.synthesize(ws[i:i + CHUNK_FRAMES])
@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     from ganstudio.engine.demo import find_demo_checkpoint
     from trainer import load_generator
     from trainer.latents import LatentState
-    from trainer.timeline import TimelineRenderer, seed_walk
+    from trainer.timeline_presets import seed_walk
+    from trainer.timeline_render import TimelineRenderer
     model = str(find_demo_checkpoint()) if args.model == "demo" else args.model
     G = load_generator(model, device=args.device)
     line = seed_walk(range(10), seconds_per_key=1.0, fps=30, base=LatentState(class_index=None), G=G)

@@ -12,11 +12,11 @@ from ganstudio.engine.renderer import Renderer, RenderRequest
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from test_engine import export_tiny
 from trainer import load_generator
-from trainer.images import to_uint8
 from trainer.latents import LatentMapper, LatentState
-from trainer.timeline import (CHUNK_FRAMES, EASINGS, Keyframe, LayerTrack, Timeline, TimelineError,
-                              TimelineRenderer, catmull_rom_weights, model_signature, class_tour, ease, noise_loop, seed_walk,
-                              slerp, style_morph, truncation_sweep)
+from trainer.timeline import (EASINGS, Keyframe, LayerTrack, Timeline, TimelineError, catmull_rom_weights, ease,
+                              model_signature, slerp)
+from trainer.timeline_presets import class_tour, noise_loop, seed_walk, style_morph, truncation_sweep
+from trainer.timeline_render import CHUNK_FRAMES, TimelineRenderer
 from trainer.video import ExportError, ExportSettings, export_timeline, read_video_info
 
 CLI = [sys.executable, "-m", "trainer.cli"]
@@ -309,7 +309,8 @@ def test_missing_encoder_names_what_to_install_and_gif_png_still_work(tiny_path,
 import sys
 sys.modules["av"] = None   # this machine has no PyAV: importing it fails, as on a bare install
 from trainer import load_generator
-from trainer.timeline import TimelineRenderer, seed_walk
+from trainer.timeline_presets import seed_walk
+from trainer.timeline_render import TimelineRenderer
 from trainer.video import ExportError, ExportSettings, export_timeline
 G = load_generator({str(tiny_path)!r})
 r = TimelineRenderer(G, seed_walk([0, 1], seconds_per_key=0.5, fps=10, G=G))

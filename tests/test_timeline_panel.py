@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from test_engine import export_tiny
-from test_studio import TIMEOUT_MS, make_window, wait_shown  # noqa: F401 (make_window is a fixture)
+from test_studio import TIMEOUT_MS, make_window, wait_shown  # noqa: F401,F811 (make_window is a fixture)
 from trainer import load_generator
-from trainer.timeline import CHUNK_FRAMES, Timeline, TimelineRenderer
+from trainer.timeline import Timeline
+from trainer.timeline_render import TimelineRenderer
 from trainer.video import read_video_info
 
 
@@ -33,7 +34,7 @@ def _left():
 
 
 def wait_frame(qtbot, window, panel, frame):
-    qtbot.waitUntil(lambda: panel._shown_frame == frame and not window.is_busy(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: panel.player._shown_frame == frame and not window.is_busy(), timeout=TIMEOUT_MS)
     return window.image_view.image.copy()
 
 
@@ -46,13 +47,13 @@ def test_add_keyframes_scrub_and_play(qtbot, make_window, ckpt):
     assert panel.keyframe_list.count() == 2 and "seed 8" in panel.keyframe_list.item(1).text()
     # scrubbing to the last frame shows exactly what the explorer showed for that view
     last = line.frame_count - 1
-    panel.scrub.setValue(last)
+    panel.player.scrub.setValue(last)
     assert np.array_equal(wait_frame(qtbot, window, panel, last), view_8)
     # a frame in between is the headless renderer's frame, byte for byte
     reference = TimelineRenderer(load_generator(ckpt), line).render_frames([5, last])
-    panel.scrub.setValue(5)
+    panel.player.scrub.setValue(5)
     assert np.array_equal(wait_frame(qtbot, window, panel, 5), reference[0])
-    assert "frame 6/" in panel.frame_label.text()
+    assert "frame 6/" in panel.player.frame_label.text()
     # editing: duration and easing of the first keyframe, then reorder
     panel.keyframe_list.setCurrentRow(0)
     panel.duration.setValue(1.0)
@@ -67,46 +68,56 @@ def test_add_keyframes_scrub_and_play(qtbot, make_window, ckpt):
     # play: frames advance with the clock; only one chunk is ever in flight
     panel.loop.setChecked(True)
     assert window.workspace.timeline.loop
-    shown_before = panel.frames_shown
-    panel.play()
-    assert panel.is_playing and panel.play_button.text() == "Pause"
+    player = panel.player
+    shown_before = player.frames_shown
+    player.play()
+    assert player.is_playing and player.play_button.text() == "Pause"
     in_flight = []
     for _ in range(40):
         qtbot.wait(25)
-        in_flight.append(len(window.worker._jobs))
-    panel.pause()
-    assert not panel.is_playing
-    assert panel.frames_shown - shown_before >= 5
+        in_flight.append(sum(h.name == "timeline frames" for h in window.controller._handlers.values()))
+    player.pause()
+    assert not player.is_playing
+    assert player.frames_shown - shown_before >= 5
     assert max(in_flight) <= 1, "playback queued more than one frame job"
-    assert "fps" in panel.fps_label.text()
+    assert "fps" in player.fps_label.text()
+    # an explorer edit takes the image view back: no timeline frame arriving late overwrites it
+    player.play()
+    qtbot.wait(100)
+    window.workspace.seed = 21
+    explorer = wait_shown(qtbot, window)
+    qtbot.wait(300)
+    assert not player.is_playing and np.array_equal(window.image_view.image, explorer)
+    assert np.array_equal(explorer, window.last_result.image)
 
 
 def test_export_while_stopped_and_cancel(qtbot, make_window, ckpt, tmp_path):
     window = make_window(ckpt)
     panel, _ = two_keyframes(qtbot, window)
-    panel.export_size.setCurrentIndex(1)       # 2x
-    panel.export_filter.setCurrentText("bicubic")
+    export = panel.export_box
+    export.size.setCurrentIndex(1)       # 2x
+    export.filter.setCurrentText("bicubic")
     out = tmp_path / "out" / "film.mp4"
-    assert panel.export_to(out)
-    assert not panel.export_button.isEnabled() and panel.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: panel.last_export == str(out), timeout=TIMEOUT_MS)
+    assert export.export_to(out)
+    assert not export.button.isEnabled() and export.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: export.last_export == str(out), timeout=TIMEOUT_MS)
     line = window.workspace.timeline
     assert read_video_info(out) == {"frames": line.frame_count, "width": 32, "height": 32, "fps": 30.0,
                                     "codec": "h264"}
-    assert "wrote" in panel.message.text() and panel.export_button.isEnabled()
+    assert "wrote" in export.message.text() and export.button.isEnabled()
     # a long export, cancelled: no file under the final name, no temporary left
     window.workspace.timeline = line.replace(keyframes=tuple(k.replace(duration=60.0) for k in line.keyframes))
     gif = tmp_path / "out" / "long.gif"
-    assert panel.export_to(gif)
-    qtbot.waitUntil(lambda: panel.export_progress.value() > 0, timeout=TIMEOUT_MS)
-    qtbot.mouseClick(panel.cancel_button, _left())
-    qtbot.waitUntil(lambda: not panel._export_busy, timeout=TIMEOUT_MS)
-    assert "cancelled" in panel.message.text()
+    assert export.export_to(gif)
+    qtbot.waitUntil(lambda: export.progress.value() > 0, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(export.cancel_button, _left())
+    qtbot.waitUntil(lambda: not export.busy, timeout=TIMEOUT_MS)
+    assert "cancelled" in export.message.text()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["film.mp4"]
     # a bad output is refused with a message before anything renders
     (tmp_path / "blocker").write_text("x")
-    assert not panel.export_to(tmp_path / "blocker" / "x.mp4")
-    assert "cannot make the folder" in panel.message.text()
+    assert not export.export_to(tmp_path / "blocker" / "x.mp4")
+    assert "cannot make the folder" in export.message.text()
 
 
 def test_timeline_saved_in_workspace_and_refused_for_another_model(qtbot, make_window, ckpt, tmp_path):
@@ -131,4 +142,3 @@ def test_timeline_saved_in_workspace_and_refused_for_another_model(qtbot, make_w
     assert window.workspace.timeline is None
     panel._guarded("Cannot open timeline", lambda: panel.open_timeline(tmp_path / "t.timeline.json"))
     assert "c_dim = 3" in panel.message.text()
-    assert CHUNK_FRAMES >= 1

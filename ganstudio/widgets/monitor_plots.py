@@ -11,30 +11,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
+from ..engine.plot_layout import PLOTS, plot_for
 from ..engine.runlog import EmaSmoother, MinMaxEnvelope, RunLog, Series, peak_decimate
 from .image_view import configure_pyqtgraph
 
 
-@dataclass(frozen=True)
-class PlotSpec:
-    key: str
-    title: str
-    scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
-    metrics: str = ""                  # metrics whose name starts with this ("fid", "kid")
-    catch_all: bool = False            # metrics and scalars no other plot shows
-
-
-PLOTS = (
-    PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
-    PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
-    PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
-    PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
-    PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
-    PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
-    PlotSpec("fid", "FID", metrics="fid"),
-    PlotSpec("kid", "KID", metrics="kid"),
-    PlotSpec("other", "Other metrics and scalars", catch_all=True),
-)
 X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
 
 RUN_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7")
@@ -48,15 +29,6 @@ DISPLAY_BINS = 512
 TITLE_SIZE = "9pt"
 # Schedules, not noisy measurements: smoothing them only adds rounding noise to a flat line.
 UNSMOOTHED_PREFIXES = ("lr/",)
-
-
-def plot_for(name: str, is_metric: bool) -> str:
-    """The key of the plot that shows a scalar or metric called `name`."""
-    for spec in PLOTS:
-        if (spec.metrics and is_metric and name.lower().startswith(spec.metrics)) or \
-                (not is_metric and name in spec.scalars):
-            return spec.key
-    return "other"
 
 
 @dataclass

@@ -1,97 +1,47 @@
-"""Timeline panel: keyframes from the current view, a scrub bar, Play / Pause at a target fps, presets,
-and export to MP4, GIF or PNG frames.
+"""Timeline panel: keyframes from the current view (add, replace, delete, drag to reorder, duration,
+easing, layer tracks), presets, timeline files, the transport (timeline_player.py: scrub, Play /
+Pause) and the export box (timeline_export.py).
 
 The panel edits `workspace.timeline` (a trainer.timeline.Timeline) and never touches torch: frames
-are rendered on the render worker in aligned chunks (trainer.timeline.CHUNK_FRAMES), and only uint8
-arrays come back. At most one chunk is being rendered at a time and only the newest wanted frame
-waits, so scrubbing and playback never build a backlog: when the device is slower than the
-target fps, playback follows the clock, skips the frames it could not render in time, and the fps
-label says how many frames per second really reach the screen.
+render on the renderer's thread (ganstudio.engine.timeline_frames) and only uint8 arrays come back.
 """
 from __future__ import annotations
 
-import math
-import time
-from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
-                               QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from trainer.latents import LatentState, layer_groups
-from trainer.timeline import (CHUNK_FRAMES, EASINGS, INTERPOLATIONS, Keyframe, LayerTrack, Timeline, TimelineError,
-                              check_timeline_for_model, class_tour, direction_sweep, model_signature, noise_loop,
-                              seed_walk, style_morph, truncation_sweep)
-from trainer.video import RESIZE_FILTERS, ExportError, ExportSettings, check_export
+from trainer.timeline import (EASINGS, INTERPOLATIONS, Keyframe, LayerTrack, Timeline, TimelineError,
+                              check_timeline_for_model, model_signature)
+from trainer.timeline_presets import (class_tour, direction_sweep, noise_loop, seed_walk, style_morph,
+                                      truncation_sweep)
 
 from ..engine.renderer import ModelInfo, latent_from_workspace
 from ..engine.workspace import Workspace
-from .worker import Job
+from .timeline_export import ExportBox
+from .timeline_player import TimelinePlayer
 
-FRAME_JOB = "timeline frames"
-EXPORT_JOB = "timeline export"
 SHA_JOB = "timeline checksum"
-CACHE_BYTES = 256 * 2**20        # rendered chunks kept for scrubbing back and replaying
-FPS_WINDOW_S = 1.0               # the achieved-fps label averages over this much time
 PRESET_NAMES = {"seed walk": "seed-walk", "truncation sweep": "truncation-sweep",
                 "direction sweep": "direction-sweep", "class tour": "class-tour", "noise loop": "noise-loop",
                 "style morph": "style-morph"}
 TRACK_CHOICES = ("all layers together", "shape first (coarse, then fine)", "texture first (fine, then coarse)")
-SIZE_CHOICES = (("native", 1), ("2×", 2), ("4×", 4), ("square size…", 0))
-FORMAT_CHOICES = (("MP4 (H.264)", ".mp4"), ("GIF", ".gif"), ("PNG sequence (folder)", ""))
-
-
-class _WorkerFrames:
-    """Lives with the render worker: one TimelineRenderer for the newest timeline and model. Only
-    the worker thread calls `chunk`."""
-
-    def __init__(self):
-        self._timeline: Timeline | None = None
-        self._key = None
-        self._renderer = None
-
-    def renderer_for(self, renderer, timeline: Timeline):
-        import torch
-        from trainer.timeline import TimelineRenderer
-        key = (renderer.generation, renderer.device, renderer.half)
-        if self._timeline is not timeline or self._key != key:
-            dtype = torch.float16 if renderer.half else torch.float32
-            self._renderer = TimelineRenderer(renderer.G, timeline, renderer.mapper, dtype)
-            self._timeline, self._key = timeline, key
-        return self._renderer
-
-    def chunk(self, renderer, timeline: Timeline, index: int) -> np.ndarray:
-        return self.renderer_for(renderer, timeline).render_chunk(index)
 
 
 class TimelinePanel(QWidget):
-    frame_ready = Signal(object)          # uint8 [H, W, 3]: a timeline frame to show in the image view
-
     def __init__(self,
                  workspace: Workspace,   # the panel reads and writes workspace.timeline
-                 worker,                 # the RenderWorker: frames and export run on it as jobs
+                 controller,             # RenderController: frames, export and checksums run as its jobs
                  parent=None):
         super().__init__(parent)
-        self.workspace, self.worker = workspace, worker
+        self.workspace, self.controller = workspace, controller
         self.info: ModelInfo | None = None
         self.directions_source = lambda: workspace.directions   # where a direction sweep finds its vectors
-        self._worker_frames = _WorkerFrames()
-        self._chunks: OrderedDict[int, np.ndarray] = OrderedDict()   # chunk index -> frames, this timeline
-        self._chunks_timeline: Timeline | None = None
-        self._frame_job_busy = False
-        self._wanted_chunk: int | None = None
-        self._export_busy = False
-        self._token = 0
-        self._shown_frame = -1
-        self._showing_timeline = False               # the image view shows timeline frames (not the explorer's)
-        self._play_start = (0.0, 0)                  # (clock, frame) playback counts from
-        self._shown_times: deque[float] = deque()
-        self.frames_shown = 0                        # counters for tests and the benchmark
-        self.frames_skipped = 0
-        self.last_export: str = ""
 
         # widgets: keyframes
         self.keyframe_list = QListWidget()
@@ -133,41 +83,9 @@ class TimelinePanel(QWidget):
         self.preset_button.setToolTip("Replace the keyframes by a preset built from the current view")
         self.open_button = QPushButton("Open…")
         self.save_button = QPushButton("Save…")
-        # widgets: transport
-        self.scrub = QSlider(Qt.Orientation.Horizontal)
-        self.scrub.setRange(0, 0)
-        self.frame_label = QLabel("no keyframes")
-        self.play_button = QPushButton("Play")
-        self.play_button.setCheckable(True)
-        self.fps_label = QLabel("")
-        self.play_timer = QTimer(self)
-        self.play_timer.setTimerType(Qt.TimerType.PreciseTimer)
-        # widgets: export
-        self.export_format = QComboBox()
-        for text, suffix in FORMAT_CHOICES:
-            self.export_format.addItem(text, suffix)
-        self.export_size = QComboBox()
-        for text, factor in SIZE_CHOICES:
-            self.export_size.addItem(text, factor)
-        self.export_side = QSpinBox()
-        self.export_side.setRange(16, 2048)
-        self.export_side.setValue(512)
-        self.export_side.setSuffix(" px")
-        self.export_side.setEnabled(False)
-        self.export_filter = QComboBox()
-        self.export_filter.addItems(list(RESIZE_FILTERS))
-        self.export_filter.setCurrentText("lanczos")
-        self.export_quality = QSpinBox()
-        self.export_quality.setRange(1, 100)
-        self.export_quality.setValue(80)
-        self.export_quality.setToolTip("MP4 only: 100 = x264 CRF 10 (near lossless), 1 = CRF 40")
-        self.export_grid = QSpinBox()
-        self.export_grid.setRange(1, 16)
-        self.export_grid.setToolTip("A grid video: this many cells, each the timeline from other seeds")
-        self.export_button = QPushButton("Export…")
-        self.export_progress = QProgressBar()
-        self.export_progress.setRange(0, 1000)
-        self.cancel_button = QPushButton("Cancel")
+        self.player = TimelinePlayer(lambda: self.workspace.timeline, controller)
+        self.frame_ready = self.player.frame_ready
+        self.export_box = ExportBox(lambda: self.workspace.timeline, controller, self.player.pause)
         self.message = QLabel("")
         self.message.setWordWrap(True)
 
@@ -196,38 +114,13 @@ class TimelinePanel(QWidget):
         file_row.addWidget(QLabel("Timeline file"))
         file_row.addWidget(self.open_button)
         file_row.addWidget(self.save_button)
-        transport = QHBoxLayout()
-        transport.addWidget(self.play_button)
-        transport.addWidget(self.scrub, 1)
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.frame_label, 1)
-        status_row.addWidget(self.fps_label)
-        export_box = QGroupBox("Export")
-        export_form = QFormLayout(export_box)
-        export_form.addRow("Format", self.export_format)
-        size_row = QHBoxLayout()
-        size_row.addWidget(self.export_size)
-        size_row.addWidget(self.export_side)
-        size_row.addWidget(self.export_filter)
-        export_form.addRow("Size", size_row)
-        quality_row = QHBoxLayout()
-        quality_row.addWidget(self.export_quality)
-        quality_row.addWidget(QLabel("Grid cells"))
-        quality_row.addWidget(self.export_grid)
-        export_form.addRow("Quality", quality_row)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.export_button)
-        progress_row.addWidget(self.export_progress, 1)
-        progress_row.addWidget(self.cancel_button)
-        export_form.addRow(progress_row)
         layout = QVBoxLayout(self)
         layout.addWidget(keys_box, 1)
         layout.addLayout(timeline_row)
         layout.addLayout(preset_row)
         layout.addLayout(file_row)
-        layout.addLayout(transport)
-        layout.addLayout(status_row)
-        layout.addWidget(export_box)
+        layout.addWidget(self.player)
+        layout.addWidget(self.export_box)
         layout.addWidget(self.message)
 
         # wiring
@@ -245,24 +138,16 @@ class TimelinePanel(QWidget):
         self.preset_button.clicked.connect(lambda: self.make_preset(PRESET_NAMES[self.preset.currentText()]))
         self.open_button.clicked.connect(self._on_open_dialog)
         self.save_button.clicked.connect(self._on_save_dialog)
-        self.scrub.valueChanged.connect(self._on_scrub_changed)
-        self.play_button.toggled.connect(self._on_play_toggled)
-        self.play_timer.timeout.connect(self._on_play_tick)
-        self.export_size.currentIndexChanged.connect(
-            lambda: self.export_side.setEnabled(self.export_size.currentData() == 0))
-        self.export_button.clicked.connect(self._on_export_dialog)
-        self.cancel_button.clicked.connect(lambda: self.worker.cancel())
-        self.worker.job_finished.connect(self._on_job_finished)
-        self.worker.job_failed.connect(self._on_job_failed)
-        self.worker.job_progress.connect(self._on_job_progress)
+        self.player.failed.connect(lambda message: self.message.setText(f"frames failed: {message}"))
         workspace.events.timeline.connect(self._on_timeline_changed)
         workspace.events.changed.connect(self._on_workspace_changed)
         self._refresh()
 
     # ---- model ----
     def set_model(self, info: ModelInfo) -> None:
-        self.pause()
+        self.player.explorer_changed()
         self.info = info
+        self.export_box.set_model(info)
         line = self.workspace.timeline
         if line is not None:
             try:
@@ -270,7 +155,6 @@ class TimelinePanel(QWidget):
             except TimelineError as exc:
                 self.message.setText(f"The timeline does not fit this model and is set aside: {exc}")
                 self.workspace.timeline = None
-        self._chunks.clear()
         self._refresh()
 
     @property
@@ -413,15 +297,12 @@ class TimelinePanel(QWidget):
     # ---- showing the timeline ----
     def _on_timeline_changed(self, _line) -> None:
         self._refresh()
-        if self._showing_timeline:   # the frame on screen is re-rendered for the edited timeline
-            self._show_frame(min(max(self.scrub.value(), 0), max(self.frame_count - 1, 0)))
+        self.player.timeline_changed()
 
     def _on_workspace_changed(self, name: str) -> None:
         """An explorer edit: its render owns the image view until the timeline is scrubbed or played."""
         if name != "timeline":
-            self._showing_timeline = False
-            self._wanted_chunk = None
-            self.pause()
+            self.player.explorer_changed()
 
     @property
     def frame_count(self) -> int:
@@ -431,7 +312,7 @@ class TimelinePanel(QWidget):
         """Widgets from the timeline (signals blocked, so refreshing edits nothing)."""
         line = self.timeline
         widgets = (self.keyframe_list, self.duration, self.easing, self.tracks, self.fps, self.loop,
-                   self.interpolation, self.scrub)
+                   self.interpolation)
         for w in widgets:
             w.blockSignals(True)
         row = self.keyframe_list.currentRow()
@@ -446,7 +327,6 @@ class TimelinePanel(QWidget):
             self.fps.setValue(int(round(line.fps)))
             self.loop.setChecked(line.loop)
             self.interpolation.setCurrentText(line.interpolation)
-        self.scrub.setRange(0, max(self.frame_count - 1, 0))
         self._show_keyframe_settings()
         for w in widgets:
             w.blockSignals(False)
@@ -454,13 +334,11 @@ class TimelinePanel(QWidget):
         for w in (self.add_button, self.preset_button, self.open_button):
             w.setEnabled(has_model)
         for w in (self.replace_button, self.delete_button, self.duration, self.easing, self.tracks,
-                  self.save_button, self.play_button, self.scrub):
+                  self.save_button):
             w.setEnabled(has_keys)
         self.tracks.setEnabled(has_keys and self.info is not None and self.info.has_w)
-        self.export_button.setEnabled(has_keys and not self._export_busy)
-        self.cancel_button.setEnabled(self._export_busy)
-        self.export_progress.setVisible(self._export_busy)
-        self._update_frame_label()
+        self.export_box.refresh()
+        self.player.refresh()
 
     def _describe(self, k: Keyframe) -> str:
         s = k.state
@@ -503,11 +381,8 @@ class TimelinePanel(QWidget):
     def _on_selection_changed(self, row: int) -> None:
         self._show_keyframe_settings()
         line = self.timeline
-        if line is not None and 0 <= row < len(line.keyframes) and not self.is_playing:
-            self._showing_timeline = True
-            if self.scrub.value() == line.keyframe_frames()[row]:
-                self._show_frame(self.scrub.value())
-            self.scrub.setValue(line.keyframe_frames()[row])
+        if line is not None and 0 <= row < len(line.keyframes) and not self.player.is_playing:
+            self.player.seek(line.keyframe_frames()[row])
 
     def _on_keyframe_settings_changed(self, *_args) -> None:
         line, row = self.timeline, self.keyframe_list.currentRow()
@@ -545,255 +420,16 @@ class TimelinePanel(QWidget):
         keys.insert(target, keys.pop(source))
         self._edit(lambda: line.replace(keyframes=tuple(keys)), select=target)
 
-    # ---- frames ----
-    def _update_frame_label(self) -> None:
-        line = self.timeline
-        if line is None:
-            self.frame_label.setText("no keyframes: add the current view, or make a preset")
-            return
-        frame = self.scrub.value()
-        self.frame_label.setText(f"frame {frame + 1}/{line.frame_count} · {frame / line.fps:.2f} / "
-                                 f"{line.frame_count / line.fps:.2f} s")
-
-    def _on_scrub_changed(self, frame: int) -> None:
-        self._update_frame_label()
-        self._showing_timeline = True
-        if self.is_playing:
-            self._play_start = (time.perf_counter(), frame)
-        self._show_frame(frame)
-
-    def _cached_frame(self, frame: int) -> np.ndarray | None:
-        if self._chunks_timeline is not self.timeline:
-            self._chunks.clear()
-            self._chunks_timeline = self.timeline
-        chunk = self._chunks.get(frame // CHUNK_FRAMES)
-        if chunk is None:
-            return None
-        self._chunks.move_to_end(frame // CHUNK_FRAMES)
-        return chunk[frame % CHUNK_FRAMES]
-
-    def _show_frame(self, frame: int) -> bool:
-        """Show `frame` now if it is rendered, else ask for its chunk (newest wins). True if shown."""
-        if self.timeline is None or self.info is None or not 0 <= frame < self.frame_count \
-                or not self._showing_timeline:
-            return False
-        image = self._cached_frame(frame)
-        if image is None:
-            self._request_chunk(frame // CHUNK_FRAMES)
-            return False
-        self._shown_frame = frame
-        self.frames_shown += 1
-        now = time.perf_counter()
-        self._shown_times.append(now)
-        while self._shown_times and now - self._shown_times[0] > FPS_WINDOW_S:
-            self._shown_times.popleft()
-        self.frame_ready.emit(image)
-        return True
-
-    def _request_chunk(self, chunk: int) -> None:
-        if self._frame_job_busy:
-            self._wanted_chunk = chunk      # replaces any older wish: no backlog
-            return
-        line, frames = self.timeline, self._worker_frames
-        self._frame_job_busy = True
-        self._token += 1
-        self.worker.submit_job(Job(FRAME_JOB, lambda renderer, progress: (line, chunk, frames.chunk(renderer, line, chunk)),
-                                   self._token))
-
-    def _on_frames_arrived(self, result) -> None:
-        line, chunk, images = result
-        self._frame_job_busy = False
-        if line is self.timeline:
-            self._cached_frame(0)               # resets the cache if the timeline changed meanwhile
-            self._chunks[chunk] = images
-            while sum(c.nbytes for c in self._chunks.values()) > CACHE_BYTES and len(self._chunks) > 1:
-                self._chunks.popitem(last=False)
-        wanted, self._wanted_chunk = self._wanted_chunk, None
-        if self.is_playing:
-            self._on_play_tick()
-        elif self.scrub.value() // CHUNK_FRAMES == chunk and line is self.timeline:
-            self._show_frame(self.scrub.value())
-        if wanted is not None and (wanted not in self._chunks or line is not self.timeline):
-            self._request_chunk(wanted)
-        elif self.is_playing and not self._frame_job_busy:
-            self._prefetch()
-
-    def _prefetch(self) -> None:
-        """While playing, render the next chunk not yet cached, so frames are ready when their time comes."""
-        count = self.frame_count
-        if not count:
-            return
-        start = self._shown_frame // CHUNK_FRAMES
-        chunks = -(-count // CHUNK_FRAMES)
-        for step in range(1, 4):
-            chunk = start + step
-            if chunk >= chunks:
-                if not self.loop.isChecked():
-                    return
-                chunk %= chunks
-            if chunk not in self._chunks:
-                self._request_chunk(chunk)
-                return
-
-    # ---- playback ----
-    @property
-    def is_playing(self) -> bool:
-        return self.play_timer.isActive()
-
-    @property
-    def achieved_fps(self) -> float:
-        times = self._shown_times
-        if len(times) < 2 or time.perf_counter() - times[-1] > FPS_WINDOW_S:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
-
-    def play(self) -> None:
-        if not self.play_button.isChecked():
-            self.play_button.setChecked(True)   # emits toggled -> _on_play_toggled
-        elif not self.is_playing:
-            self._on_play_toggled(True)
-
-    def pause(self) -> None:
-        if self.play_button.isChecked():
-            self.play_button.setChecked(False)
-
-    def _on_play_toggled(self, on: bool) -> None:
-        if on and self.frame_count and self.info is not None:
-            start = self.scrub.value()
-            if not self.loop.isChecked() and start >= self.frame_count - 1:
-                start = 0
-            self._play_start = (time.perf_counter(), start)
-            self._showing_timeline = True
-            self._shown_times.clear()
-            self.frames_skipped = 0
-            self.play_timer.start(max(1, int(500 / self.timeline.fps)))   # two ticks per frame
-            self.play_button.setText("Pause")
-            self._on_play_tick()
-        else:
-            self.play_timer.stop()
-            self.play_button.setText("Play")
-            if self.play_button.isChecked():
-                self.play_button.setChecked(False)
-
-    def _on_play_tick(self) -> None:
-        """Follow the clock: the frame due now is shown if rendered; frames whose time passed while
-        the device was busy are skipped, never queued."""
-        line = self.timeline
-        if line is None or not self.is_playing:
-            return
-        started, first = self._play_start
-        due = first + int((time.perf_counter() - started) * line.fps)
-        if due >= line.frame_count:
-            if not line.loop:
-                self.scrub.blockSignals(True)
-                self.scrub.setValue(line.frame_count - 1)
-                self.scrub.blockSignals(False)
-                self._show_frame(line.frame_count - 1)
-                self.pause()
-                return
-            due %= line.frame_count
-        if due != self._shown_frame:
-            previous = self._shown_frame
-            if self._show_frame(due):
-                if previous >= 0:
-                    self.frames_skipped += max(0, (due - previous) % line.frame_count - 1)
-                self.scrub.blockSignals(True)
-                self.scrub.setValue(due)
-                self.scrub.blockSignals(False)
-                self._update_frame_label()
-        if not self._frame_job_busy:
-            self._prefetch()
-        achieved = self.achieved_fps
-        self.fps_label.setText(f"{achieved:.1f} of {line.fps:g} fps" + (" (skipping frames)" if achieved
-                                                                        < 0.9 * line.fps else ""))
-
-    # ---- export ----
-    def export_settings(self, path) -> ExportSettings:
-        factor = self.export_size.currentData()
-        native = self.info.img_resolution if self.info is not None else 0
-        size = self.export_side.value() if factor == 0 else native * factor
-        return ExportSettings(str(path), size=None if size == native else size,
-                              resize_filter=self.export_filter.currentText(), quality=self.export_quality.value())
-
-    def _on_export_dialog(self) -> None:
-        suffix = self.export_format.currentData()
-        filters = {".mp4": "MP4 video (*.mp4)", ".gif": "GIF (*.gif)", "": "Folder of PNG frames (*)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export timeline", f"film{suffix}", filters[suffix])
-        if path:
-            self.export_to(path)
-
-    def export_to(self, path) -> bool:
-        """Start exporting the timeline to `path` on the worker; playback stops. False (and a message)
-        when something is wrong before rendering starts."""
-        line, info = self.timeline, self.info
-        if line is None or info is None or self._export_busy:
-            return False
-        self.pause()
-        settings = self.export_settings(path)
-        cells = self.export_grid.value()
-        try:
-            check_timeline_for_model(line, info)
-            check_export(settings, info.img_resolution * math.ceil(math.sqrt(cells)))
-        except (TimelineError, ExportError) as exc:
-            self.message.setText(str(exc))
-            return False
-
-        def run(renderer, progress):
-            import torch
-            from trainer.timeline import TimelineRenderer
-            from trainer.video import export_timeline
-            dtype = torch.float16 if renderer.half else torch.float32
-            renderers = [TimelineRenderer(renderer.G, line.with_seed_offset(k) if k else line, renderer.mapper, dtype)
-                         for k in range(cells)]
-            with torch.inference_mode():
-                return export_timeline(renderers if cells > 1 else renderers[0], settings, progress)
-
-        self._export_busy = True
-        self.export_progress.setValue(0)
-        self.message.setText(f"exporting {Path(path).name}…")
-        self._refresh()
-        self._token += 1
-        self.worker.submit_job(Job(EXPORT_JOB, run, self._token))
-        return True
-
+    # ---- checksum ----
     def _checksum(self, checkpoint: str) -> None:
-        def run(renderer, progress):
+        """The checkpoint's sha256 for the timeline file, computed on the renderer's thread."""
+        def run(renderer, progress, preview):
             from trainer.timeline import file_sha256
-            return checkpoint, file_sha256(checkpoint)
-        self.worker.submit_job(Job(SHA_JOB, run))
+            return file_sha256(checkpoint)
 
-    # ---- job answers ----
-    def _on_job_progress(self, name: str, fraction: float, message: str) -> None:
-        if name == EXPORT_JOB:
-            self.export_progress.setValue(int(fraction * 1000))
-            self.message.setText(message)
-
-    def _on_job_finished(self, name: str, token: int, result) -> None:
-        if name == FRAME_JOB:
-            self._on_frames_arrived(result)
-        elif name == EXPORT_JOB:
-            self._export_busy = False
-            self.last_export = result.path
-            self.message.setText(f"wrote {result.path}: {result.frames} frames, {result.size}×{result.size}, "
-                                 f"{result.fps:.1f} frames/s")
-            self._refresh()
-        elif name == SHA_JOB:
-            checkpoint, sha = result
+        def done(sha: str) -> None:
             line = self.timeline
             if line is not None and line.checkpoint == checkpoint and not line.checkpoint_sha256:
                 self.workspace.timeline = line.replace(checkpoint_sha256=sha)
 
-    def _on_job_failed(self, name: str, token: int, message: str) -> None:
-        if name == FRAME_JOB:
-            self._frame_job_busy = False
-            if message:
-                self.message.setText(f"frame failed: {message}")
-                self.pause()
-            elif self._wanted_chunk is not None:
-                wanted, self._wanted_chunk = self._wanted_chunk, None
-                self._request_chunk(wanted)
-        elif name == EXPORT_JOB:
-            self._export_busy = False
-            self.message.setText(f"export failed: {message}" if message else
-                                 "export cancelled: nothing was written")
-            self._refresh()
+        self.controller.run_job(SHA_JOB, run, done, lambda message: None, message="checksum of the checkpoint")
