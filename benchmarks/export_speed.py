@@ -51,7 +51,7 @@ def window_playback(model: str, line, seconds: float = 4.0) -> list[tuple[float,
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
     from ganstudio.widgets.main_window import MainWindow
-    app = QApplication.instance() or QApplication([])
+    app = QApplication.instance() or QApplication([])   # noqa: F841 (kept alive while the window runs)
     window = MainWindow(device="cpu")
     window.show()
     window.open_checkpoint(model)
@@ -63,14 +63,14 @@ def window_playback(model: str, line, seconds: float = 4.0) -> list[tuple[float,
 
     while window.info is None or window.is_busy():
         spin(50)
-    panel = window.timeline_panel
+    player = window.timeline_panel.player
     results = []
     for target in (30, 60):
         window.workspace.timeline = line.replace(fps=float(target))
-        panel.play()
+        player.play()
         spin(int(seconds * 1000))
-        achieved, skipped = panel.achieved_fps, panel.frames_skipped
-        panel.pause()
+        achieved, skipped = player.achieved_fps, player.frames_skipped
+        player.pause()
         results.append((target, achieved, skipped))
         spin(300)
     window.close()

@@ -38,20 +38,20 @@ def wait(condition, timeout_s: float = 600) -> None:
 
 
 def export(window, path: Path) -> None:
-    panel = window.timeline_panel
-    panel.export_size.setCurrentIndex(3)          # a square size
-    panel.export_side.setValue(GIF_SIDE)
-    panel.export_filter.setCurrentText("nearest")
-    if not panel.export_to(path):
-        raise SystemExit(panel.message.text())
-    wait(lambda: panel.last_export == str(path) or not panel._export_busy)
-    if panel.last_export != str(path):
-        raise SystemExit(panel.message.text())
-    print(panel.message.text())
+    box = window.timeline_panel.export_box
+    box.size.setCurrentIndex(3)          # a square size
+    box.side.setValue(GIF_SIDE)
+    box.filter.setCurrentText("nearest")
+    if not box.export_to(path):
+        raise SystemExit(box.message.text())
+    wait(lambda: not box.busy)
+    if box.last_export != str(path):
+        raise SystemExit(box.message.text())
+    print(box.message.text())
 
 
 def main() -> int:
-    app = QApplication.instance() or QApplication(sys.argv)
+    app = QApplication.instance() or QApplication(sys.argv)   # noqa: F841 (kept alive while the window runs)
     window = MainWindow(device="cpu")
     window.resize(1100, 700)
     window.show()
@@ -66,17 +66,18 @@ def main() -> int:
     line = window.workspace.timeline
     window.workspace.timeline = line.replace(keyframes=tuple(k.replace(duration=1.0) for k in line.keyframes))
     export(window, OUT / "timeline-class-tour.gif")
-    # a style morph: four seeds of one class, shape (coarse layers) first, then texture
-    window.workspace.update(seed=20, psi=0.7, truncation_center="class", class_index=7)
+    # a style morph: four bags, shape (coarse layers: 4x4, 8x8) first, then texture
+    window.workspace.update(seed=20, psi=1.0, truncation_center="class", class_index=8)
     panel.preset_keys.setValue(4)
     panel.make_preset("style-morph")
     line = window.workspace.timeline
     window.workspace.timeline = line.replace(keyframes=tuple(k.replace(duration=2.0) for k in line.keyframes))
     export(window, OUT / "timeline-style-morph.gif")
     # the panel, scrubbed to a quarter of the way from the first keyframe to the second
-    panel.keyframe_list.setCurrentRow(1)
-    panel.scrub.setValue(window.workspace.timeline.keyframe_frames()[0] + 8)
-    wait(lambda: panel._shown_frame == panel.scrub.value() and not window.is_busy())
+    player = panel.player
+    panel.keyframe_list.setCurrentRow(0)
+    player.seek(window.workspace.timeline.keyframe_frames()[1] // 2)
+    wait(lambda: player._shown_frame == player.scrub.value() and not window.is_busy())
     spin(300)
     window.grab().save(str(OUT / "studio-timeline.png"))
     print(f"saved {OUT / 'studio-timeline.png'}")

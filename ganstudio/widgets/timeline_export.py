@@ -156,8 +156,9 @@ class ExportBox(QGroupBox):
     def _on_finished(self, report) -> None:
         self.busy = False
         self.last_export = report.path
-        self.message.setText(f"wrote {report.path}: {report.frames} frames, {report.size}×{report.size}, "
+        self.message.setText(f"wrote {Path(report.path).name}: {report.frames} frames, {report.size}×{report.size}, "
                              f"{report.fps:.1f} frames/s")
+        self.message.setToolTip(report.path)
         self.refresh()
 
     def _on_failed(self, message: str) -> None:

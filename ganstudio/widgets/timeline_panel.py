@@ -238,6 +238,7 @@ class TimelinePanel(QWidget):
             first = sorted(directions)[0]
             return direction_sweep(directions[first], 3.0, view.seed, 2.0, fps, base, G=info, **common)
 
+        self.preset.setCurrentText(next(label for label, key in PRESET_NAMES.items() if key == name))
         self._edit(build, select=0)
 
     def _edit(self, build, select: int = -1) -> None:
