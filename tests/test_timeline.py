@@ -361,3 +361,28 @@ def test_render_video_from_a_timeline_file_and_its_errors(G, tiny_path, tmp_path
                                   "--out", str(tmp_path / "b.gif")], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "c_dim = 3" in wrong.stderr and "Traceback" not in wrong.stderr
     assert not (tmp_path / "b.gif").exists()
+
+
+# ---- the studio's frame source, driven inline ----
+def test_studio_frames_come_in_chunks_newest_wish_wins_and_match_headless(tiny_path, G):
+    from ganstudio.engine.controller import RenderController
+    from ganstudio.engine.timeline_frames import JOB_NAME, TimelineFrames
+    controller = RenderController.inline(Workspace(), Renderer("cpu"))
+    controller.open(tiny_path)
+    line = seed_walk([0, 1, 2], seconds_per_key=1.0, fps=10, base=LatentState(class_index=0), G=G)
+    arrived, errors = [], []
+    frames = TimelineFrames(controller, lambda timeline, chunk: arrived.append(chunk), errors.append, linger_s=0)
+
+    def wish_more(timeline, chunk):   # a wish made while a chunk is served replaces the waiting one
+        arrived.append(chunk)
+        if chunk == 0:
+            frames.want(timeline, 2)
+            frames.want(timeline, 3)
+
+    frames.on_chunk = wish_more
+    frames.want(line, 0)
+    assert arrived == [0, 3] and not errors and not frames.busy and JOB_NAME not in controller.jobs_running
+    headless = TimelineRenderer(G, line).render_frames([0, 5, 24, 29])
+    assert all(np.array_equal(frames.frame(line, f), headless[i]) for i, f in enumerate((0, 5, 24, 29)))
+    assert frames.frame(line, 10) is None                     # chunk 1 was never asked for
+    assert frames.frame(line.replace(loop=False), 0) is None  # another timeline: the cache starts over

@@ -46,7 +46,7 @@ class TimelineFrames:
     def __init__(self,
                  controller,                     # RenderController: runs the serving job
                  on_chunk: Callable[[Timeline, int], None],   # a chunk arrived (GUI thread): (timeline, chunk index)
-                 on_error: Callable[[str], None],             # rendering failed; the message says why
+                 on_error: Callable[[str], None],             # rendering failed ("" = cancelled by the user)
                  linger_s: float = LINGER_S,     # 0 for controllers that run jobs inline (scripts, tests)
                  ):
         self.controller, self.on_chunk, self.on_error, self.linger_s = controller, on_chunk, on_error, linger_s
@@ -115,9 +115,12 @@ class TimelineFrames:
         self._end()
 
     def _on_failed(self, message: str) -> None:
-        self._end()
-        if message:
-            self.on_error(message)
+        """An error, or "" when the user cancelled: either way the waiting wish is dropped."""
+        with self._lock:
+            self._running = False
+            self._wish = None
+            self._stop.clear()
+        self.on_error(message)
 
     def _end(self) -> None:
         with self._lock:

@@ -150,8 +150,9 @@ class TimelinePlayer(QWidget):
             self._show_frame(self.scrub.value())
 
     def _on_frames_failed(self, message: str) -> None:
-        self.pause()
-        self.failed.emit(message)
+        self.pause()            # Cancel in the status bar stops playback too
+        if message:
+            self.failed.emit(message)
 
     def _prefetch(self) -> None:
         """While playing, ask for the next chunk not yet rendered, so frames are ready when their time comes."""
