@@ -90,8 +90,8 @@ class TimelineRenderer:
 
     @torch.inference_mode()
     def frame_latents(self, frames: Sequence[int]) -> torch.Tensor:
-        """Final latents of frames as one batch: ws [N, num_ws, w_dim] (W models) or z-and-class
-        inputs are not returned for Z models (use render_frames). For benchmarks and tools."""
+        """Final ws [N, num_ws, w_dim] of the frames, computed as one batch (W models only; for
+        benchmarks and tools: render_chunk is how frames are made)."""
         if not self.has_w:
             raise ValueError("this model has no W space")
         return self._final_ws(list(frames))

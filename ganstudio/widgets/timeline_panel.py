@@ -167,7 +167,10 @@ class TimelinePanel(QWidget):
         base = {"fps": float(self.fps.value()), "loop": self.loop.isChecked(),
                 "interpolation": self.interpolation.currentText(), "checkpoint": info.path,
                 "checkpoint_sha256": old.checkpoint_sha256 if old is not None and old.checkpoint == info.path else "",
-                "model": model_signature(info)}
+                "model": model_signature(info),
+                # a new timeline keeps the view's noise unless it is random (frames must repeat)
+                "noise_mode": old.noise_mode if old is not None else
+                ("none" if self.workspace.noise_mode == "none" else "const")}
         base.update(settings)
         return Timeline(tuple(keyframes), **base)
 
