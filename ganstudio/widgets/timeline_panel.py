@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
+                               QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from trainer.latents import LatentState, layer_groups
 from trainer.timeline import (EASINGS, INTERPOLATIONS, Keyframe, LayerTrack, Timeline, TimelineError,
@@ -114,7 +114,8 @@ class TimelinePanel(QWidget):
         file_row.addWidget(QLabel("Timeline file"))
         file_row.addWidget(self.open_button)
         file_row.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.addWidget(keys_box, 1)
         layout.addLayout(timeline_row)
         layout.addLayout(preset_row)
@@ -122,6 +123,13 @@ class TimelinePanel(QWidget):
         layout.addWidget(self.player)
         layout.addWidget(self.export_box)
         layout.addWidget(self.message)
+        scroll = QScrollArea()   # the panel is tall: it scrolls rather than make the window taller
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
         # wiring
         self.add_button.clicked.connect(self.add_current_view)
