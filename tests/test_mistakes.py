@@ -173,7 +173,7 @@ def _studio(*args, timeout=120):
 
 def test_studio_command_line_mistakes(tmp_path, ckpt):
     out = _studio("--monitor", str(tmp_path / "nonexistent"))
-    assert out.returncode == 2 and "no such run directory" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "not a run directory" in out.stderr and "Traceback" not in out.stderr
     out = _studio("--size", "abc")
     assert out.returncode == 2 and "WIDTHxHEIGHT" in out.stderr
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)

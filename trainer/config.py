@@ -99,7 +99,7 @@ def _coerce(owner: str, name: str, hint, value):
 @dataclass
 class DataConfig(_Config):
     source: str = _opt("digits", "dataset: fashion-mnist, digits, ring8, grid25, an image folder or a .zip of images")
-    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it)", low=4)
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it; 2-D point data ignore it)", low=0)
     channels: int = _opt(0, "image channels: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
     split: str = _opt("train", "which part of a built-in dataset to use", choices=("train", "test", "all"))
     conditional: bool = _opt(False, "train on class labels (sub-folder names for folders)")

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from . import losses
 from .augment import diff_augment, parse_policy
 from .checkpoint import export_generator, load_state, save_state
-from .config import RunConfig
-from .data import BatchSampler, Dataset, load_dataset
+from .config import ConfigError, RunConfig
+from .data import TOY_STD, BatchSampler, Dataset, load_dataset
 from .device import select_device
 from .files import atomic_write
 from .events import EventWriter
@@ -476,6 +476,8 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
     if kimg is not None:
         cfg.train.kimg = float(kimg)
     cfg.validate()   # options are checked before anything is written
+    if cfg.data.source not in TOY_STD and cfg.data.resolution < 4:   # 2-D point data have no resolution
+        raise ConfigError(f"--resolution {cfg.data.resolution}: must be at least 4 for image data")
     created = not resume and run_dir is None
     if created:
         run_dir = new_run_dir(outdir, cfg)
