@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy
 
 TITLE_SIZE = "9pt"
@@ -17,6 +18,8 @@ class CompactAxis(pg.AxisItem):
     def __init__(self, orientation: str):
         super().__init__(orientation)
         self.setStyle(tickFont=_tick_font(), tickTextOffset=3)
+        if orientation in ("bottom", "top"):
+            self.setTickDensity(0.6)   # fewer x ticks: labels of narrow plots ran together
 
     def tickStrings(self, values, scale, spacing):
         return [_compact_number(v * scale, spacing * scale) for v in values]
@@ -47,7 +50,7 @@ class _BelowLegend(pg.LegendItem):
     entries are cut at the edge instead of squeezed over each other or widening the grid."""
 
     def __init__(self, strip: pg.GraphicsWidget):
-        super().__init__(labelTextSize="7pt", colCount=3, verSpacing=-4, horSpacing=8)
+        super().__init__(labelTextSize="7pt", colCount=2, verSpacing=-4, horSpacing=4)
         self.strip = strip
         self.setParentItem(strip)
 
@@ -82,7 +85,10 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
         def update_min():
             fixed_update_min()
             label.setMinimumWidth(1)
+            height = label._sizeHint[Qt.SizeHint.PreferredSize][1]
+            label._sizeHint[Qt.SizeHint.PreferredSize] = (1, height)   # nor ask for its width
         label.updateMin = update_min
+        label.setFlag(label.GraphicsItemFlag.ItemClipsChildrenToShape, True)   # cut, not drawn over its neighbour
         label.may_shrink = True
     plot.setTitle(title, size=TITLE_SIZE, color=colour)
 
