@@ -1,0 +1,539 @@
+"""Import NVlabs network pickles (stylegan2-ada-pytorch snapshots such as ffhq.pkl) without
+running anything from the file.
+
+An NVlabs pickle stores each network as `torch_utils.persistence._reconstruct_persistent_obj(meta)`
+where `meta` holds the class name, the complete Python source of the module that defined it, and
+the module's attribute dict; NVlabs' own loader exec()s that source. Here, `NetworkUnpickler`
+resolves every global the file names through an allow-list of functions written in this file:
+a persistent object becomes a plain `NetworkRecord` (class name, state, the source as inert text
+that is never compiled), tensors are rebuilt from their raw bytes for a fixed set of storage
+types, numpy scalars only for numeric dtypes, and anything else (os.system, builtins.exec, a
+scikit-learn class, TensorFlow-era networks) stops the load with a message naming it. The
+records' shapes and constructor settings are then checked against this project's NVlabs-exact
+architecture (`trainer.models.stylegan2_nvlabs`) before a single byte is written.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import json
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import FORMAT, FORMAT_VERSION, write_safetensors
+from ..config import ConfigError
+from ..models.stylegan2_nvlabs import (ARCH_NAME, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
+                                       NVlabsGenerator, NVlabsGeneratorConfig)
+from . import NetworkImportError
+
+SUPPORTED = ("GAN Studio imports StyleGAN2 network pickles written by NVlabs' stylegan2-ada-pytorch "
+             "(and the StyleGAN2 networks of NVlabs' stylegan3 repository)")
+DISCRIMINATOR_PREFIX = "discriminator."
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C   # torch.save's pre-zip format, used inside storages
+LEGACY_PROTOCOL = 1001
+KNOWN_PERSISTENCE_VERSIONS = range(1, 7)
+STYLEGAN2_G_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
+                       "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer"}
+STYLEGAN2_D_CLASSES = {"Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
+                       "MappingNetwork", "FullyConnectedLayer", "Conv2dLayer"}
+STYLEGAN3_CLASSES = {"SynthesisInput"}
+STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+                  "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+                  "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+                  "BoolStorage": torch.bool}
+NUMPY_SCALAR_KINDS = "fiub"
+
+
+@dataclass
+class NetworkRecord:
+    """One NVlabs persistent object, as data: nothing of its class or source is ever run."""
+    class_name: str
+    state: dict            # the module's attribute dict (_parameters, _buffers, _modules, ...)
+    source_sha256: str     # of the embedded module source, for the record
+    source: str            # the embedded module source: inert text, never compiled
+
+
+class PlainDict(dict):
+    """Stands in for dnnlib.util.EasyDict: the same items, no behaviour."""
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    key: str
+
+
+# ----------------------------------------------------------------------------------------------
+# What the outer pickle may call: each entry is written here; none imports from the file.
+
+def _reconstruct_persistent_obj(meta) -> NetworkRecord:
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise NetworkImportError("a persistent object in the file is not a class record "
+                                 f"(type = {meta.get('type') if isinstance(meta, dict) else type(meta).__name__!r})")
+    if meta.get("version") not in KNOWN_PERSISTENCE_VERSIONS:
+        raise NetworkImportError(f"persistence format version {meta.get('version')!r} is newer than this importer "
+                                 f"knows (1-{KNOWN_PERSISTENCE_VERSIONS[-1]})")
+    source, class_name, state = meta.get("module_src"), meta.get("class_name"), meta.get("state")
+    if not isinstance(source, str) or not isinstance(class_name, str) or not isinstance(state, dict):
+        raise NetworkImportError("a persistent object in the file lacks its class name, source or state")
+    return NetworkRecord(class_name, state, hashlib.sha256(source.encode()).hexdigest(), source)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                    metadata=None) -> torch.Tensor:
+    if not isinstance(storage, torch.Tensor) or storage.ndim != 1:
+        raise NetworkImportError("a tensor in the file does not refer to a storage")
+    if not (isinstance(storage_offset, int) and isinstance(size, tuple) and isinstance(stride, tuple)
+            and len(size) == len(stride) and all(isinstance(v, int) and v >= 0 for v in size + stride)
+            and storage_offset >= 0):
+        raise NetworkImportError("a tensor in the file has a malformed size, stride or offset")
+    last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else storage_offset - 1
+    if last >= storage.numel():
+        raise NetworkImportError("a tensor in the file reaches past the end of its storage (truncated or corrupt?)")
+    return torch.as_strided(storage, size, stride, storage_offset).clone()
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None) -> torch.Tensor:
+    if not isinstance(data, torch.Tensor):
+        raise NetworkImportError("a parameter in the file does not hold a tensor")
+    return data
+
+
+def _load_storage_from_bytes(data) -> torch.Tensor:
+    """A storage saved in torch.save's legacy format -> flat tensor, read without torch.load."""
+    if not isinstance(data, bytes):
+        raise NetworkImportError("a storage in the file is not a byte string")
+    if data[:2] == b"PK":
+        raise NetworkImportError("a storage in the file uses torch's zip format, which NVlabs pickles never use")
+    f = io.BytesIO(data)
+    if _LegacyUnpickler(f).load() != LEGACY_MAGIC or _LegacyUnpickler(f).load() != LEGACY_PROTOCOL:
+        raise NetworkImportError("a storage in the file is not in torch.save's legacy format")
+    sys_info = _LegacyUnpickler(f).load()
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
+        raise NetworkImportError("a storage in the file was written big-endian or without its system info")
+    outer = _LegacyUnpickler(f)
+    ref = outer.load()
+    keys = _LegacyUnpickler(f).load()
+    if not isinstance(ref, _StorageRef) or not isinstance(keys, list):
+        raise NetworkImportError("a storage record in the file is malformed")
+    storages = {}
+    for key in keys:
+        if key not in outer.declared:
+            raise NetworkImportError("a storage record in the file lists an undeclared storage")
+        dtype, numel = outer.declared[key]
+        head = f.read(8)
+        if len(head) != 8 or int.from_bytes(head, "little", signed=True) != numel:
+            raise NetworkImportError("a storage in the file is truncated or its size disagrees with its record")
+        nbytes = numel * torch.empty((), dtype=dtype).element_size()
+        raw = f.read(nbytes)
+        if len(raw) != nbytes:
+            raise NetworkImportError("a storage in the file is truncated")
+        storages[key] = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
+    if ref.key not in storages:
+        raise NetworkImportError("a storage in the file has no data")
+    return storages[ref.key]
+
+
+def _numpy_dtype(spec, align=False, copy=False) -> np.dtype:
+    dtype = np.dtype(spec) if isinstance(spec, str) and len(spec) <= 3 else None
+    if dtype is None or dtype.kind not in NUMPY_SCALAR_KINDS:
+        raise NetworkImportError(f"the file asks for numpy dtype {spec!r}; only numeric scalars are read")
+    return dtype
+
+
+def _numpy_scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.kind not in NUMPY_SCALAR_KINDS or not isinstance(data, bytes) \
+            or len(data) != dtype.itemsize:
+        raise NetworkImportError("a numpy scalar in the file is malformed")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+ALLOWED_GLOBALS = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("dnnlib.util", "EasyDict"): PlainDict,
+    ("dnnlib", "EasyDict"): PlainDict,
+    ("numpy", "dtype"): _numpy_dtype,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+}
+
+
+def _refusal(module: str, name: str) -> str:
+    qualified = f"{module}.{name}"
+    if module.startswith("dnnlib.tflib"):
+        return (f"is a TensorFlow-era StyleGAN pickle (it holds {qualified}); {SUPPORTED}. NVlabs' "
+                "stylegan2-ada-pytorch converts TensorFlow pickles (legacy.py); import its output instead")
+    package = module.split(".")[0]
+    if package in ("sklearn", "pandas", "xgboost", "lightgbm", "keras", "tensorflow", "scipy"):
+        return f"holds a {package} object ({qualified}), not an NVlabs network; {SUPPORTED}"
+    return (f"asks to load the Python object {qualified}, which NVlabs network pickles never contain; "
+            f"it was refused before anything from the file ran. {SUPPORTED}")
+
+
+class NetworkUnpickler(pickle.Unpickler):
+    """Unpickles an NVlabs network pickle into records, tensors and plain containers only."""
+
+    def find_class(self, module: str, name: str):
+        target = ALLOWED_GLOBALS.get((module, name))
+        if target is None:
+            raise NetworkImportError(_refusal(module, name))
+        return target
+
+    def persistent_load(self, pid):
+        raise NetworkImportError("the file uses persistent ids, which NVlabs network pickles do not")
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """The small pickles inside a legacy torch.save storage: ints, a dict, storage references."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.declared: dict[str, tuple[torch.dtype, int]] = {}
+
+    def find_class(self, module: str, name: str):
+        if module in ("torch", "torch.cuda") and name in STORAGE_DTYPES:
+            return _StorageType(STORAGE_DTYPES[name])
+        raise NetworkImportError(f"a storage in the file asks for {module}.{name}; only torch storage types are read")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+                and isinstance(pid[2], str) and isinstance(pid[4], int) and pid[4] >= 0):
+            raise NetworkImportError("a storage reference in the file is malformed")
+        if pid[5] is not None:
+            raise NetworkImportError("the file uses storage views (torch < 1.0 era), which this importer does not read")
+        self.declared[pid[2]] = (pid[1].dtype, pid[4])
+        return _StorageRef(pid[2])
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the file
+
+def read_network_pickle(path) -> dict:
+    """Path -> the snapshot dict, with networks as NetworkRecord. Raises NetworkImportError."""
+    path = Path(path)
+    if not path.is_file():
+        raise NetworkImportError(f"no such file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        if head[:2] == b"PK":
+            raise NetworkImportError(f"{path.name} is a PyTorch zip archive (torch.save), not an NVlabs network "
+                                     "pickle; for rosinality stylegan2-pytorch checkpoints use --from rosinality")
+        if head[:1] != b"\x80":
+            raise NetworkImportError(f"{path.name} is not a Python pickle (first bytes {head!r}); {SUPPORTED}")
+        try:
+            snapshot = NetworkUnpickler(f).load()
+        except NetworkImportError as exc:
+            raise NetworkImportError(f"{path.name} {exc}" if str(exc).startswith(("is ", "holds ", "asks "))
+                                     else f"{path.name}: {exc}") from None
+        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, RecursionError, MemoryError, OverflowError) as exc:
+            raise NetworkImportError(f"{path.name} could not be read as a network pickle (truncated or corrupt?): "
+                                     f"{type(exc).__name__}: {exc}") from None
+    return snapshot
+
+
+def _classes(record: NetworkRecord) -> set[str]:
+    names = {record.class_name}
+    for child in (record.state.get("_modules") or {}).values():
+        if isinstance(child, NetworkRecord):
+            names |= _classes(child)
+    return names
+
+
+def flatten_state(record: NetworkRecord, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Parameters and buffers of a record tree, named as in a PyTorch state dict."""
+    out = {}
+    for group in ("_parameters", "_buffers"):
+        for name, value in (record.state.get(group) or {}).items():
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise NetworkImportError(f"{prefix}{name} is not a tensor")
+            out[prefix + name] = value
+    for name, child in (record.state.get("_modules") or {}).items():
+        if child is None:
+            continue
+        if not isinstance(child, NetworkRecord):
+            raise NetworkImportError(f"sub-network {prefix}{name} is a {type(child).__name__}, not an NVlabs layer")
+        out.update(flatten_state(child, f"{prefix}{name}."))
+    return out
+
+
+def _init_kwargs(record: NetworkRecord, positional: list[str]) -> dict:
+    args = record.state.get("_init_args", ())
+    kwargs = record.state.get("_init_kwargs", {})
+    if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict) or len(args) > len(positional):
+        raise NetworkImportError(f"{record.class_name} has no readable constructor arguments")
+    out = dict(zip(positional, args))
+    out.update(kwargs)
+    return out
+
+
+def _take(where: str, values, defaults: dict, ignored: tuple[str, ...] = ()) -> dict:
+    """Settings dict -> defaults updated with it; a key this importer does not know is refused."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(defaults) - set(ignored))
+    if unknown:
+        raise NetworkImportError(f"{where} uses setting(s) this importer cannot reproduce: {', '.join(unknown)}")
+    out = dict(defaults)
+    out.update({k: v for k, v in values.items() if k in defaults})
+    return out
+
+
+def _number(where: str, value, integer: bool = False, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise NetworkImportError(f"{where} = {value!r} is not a number")
+    if integer and float(value) != int(value):
+        raise NetworkImportError(f"{where} = {value!r} is not an integer")
+    return int(value) if integer else float(value)
+
+
+def _filter_taps(where: str, value) -> list[float]:
+    taps = list(value) if isinstance(value, (list, tuple)) else None
+    if not taps or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in taps):
+        raise NetworkImportError(f"{where} resample_filter = {value!r}: only 1-D filter taps can be reproduced")
+    return [float(t) for t in taps]
+
+
+def _require(where: str, settings: dict, name: str, allowed) -> None:
+    if settings[name] not in allowed:
+        raise NetworkImportError(f"{where} uses {name} = {settings[name]!r}; supported: {', '.join(map(repr, allowed))}")
+
+
+def generator_config(record: NetworkRecord) -> NVlabsGeneratorConfig:
+    """An NVlabs Generator record -> the config of the matching NVlabs-exact generator."""
+    kw = _take("the generator", _init_kwargs(record, ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
+                                                      "mapping_kwargs", "synthesis_kwargs"]),
+               {"z_dim": None, "c_dim": None, "w_dim": None, "img_resolution": None, "img_channels": None,
+                "mapping_kwargs": {}, "synthesis_kwargs": {}})
+    m = _take("the mapping network", kw["mapping_kwargs"],
+              {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
+               "lr_multiplier": 0.01, "w_avg_beta": 0.995})
+    s = _take("the synthesis network", kw["synthesis_kwargs"],
+              {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "architecture": "skip",
+               "resample_filter": [1, 3, 3, 1], "conv_clamp": None, "kernel_size": 3, "use_noise": True,
+               "activation": "lrelu"},
+              ignored=("fp16_channels_last", "fused_modconv_default"))
+    _require("the mapping network", m, "activation", ("lrelu",))
+    _require("the synthesis network", s, "activation", ("lrelu",))
+    _require("the synthesis network", s, "kernel_size", (3,))
+    _require("the synthesis network", s, "architecture", ("skip",))
+    if m["w_avg_beta"] is None:
+        raise NetworkImportError("the mapping network keeps no w_avg (w_avg_beta = None), so truncation is undefined")
+    w_dim = _number("w_dim", kw["w_dim"], integer=True)
+    c_dim = _number("c_dim", kw["c_dim"], integer=True)
+    embed = _number("embed_features", m["embed_features"], integer=True, allow_none=True)
+    layer = _number("layer_features", m["layer_features"], integer=True, allow_none=True)
+    clamp = _number("conv_clamp", s["conv_clamp"], allow_none=True)
+    try:
+        return NVlabsGeneratorConfig.from_dict({
+            "z_dim": _number("z_dim", kw["z_dim"], integer=True), "c_dim": c_dim, "w_dim": w_dim,
+            "img_resolution": _number("img_resolution", kw["img_resolution"], integer=True),
+            "img_channels": _number("img_channels", kw["img_channels"], integer=True),
+            "mapping_layers": _number("num_layers", m["num_layers"], integer=True),
+            "embed_features": (w_dim if embed is None else embed) if c_dim else 0,
+            "layer_features": w_dim if layer is None else layer,
+            "mapping_lr_multiplier": _number("lr_multiplier", m["lr_multiplier"]),
+            "channel_base": _number("channel_base", s["channel_base"], integer=True),
+            "channel_max": _number("channel_max", s["channel_max"], integer=True),
+            "num_fp16_res": _number("num_fp16_res", s["num_fp16_res"], integer=True),
+            "conv_clamp": 0.0 if clamp is None else clamp,
+            "use_noise": bool(s["use_noise"]),
+            "resample_filter": _filter_taps("the synthesis network", s["resample_filter"])})
+    except ConfigError as exc:
+        raise NetworkImportError(f"the generator's settings are out of range: {exc}") from None
+
+
+def discriminator_config(record: NetworkRecord) -> NVlabsDiscriminatorConfig:
+    """An NVlabs Discriminator record -> the config of the matching NVlabs-exact discriminator."""
+    kw = _take("the discriminator", _init_kwargs(record, [
+        "c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res",
+        "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs"]),
+        {"c_dim": None, "img_resolution": None, "img_channels": None, "architecture": "resnet",
+         "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None, "cmap_dim": None,
+         "block_kwargs": {}, "mapping_kwargs": {}, "epilogue_kwargs": {}})
+    b = _take("the discriminator blocks", kw["block_kwargs"], {"activation": "lrelu", "resample_filter": [1, 3, 3, 1]},
+              ignored=("fp16_channels_last", "freeze_layers"))
+    m = _take("the discriminator's label mapping", kw["mapping_kwargs"],
+              {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
+               "lr_multiplier": 0.01})
+    e = _take("the discriminator epilogue", kw["epilogue_kwargs"],
+              {"mbstd_group_size": 4, "mbstd_num_channels": 1, "activation": "lrelu"})
+    _require("the discriminator", kw, "architecture", ("resnet",))
+    for where, d in (("the discriminator blocks", b), ("the discriminator's label mapping", m),
+                     ("the discriminator epilogue", e)):
+        _require(where, d, "activation", ("lrelu",))
+    c_dim = _number("c_dim", kw["c_dim"], integer=True)
+    channel_base = _number("channel_base", kw["channel_base"], integer=True)
+    channel_max = _number("channel_max", kw["channel_max"], integer=True)
+    cmap = _number("cmap_dim", kw["cmap_dim"], integer=True, allow_none=True)
+    cmap = (min(channel_base // 4, channel_max) if cmap is None else cmap) if c_dim else 0
+    for name in ("embed_features", "layer_features"):
+        if m[name] is not None and c_dim and int(m[name]) != cmap:
+            raise NetworkImportError(f"the discriminator's label mapping uses {name} = {m[name]} (only cmap_dim = "
+                                     f"{cmap} is reproduced)")
+    clamp = _number("conv_clamp", kw["conv_clamp"], allow_none=True)
+    group = _number("mbstd_group_size", e["mbstd_group_size"], integer=True, allow_none=True)
+    try:
+        return NVlabsDiscriminatorConfig.from_dict({
+            "c_dim": c_dim, "img_resolution": _number("img_resolution", kw["img_resolution"], integer=True),
+            "img_channels": _number("img_channels", kw["img_channels"], integer=True),
+            "channel_base": channel_base, "channel_max": channel_max,
+            "num_fp16_res": _number("num_fp16_res", kw["num_fp16_res"], integer=True),
+            "conv_clamp": 0.0 if clamp is None else clamp, "cmap_dim": cmap,
+            "mapping_layers": _number("num_layers", m["num_layers"], integer=True),
+            "mapping_lr_multiplier": _number("lr_multiplier", m["lr_multiplier"]),
+            "mbstd_group_size": 0 if group is None else group,
+            "mbstd_num_channels": _number("mbstd_num_channels", e["mbstd_num_channels"], integer=True),
+            "resample_filter": _filter_taps("the discriminator", b["resample_filter"])})
+    except ConfigError as exc:
+        raise NetworkImportError(f"the discriminator's settings are out of range: {exc}") from None
+
+
+def _load_exactly(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Copy tensors into model after checking names and shapes one to one."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = [f"{label}: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"
+                 for label, names in (("missing", missing), ("not reproduced", unexpected)) if names]
+        raise NetworkImportError(f"the {what}'s tensors do not match a StyleGAN2 of its settings ({'; '.join(parts)})")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise NetworkImportError(f"the {what}'s tensor {name} has shape {tuple(tensor.shape)}; its settings "
+                                     f"give {tuple(expected[name].shape)}")
+        if not tensor.dtype.is_floating_point:
+            raise NetworkImportError(f"the {what}'s tensor {name} is {tensor.dtype}, not floating point")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    for name, tensor in model.state_dict().items():
+        if not torch.isfinite(tensor).all():
+            raise NetworkImportError(f"the {what}'s tensor {name} holds NaN or infinite values")
+    if any(name.endswith("resample_filter") for name in expected):
+        reference = {n: t for n, t in expected.items() if n.endswith("resample_filter")}
+        for name, tensor in reference.items():
+            if not torch.allclose(tensors[name].float(), tensor, atol=1e-6):
+                raise NetworkImportError(f"the {what}'s {name} is not the filter its settings describe "
+                                         "(only separable filters built from 1-D taps are reproduced)")
+
+
+def _network(snapshot: dict, key: str, classes: set[str]) -> NetworkRecord:
+    record = snapshot.get(key)
+    if not isinstance(record, NetworkRecord):
+        raise NetworkImportError(f"its {key!r} entry is not an NVlabs network")
+    found = _classes(record)
+    if found & STYLEGAN3_CLASSES:
+        raise NetworkImportError(f"its {key} is a StyleGAN3 (alias-free) network, which has no exact equivalent "
+                                 f"here; {SUPPORTED}")
+    if not found <= classes:
+        raise NetworkImportError(f"its {key} contains layers of kinds {', '.join(sorted(found - classes))}, which "
+                                 f"are not StyleGAN2's; {SUPPORTED}")
+    return record
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+def convert_nvlabs_pickle(path, include_discriminator: bool = False, progress=None):
+    """Read and check an NVlabs pickle -> (G, D or None, metadata dict). Writes nothing."""
+    progress = progress or _no_progress
+    path = Path(path)
+    progress(0.05, f"hashing {path.name}")
+    sha = file_sha256(path) if path.is_file() else ""
+    progress(0.2, f"reading {path.name} (nothing in it is run)")
+    snapshot = read_network_pickle(path)
+    if isinstance(snapshot, NetworkRecord):
+        raise NetworkImportError(f"{path.name} holds a single {snapshot.class_name}, not an NVlabs training "
+                                 "snapshot (a dict with G, D and G_ema)")
+    if not isinstance(snapshot, dict) or not ({"G_ema", "G"} & set(snapshot)):
+        what = f"a dict with keys {sorted(map(str, snapshot))[:6]}" if isinstance(snapshot, dict) \
+            else f"a {type(snapshot).__name__}"
+        raise NetworkImportError(f"{path.name} holds {what}, not an NVlabs network snapshot (G, D, G_ema); {SUPPORTED}")
+    g_key = "G_ema" if "G_ema" in snapshot else "G"
+    try:
+        g_record = _network(snapshot, g_key, STYLEGAN2_G_CLASSES)
+        if g_record.class_name != "Generator":
+            raise NetworkImportError(f"its {g_key} is a {g_record.class_name}, not a Generator")
+        progress(0.6, "checking the generator against the NVlabs-exact architecture")
+        g_cfg = generator_config(g_record)
+        G = NVlabsGenerator(g_cfg)
+        _load_exactly(G, flatten_state(g_record), "generator")
+        D = d_cfg = None
+        if include_discriminator:
+            if "D" not in snapshot:
+                raise NetworkImportError("it holds no discriminator ('D'), so --with-d cannot keep one")
+            d_record = _network(snapshot, "D", STYLEGAN2_D_CLASSES)
+            if d_record.class_name != "Discriminator":
+                raise NetworkImportError(f"its D is a {d_record.class_name}, not a Discriminator")
+            d_cfg = discriminator_config(d_record)
+            D = NVlabsDiscriminator(d_cfg)
+            _load_exactly(D, flatten_state(d_record), "discriminator")
+    except NetworkImportError as exc:
+        raise NetworkImportError(f"{path.name}: {exc}") from None
+    except (ValueError, RuntimeError, TypeError) as exc:   # e.g. a model the settings cannot build
+        raise NetworkImportError(f"{path.name}: its networks cannot be rebuilt exactly: {exc}") from None
+    kimg = re.search(r"network-snapshot-(\d+)", path.name)
+    training_set = snapshot.get("training_set_kwargs")
+    dataset_path = training_set.get("path") if isinstance(training_set, dict) else None
+    dataset_name = Path(str(dataset_path)).stem if isinstance(dataset_path, str) else path.stem
+    metadata = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": ARCH_NAME,
+        "config": json.dumps(g_cfg.to_dict(), sort_keys=True), "step": "0",
+        "kimg": f"{float(kimg.group(1)) if kimg else 0.0:.4f}",
+        "dataset": json.dumps({"name": dataset_name, "resolution": g_cfg.img_resolution, "class_names": []},
+                              sort_keys=True),
+        "source": "nvlabs-pkl", "source_file": path.name, "source_sha256": sha,
+        "source_network": g_key, "source_module_sha256": g_record.source_sha256,
+        "kept": g_key + (",D" if D is not None else ""),
+        "precision": "float32" + (f" (the file ran its top {g_cfg.num_fp16_res} resolutions in float16)"
+                                  if g_cfg.num_fp16_res else ""),
+    }
+    if d_cfg is not None:
+        metadata["discriminator_config"] = json.dumps(d_cfg.to_dict(), sort_keys=True)
+    progress(0.8, "networks rebuilt")
+    return G.eval(), (D.eval() if D is not None else None), metadata
+
+
+def import_nvlabs_pickle(path, out, include_discriminator: bool = False, progress=None) -> dict:
+    """NVlabs network pickle -> GAN Studio checkpoint at `out` (atomic; nothing written on refusal).
+
+    Returns a summary: arch, resolution, c_dim, num_ws, kept, source_sha256, out."""
+    progress = progress or _no_progress
+    G, D, metadata = convert_nvlabs_pickle(path, include_discriminator, progress)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    if D is not None:
+        tensors.update({DISCRIMINATOR_PREFIX + k: v.detach().cpu().contiguous() for k, v in D.state_dict().items()})
+    progress(0.9, f"writing {Path(out).name}")
+    write_safetensors(out, tensors, metadata)
+    progress(1.0, "imported")
+    return {"out": str(out), "arch": ARCH_NAME, "resolution": G.img_resolution, "c_dim": G.c_dim,
+            "num_ws": G.num_ws, "kept": metadata["kept"], "source_sha256": metadata["source_sha256"],
+            "params": sum(t.numel() for t in G.parameters())}
+
