@@ -117,30 +117,11 @@ def _step_of(p: Path) -> int:
         return -1
 
 
-def load_generator(path, device="cpu") -> torch.nn.Module:
-    """Checkpoint file (or run directory: its newest checkpoint) -> EMA generator in eval mode.
+DISCRIMINATOR_PREFIX = "discriminator."   # an export that keeps D (imports with --with-d) stores it here
 
-    The generator carries `checkpoint_info` (step, kimg, dataset dict, config dict, path)."""
-    path = Path(path)
-    if path.is_dir():
-        path = newest_checkpoint(path)
-    tensors, metadata = read_checkpoint(path)
-    arch = metadata.get("arch", "")
-    if arch not in ARCHS:
-        raise CheckpointError(f"{path.name} names architecture {arch!r}, which this version does not know "
-                              f"(known: {', '.join(sorted(ARCHS))})")
-    try:
-        cfg = ModelConfig.from_dict(json.loads(metadata.get("config", "")))
-        dataset = json.loads(metadata.get("dataset", "{}"))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path.name} has an unusable model config: {exc}") from None
-    if cfg.arch != arch:
-        raise CheckpointError(f"{path.name}: metadata arch {arch!r} disagrees with its config ({cfg.arch!r})")
-    try:
-        G = build_generator(cfg)
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path.name}: cannot build the model its config describes: {exc}") from None
-    expected = G.state_dict()
+
+def _check_tensors(path: Path, arch: str, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -154,10 +135,58 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         if tensor.shape != expected[name].shape:
             raise CheckpointError(f"{path.name}: tensor {name} has shape {tuple(tensor.shape)}, "
                                   f"the config expects {tuple(expected[name].shape)}")
+
+
+def load_generator(path, device="cpu") -> torch.nn.Module:
+    """Checkpoint file (or run directory: its newest checkpoint) -> EMA generator in eval mode.
+
+    The generator carries `checkpoint_info` (step, kimg, dataset dict, config dict, path)."""
+    path = Path(path)
+    if path.is_dir():
+        path = newest_checkpoint(path)
+    tensors, metadata = read_checkpoint(path)
+    arch = metadata.get("arch", "")
+    if arch not in ARCHS:
+        raise CheckpointError(f"{path.name} names architecture {arch!r}, which this version does not know "
+                              f"(known: {', '.join(sorted(ARCHS))})")
+    try:
+        cfg = ARCHS[arch].config_type.from_dict(json.loads(metadata.get("config", "")))
+        dataset = json.loads(metadata.get("dataset", "{}"))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{path.name} has an unusable model config: {exc}") from None
+    if cfg.arch != arch:
+        raise CheckpointError(f"{path.name}: metadata arch {arch!r} disagrees with its config ({cfg.arch!r})")
+    try:
+        G = build_generator(cfg)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path.name}: cannot build the model its config describes: {exc}") from None
+    if "discriminator_config" in metadata:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(DISCRIMINATOR_PREFIX)}
+    _check_tensors(path, arch, G, tensors)
     G.load_state_dict(tensors, strict=True)
     G.checkpoint_info = {"path": str(path), "step": int(metadata.get("step", 0)),
-                         "kimg": float(metadata.get("kimg", 0)), "dataset": dataset, "config": cfg.to_dict()}
+                         "kimg": float(metadata.get("kimg", 0)), "dataset": dataset, "config": cfg.to_dict(),
+                         "source": metadata.get("source", "")}
     return G.eval().requires_grad_(False).to(device)
+
+
+def load_discriminator(path, device="cpu") -> torch.nn.Module:
+    """The discriminator an export kept (imports with --with-d) -> D in eval mode, or CheckpointError."""
+    path = Path(path)
+    tensors, metadata = read_checkpoint(path)
+    arch = metadata.get("arch", "")
+    d_type = ARCHS[arch].discriminator_config_type if arch in ARCHS else None
+    if d_type is None or "discriminator_config" not in metadata:
+        raise CheckpointError(f"{path.name} holds no discriminator (only imports made with --with-d keep one)")
+    try:
+        cfg = d_type.from_dict(json.loads(metadata["discriminator_config"]))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{path.name} has an unusable discriminator config: {exc}") from None
+    D = ARCHS[arch].make_discriminator(cfg)
+    tensors = {k[len(DISCRIMINATOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(DISCRIMINATOR_PREFIX)}
+    _check_tensors(path, arch, D, tensors)
+    D.load_state_dict(tensors, strict=True)
+    return D.eval().requires_grad_(False).to(device)
 
 
 def save_state(path, state: dict) -> None:

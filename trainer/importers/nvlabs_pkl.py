@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import FORMAT, FORMAT_VERSION, write_safetensors
+from ..checkpoint import DISCRIMINATOR_PREFIX, FORMAT, FORMAT_VERSION, write_safetensors
 from ..config import ConfigError
 from ..models.stylegan2_nvlabs import (ARCH_NAME, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                        NVlabsGenerator, NVlabsGeneratorConfig)
@@ -34,7 +34,6 @@ from . import NetworkImportError
 
 SUPPORTED = ("GAN Studio imports StyleGAN2 network pickles written by NVlabs' stylegan2-ada-pytorch "
              "(and the StyleGAN2 networks of NVlabs' stylegan3 repository)")
-DISCRIMINATOR_PREFIX = "discriminator."
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C   # torch.save's pre-zip format, used inside storages
 LEGACY_PROTOCOL = 1001
 KNOWN_PERSISTENCE_VERSIONS = range(1, 7)
@@ -469,19 +468,26 @@ def convert_nvlabs_pickle(path, include_discriminator: bool = False, progress=No
     sha = file_sha256(path) if path.is_file() else ""
     progress(0.2, f"reading {path.name} (nothing in it is run)")
     snapshot = read_network_pickle(path)
+    progress(0.6, "checking the networks against the NVlabs-exact architecture")
+    G, D, metadata = convert_snapshot(snapshot, path.name, sha, include_discriminator)
+    progress(0.8, "networks rebuilt")
+    return G, D, metadata
+
+
+def convert_snapshot(snapshot, file_name: str, sha256: str = "", include_discriminator: bool = False):
+    """An unpickled snapshot (records, see read_network_pickle) -> (G, D or None, metadata)."""
     if isinstance(snapshot, NetworkRecord):
-        raise NetworkImportError(f"{path.name} holds a single {snapshot.class_name}, not an NVlabs training "
+        raise NetworkImportError(f"{file_name} holds a single {snapshot.class_name}, not an NVlabs training "
                                  "snapshot (a dict with G, D and G_ema)")
     if not isinstance(snapshot, dict) or not ({"G_ema", "G"} & set(snapshot)):
         what = f"a dict with keys {sorted(map(str, snapshot))[:6]}" if isinstance(snapshot, dict) \
             else f"a {type(snapshot).__name__}"
-        raise NetworkImportError(f"{path.name} holds {what}, not an NVlabs network snapshot (G, D, G_ema); {SUPPORTED}")
+        raise NetworkImportError(f"{file_name} holds {what}, not an NVlabs network snapshot (G, D, G_ema); {SUPPORTED}")
     g_key = "G_ema" if "G_ema" in snapshot else "G"
     try:
         g_record = _network(snapshot, g_key, STYLEGAN2_G_CLASSES)
         if g_record.class_name != "Generator":
             raise NetworkImportError(f"its {g_key} is a {g_record.class_name}, not a Generator")
-        progress(0.6, "checking the generator against the NVlabs-exact architecture")
         g_cfg = generator_config(g_record)
         G = NVlabsGenerator(g_cfg)
         _load_exactly(G, flatten_state(g_record), "generator")
@@ -496,20 +502,20 @@ def convert_nvlabs_pickle(path, include_discriminator: bool = False, progress=No
             D = NVlabsDiscriminator(d_cfg)
             _load_exactly(D, flatten_state(d_record), "discriminator")
     except NetworkImportError as exc:
-        raise NetworkImportError(f"{path.name}: {exc}") from None
+        raise NetworkImportError(f"{file_name}: {exc}") from None
     except (ValueError, RuntimeError, TypeError) as exc:   # e.g. a model the settings cannot build
-        raise NetworkImportError(f"{path.name}: its networks cannot be rebuilt exactly: {exc}") from None
-    kimg = re.search(r"network-snapshot-(\d+)", path.name)
+        raise NetworkImportError(f"{file_name}: its networks cannot be rebuilt exactly: {exc}") from None
+    kimg = re.search(r"network-snapshot-(\d+)", file_name)
     training_set = snapshot.get("training_set_kwargs")
     dataset_path = training_set.get("path") if isinstance(training_set, dict) else None
-    dataset_name = Path(str(dataset_path)).stem if isinstance(dataset_path, str) else path.stem
+    dataset_name = Path(str(dataset_path)).stem if isinstance(dataset_path, str) else Path(file_name).stem
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "arch": ARCH_NAME,
         "config": json.dumps(g_cfg.to_dict(), sort_keys=True), "step": "0",
         "kimg": f"{float(kimg.group(1)) if kimg else 0.0:.4f}",
         "dataset": json.dumps({"name": dataset_name, "resolution": g_cfg.img_resolution, "class_names": []},
                               sort_keys=True),
-        "source": "nvlabs-pkl", "source_file": path.name, "source_sha256": sha,
+        "source": "nvlabs-pkl", "source_file": file_name, "source_sha256": sha256,
         "source_network": g_key, "source_module_sha256": g_record.source_sha256,
         "kept": g_key + (",D" if D is not None else ""),
         "precision": "float32" + (f" (the file ran its top {g_cfg.num_fp16_res} resolutions in float16)"
@@ -517,7 +523,6 @@ def convert_nvlabs_pickle(path, include_discriminator: bool = False, progress=No
     }
     if d_cfg is not None:
         metadata["discriminator_config"] = json.dumps(d_cfg.to_dict(), sort_keys=True)
-    progress(0.8, "networks rebuilt")
     return G.eval(), (D.eval() if D is not None else None), metadata
 
 
