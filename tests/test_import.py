@@ -277,3 +277,62 @@ def test_product_code_never_unpickles_unrestricted():
             if "weights_only=True" not in call:
                 offenders.append(f"{path.name}: {call}")
     assert not offenders, offenders
+
+
+# ---- the studio: File > Import converts, opens, and every panel works on the result ----
+
+@needs_fixtures
+def test_studio_imports_and_explores_an_nvlabs_network(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+    from ganstudio.widgets.main_window import MainWindow
+    from test_studio import TIMEOUT_MS, wait_grid, wait_shown
+    window = MainWindow(device="cpu", settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    out = tmp_path / "uncond32.safetensors"
+    window.import_action.start(fixture("sg2ada-uncond-32"), out)       # what File > Import runs
+    first = wait_shown(qtbot, window)
+    assert out.is_file() and window.info.arch == "stylegan2-nvlabs" and window.info.num_ws == 8
+    assert window.info.layer_resolutions == (4, 8, 8, 16, 16, 32, 32, 32)
+    # seed 0 is the first of NVlabs' reference latents and 0.7 the studio's default psi:
+    # the studio shows the image NVlabs' code computed
+    assert window.workspace.psi == 0.7 and window.workspace.seed == 0
+    ref = reference("sg2ada-uncond-32")["img_psi07"][0]
+    expected = np.clip(ref * 127.5 + 128, 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    assert first.shape == (32, 32, 3)
+    assert np.abs(first.astype(int) - expected.astype(int)).max() <= 1
+    window.truncation_panel.psi_slider.setValue(50)                     # psi 0.5
+    truncated = wait_shown(qtbot, window)
+    assert not np.array_equal(truncated, first)
+    window.truncation_panel.cutoff.setValue(2)                          # only the two coarsest layers
+    assert not np.array_equal(wait_shown(qtbot, window), truncated)
+    panel = window.mixing_panel
+    window.panels.setCurrentWidget(panel)
+    grid = wait_grid(qtbot, window)
+    assert len(panel.layer_buttons) == 8 and grid.image.shape[0] > 64
+    before_mix = wait_shown(qtbot, window)
+    panel.preset_buttons["coarse"].click()
+    assert not np.array_equal(wait_shown(qtbot, window), before_mix)
+    qtbot.waitUntil(lambda: len(window.directions_panel.sliders) > 0 and not window.is_busy(), timeout=TIMEOUT_MS)
+    before_direction = wait_shown(qtbot, window)
+    window.directions_panel.sliders["PC1"].slider.setValue(40)
+    assert not np.array_equal(wait_shown(qtbot, window), before_direction)
+    assert not window.last_result.error
+    window.close()
+
+
+def test_studio_import_refusal_is_a_dialog_and_runs_nothing(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+    from ganstudio.widgets.main_window import MainWindow
+    from test_studio import TIMEOUT_MS
+    window = MainWindow(device="cpu", settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    target = tmp_path / "pwned.txt"
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"G_ema": WritesAFile(target)}))
+    window.import_action.start(tmp_path / "evil.pkl", tmp_path / "evil.safetensors")
+    qtbot.waitUntil(lambda: window.error_box is not None and window.error_box.isVisible(), timeout=TIMEOUT_MS)
+    assert "builtins.exec" in window.error_box.text() and "Import" in window.error_box.windowTitle()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+    assert not target.exists() and not (tmp_path / "evil.safetensors").exists() and window.info is None
+    window.close()
