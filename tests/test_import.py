@@ -86,6 +86,37 @@ def test_imported_generator_reproduces_nvlabs(imported, name):
 
 
 @needs_fixtures
+@pytest.mark.parametrize("execution, polyphase_from", [("nvlabs", 64), ("shared", 64), ("fastest", 4), ("shared", 4)])
+def test_every_execution_path_reproduces_nvlabs(imported, monkeypatch, execution, polyphase_from):
+    """The modulated convolution runs fused or shared, upsampling as a transposed convolution or
+    by output phases (used from 64 px inputs on CPU, so forced here on the 64 px fixture)."""
+    import trainer.models.stylegan2_nvlabs as nv
+    monkeypatch.setattr(nv, "EXECUTION", execution)
+    monkeypatch.setattr(nv, "POLYPHASE_FROM_RESOLUTION", polyphase_from)
+    ref = reference("sg2ada-uncond-64")
+    G = load_generator(imported["sg2ada-uncond-64"])
+    ws = torch.from_numpy(ref["ws_psi1"])
+    with torch.no_grad():
+        for batch in (1, 3, 8):
+            img = torch.cat([G.synthesis(part) for part in ws.split(batch)])
+            assert max_diff(img, ref["img_psi1"]) <= TOLERANCE, batch
+
+
+@needs_fixtures
+def test_gradients_flow_to_ws_and_weights(imported):
+    """Inversion optimises ws and fine-tuning (PTI) the weights: both get finite gradients, and the
+    cached weight terms are not used where the weights need gradients."""
+    G = load_generator(imported["sg2ada-uncond-32"])
+    ws = G.mapping(torch.from_numpy(reference("sg2ada-uncond-32")["z"][:2]), None).detach().requires_grad_(True)
+    G.synthesis(ws).square().mean().backward()
+    assert ws.grad is not None and torch.isfinite(ws.grad).all() and ws.grad.abs().sum() > 0
+    G.requires_grad_(True)
+    weight = G.synthesis.b32.conv0.weight
+    G.synthesis(ws.detach()).square().mean().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+@needs_fixtures
 @pytest.mark.parametrize("name", NAMES)
 def test_imported_discriminator_reproduces_nvlabs(imported, name):
     ref = reference(name)

@@ -34,10 +34,17 @@ from .common import as_onehot
 
 ARCH_NAME = "stylegan2-nvlabs"
 LRELU_GAIN = math.sqrt(2.0)
-# Batch size from which the modulated convolutions scale activations around one shared
-# convolution instead of running one grouped convolution over per-sample weights; both are
-# NVlabs' formulations of the same product (benchmarks/generator_speed.py measured the switch).
-SHARED_CONV_FROM_BATCH = 4
+# How modulated convolutions run (the same maths each way; benchmarks/generator_speed.py times them):
+# "fastest" picks per layer; "nvlabs" always runs NVlabs' inference path (per-sample weights, one
+# grouped convolution, stride-2 transposed convolution for upsampling); "shared" always scales
+# activations around one shared convolution (NVlabs' training path).
+EXECUTION = "fastest"
+# On CPU, PyTorch's transposed convolution is slow at large inputs; from this input resolution
+# upsampling layers run as one ordinary convolution over the four output phases instead
+# (measured with benchmarks/generator_speed.py: faster from 64 px inputs, slower below).
+POLYPHASE_FROM_RESOLUTION = 64
+# Output phase (0 even, 1 odd) and tap of the 2-tap polyphase window -> index in the 3-tap kernel.
+_PHASE_TAPS = {(0, 0): 2, (0, 1): 0, (1, 1): 1}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,38 +150,75 @@ def filter_2d(taps: list[float]) -> torch.Tensor:
     return f / f.sum()
 
 
-def separable_taps(taps: list[float], gain: float) -> list[float]:
-    """Per-axis taps of the normalised, flipped filter times sqrt(gain) (the 2-D gain split
-    between the two axes), as Python floats."""
-    s = float(sum(taps))
-    return [float(t) / s * math.sqrt(gain) for t in reversed(taps)]
-
-
-def fir(x: torch.Tensor,             # [NCHW]
-        taps: list[float],           # per-axis taps from separable_taps
-        pad: tuple[int, int, int, int],  # (left, right, top, bottom) zero padding first
+def fir(x: torch.Tensor,                      # [N, C, H, W]
+        f: torch.Tensor,                      # [k, k] filter as NVlabs stores it (resample_filter)
+        pad: tuple[int, int, int, int],       # zero padding (left, right, top, bottom) before filtering
+        gain: float = 1.0,                    # overall gain of the 2-D filter
+        down: int = 1,                        # keep every down-th output pixel
         ) -> torch.Tensor:
-    """Separable FIR filter ('valid' after padding): out = sum_k taps[k] * x[i + k] along W, then H."""
-    if any(pad):
-        x = F.pad(x, list(pad))
-    k = len(taps)
-    for dim in (3, 2):
-        n = x.shape[dim] - k + 1
-        out = x.narrow(dim, 0, n) * taps[0]
-        for i in range(1, k):
-            out.add_(x.narrow(dim, i, n), alpha=taps[i])
-        x = out
-    return x
+    """NVlabs' upfirdn2d without upsampling, as one depthwise convolution: pad, convolve with f
+    (a true convolution, so f is flipped for conv2d's correlation), subsample."""
+    c = x.shape[1]
+    weight = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    left, right, top, bottom = pad
+    if left == right and top == bottom and left >= 0 and top >= 0:
+        return F.conv2d(x, weight, stride=down, padding=(top, left), groups=c)
+    return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, stride=down, groups=c)
 
 
-def upsample_fir(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    """NVlabs' upsample2d: insert zeros (x2), then the FIR low-pass with gain 4. [NCHW] -> [N,C,2H,2W]."""
+def upsample_fir(x: torch.Tensor,             # [N, C, H, W]
+                 f: torch.Tensor,             # [k, k] filter as NVlabs stores it
+                 ) -> torch.Tensor:
+    """NVlabs' upsample2d (insert zeros, pad, FIR with gain 4) as one depthwise stride-2 transposed
+    convolution -> [N, C, 2H, 2W]."""
     n, c, h, w = x.shape
-    k = len(taps)
-    up = x.new_zeros([n, c, h, 2, w, 2])
-    up[:, :, :, 0, :, 0] = x
-    up = up.reshape(n, c, 2 * h, 2 * w)
-    return fir(up, taps, ((k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2))
+    k = f.shape[-1]
+    left = (k + 1) // 2               # upsample2d's padding before the filter: (k + 1) // 2, (k - 2) // 2
+    start = k - 1 - left              # where the transposed convolution's output lines up with it
+    weight = (f * 4).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    if start == left - 1:             # symmetric crop (every even k, the [1, 3, 3, 1] filter included)
+        return F.conv_transpose2d(x, weight, stride=2, padding=start, groups=c)
+    y = F.conv_transpose2d(x, weight, stride=2, groups=c)
+    return y[:, :, start:start + 2 * h, start:start + 2 * w]
+
+
+class PreparedWeight:
+    """What a modulated convolution needs from its weight alone: the squared norms per output and
+    input channel (for demodulation) and, for upsampling layers, the [I, O, k, k] layout of the
+    transposed convolution and the polyphase kernel. Kept between calls while the weight is
+    unchanged and no gradient must flow into it (renders, inversion); recomputed otherwise."""
+
+    def __init__(self):
+        self._key = None
+        self._values = None
+
+    def __call__(self, weight: torch.Tensor, up: bool):
+        """-> (squares [O, I], transposed [I, O, k, k] or None, polyphase [O, 4, I, 2, 2] or None)"""
+        if weight.requires_grad and torch.is_grad_enabled():
+            return self._compute(weight, up)
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, up, torch.is_inference_mode_enabled())
+        if key != self._key:
+            self._values, self._key = self._compute(weight.detach(), up), key
+        return self._values
+
+    @staticmethod
+    def _compute(weight: torch.Tensor, up: bool):
+        squares = weight.square().sum(dim=[2, 3])
+        if not up:
+            return squares, None, None
+        return squares, weight.transpose(0, 1).contiguous(), polyphase_kernel(weight) if weight.shape[-1] == 3 else None
+
+
+def polyphase_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """[O, I, 3, 3] kernel of a stride-2 transposed convolution -> [O, 4, I, 2, 2]: for each output
+    phase (row parity, column parity) the 2x2 ordinary-convolution kernel over inputs (a-1, a)
+    that produces outputs 2a + phase. pixel_shuffle(2) interleaves the phases afterwards."""
+    o, i = weight.shape[:2]
+    kernel = weight.new_zeros([o, 2, 2, i, 2, 2])
+    for (py, ty), ky in _PHASE_TAPS.items():
+        for (px, tx), kx in _PHASE_TAPS.items():
+            kernel[:, py, px, :, ty, tx] = weight[:, :, ky, kx]
+    return kernel.reshape(o, 4, i, 2, 2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,7 +268,6 @@ class Conv2dLayer(nn.Module):
         super().__init__()
         self.lrelu, self.down, self.conv_clamp = lrelu, down, conv_clamp
         self.register_buffer("resample_filter", filter_2d(list(resample_filter)))
-        self.taps = separable_taps(list(resample_filter), 1.0)
         self.padding = kernel_size // 2
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
@@ -232,58 +275,86 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = (self.weight * self.weight_gain).to(x.dtype)
-        k, kw = len(self.taps), w.shape[-1]
+        f = self.resample_filter
+        k, kw = f.shape[-1], w.shape[-1]
         if self.down and kw == 1:       # low-pass and subsample first, then the 1x1 conv
             p0, p1 = (k - 1) // 2, (k - 2) // 2
-            x = F.conv2d(fir(x, self.taps, (p0, p1, p0, p1))[:, :, ::2, ::2], w)
+            x = F.conv2d(fir(x, f, (p0, p1, p0, p1), down=2), w)
         elif self.down:                 # low-pass at full resolution, then a strided conv
             p0, p1 = self.padding + (k - 1) // 2, self.padding + (k - 2) // 2
-            x = F.conv2d(fir(x, self.taps, (p0, p1, p0, p1)), w, stride=2)
+            x = F.conv2d(fir(x, f, (p0, p1, p0, p1)), w, stride=2)
         else:
             x = F.conv2d(x, w, padding=self.padding)
         b = self.bias.to(x.dtype) if self.bias is not None else None
         return bias_act(x, b, self.lrelu, gain, self.conv_clamp)
 
 
-def modulated_conv(x: torch.Tensor,        # [N, I, H, W]
-                   weight: torch.Tensor,   # [O, I, k, k]
-                   styles: torch.Tensor,   # [N, I]
-                   demodulate: bool,       # rescale each output map to unit expected variance
-                   up_taps: list[float] | None = None,  # per-axis FIR taps: upsample x2 (transposed conv + FIR)
+def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
+                   weight: torch.Tensor,           # [O, I, k, k]
+                   styles: torch.Tensor,           # [N, I]
+                   demodulate: bool,               # rescale each output map to unit expected variance
+                   up_filter: torch.Tensor | None = None,  # [k, k] FIR: upsample x2 (transposed conv + FIR)
+                   out_gain: float = 1.0,          # multiplies the output (folded into the scaling)
+                   prepared: PreparedWeight | None = None,  # cache of weight-only terms
                    ) -> torch.Tensor:
-    """Modulated convolution -> [N, O, H', W'] (H' = 2H with up_taps, else H)."""
+    """Modulated convolution -> [N, O, H', W'] (H' = 2H with up_filter, else H).
+
+    Runs either fused (weights scaled per sample, one grouped convolution: NVlabs' inference
+    path) or by scaling the activations around one shared convolution (NVlabs' training path);
+    the same product, so the cheaper one is taken: scale whichever is smaller, the per-sample
+    weights (O*I*k*k) or the activations going in and out (I*H*W + O*H'*W')."""
     n, i = styles.shape
     o, _, kh, kw = weight.shape
     if x.shape[:2] != (n, i):
         raise ValueError(f"modulated conv: input {tuple(x.shape)} does not match styles {tuple(styles.shape)}")
+    up = up_filter is not None
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
-    dcoefs = None
+    squares, weight_t, phases = (prepared or PreparedWeight())(weight, up)
     if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()   # [N, O]
-    if n >= SHARED_CONV_FROM_BATCH:
-        x = x * styles[:, :, None, None]
-        if up_taps is None:
-            x = F.conv2d(x, weight, padding=kh // 2)
-        else:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        if dcoefs is not None:
-            x = x * dcoefs[:, :, None, None]
+        out_scale = (styles.square() @ squares.t() + 1e-8).rsqrt() * out_gain           # [N, O]
     else:
-        w = weight[None] * styles[:, None, :, None, None]                                   # [N, O, I, k, k]
-        if dcoefs is not None:
-            w = w * dcoefs[:, :, None, None, None]
-        x = x.reshape(1, n * i, *x.shape[2:])
-        if up_taps is None:
-            x = F.conv2d(x, w.reshape(n * o, i, kh, kw), padding=kh // 2, groups=n)
+        out_scale = styles.new_full([n, o], out_gain)
+    h, w = x.shape[2:]
+    out_pixels = (2 * h) * (2 * w) if up else h * w
+    if EXECUTION == "nvlabs":
+        fused = True
+    elif EXECUTION == "shared":
+        fused = False
+    else:
+        fused = o * i * kh * kw < i * h * w + o * out_pixels
+    polyphase = (up and phases is not None and EXECUTION != "nvlabs" and x.device.type == "cpu"
+                 and h >= POLYPHASE_FROM_RESOLUTION)
+    if polyphase:   # [N, O, 4 phases, H + 1, W + 1] -> pixel_shuffle -> [N, O, 2H + 2, 2W + 2]
+        if fused:
+            wn = phases[None] * (out_scale[:, :, None] * styles[:, None, :])[:, :, None, :, None, None]
+            z = F.conv2d(x.reshape(1, n * i, h, w), wn.reshape(n * o * 4, i, 2, 2), padding=1, groups=n)
+            z = z.reshape(n, o * 4, h + 1, w + 1)
         else:
-            x = F.conv_transpose2d(x, w.transpose(1, 2).reshape(n * i, o, kh, kw), stride=2, groups=n)
+            z = F.conv2d(x * styles[:, :, None, None], phases.reshape(o * 4, i, 2, 2), padding=1)
+            z = (z.reshape(n, o, 4, h + 1, w + 1) * out_scale[:, :, None, None, None]).reshape(n, o * 4, h + 1, w + 1)
+        x = F.pixel_shuffle(z, 2)       # the transposed convolution's output plus one zero row and column
+    elif fused:
+        x = x.reshape(1, n * i, h, w)
+        if up:      # [N, I, O, k, k] -> groups of [I, O, k, k]
+            wn = weight_t[None] * (styles[:, :, None] * out_scale[:, None, :])[..., None, None]
+            x = F.conv_transpose2d(x, wn.reshape(n * i, o, kh, kw), stride=2, groups=n)
+        else:       # [N, O, I, k, k] -> groups of [O, I, k, k]
+            wn = weight[None] * (out_scale[:, :, None] * styles[:, None, :])[..., None, None]
+            x = F.conv2d(x, wn.reshape(n * o, i, kh, kw), padding=kh // 2, groups=n)
         x = x.reshape(n, o, *x.shape[2:])
-    if up_taps is not None:   # [N, O, 2H + k - 2] -> FIR -> [N, O, 2H]
-        k = len(up_taps)
+    else:
+        x = x * styles[:, :, None, None]
+        if up:
+            x = F.conv_transpose2d(x, weight_t, stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=kh // 2)
+        x = x * out_scale[:, :, None, None]
+    if up:          # [N, O, 2H + kh - 2] -> FIR -> [N, O, 2H]
+        k = up_filter.shape[-1]
         p0 = kh // 2 + (k + 1) // 2 - (kh - 1)
-        p1 = kh // 2 + (k - 2) // 2 - (kh - 2)
-        x = fir(x, up_taps, (p0, p1, p0, p1))
+        p1 = kh // 2 + (k - 2) // 2 - (kh - 2) - (1 if polyphase else 0)   # the extra zero is padding
+        x = fir(x, up_filter, (p0, p1, p0, p1), gain=4.0)
     return x
 
 
@@ -302,7 +373,7 @@ class SynthesisLayer(nn.Module):
         super().__init__()
         self.resolution, self.up, self.use_noise, self.conv_clamp = resolution, up, use_noise, conv_clamp
         self.register_buffer("resample_filter", filter_2d(list(resample_filter)))
-        self.up_taps = separable_taps(list(resample_filter), 4.0) if up else None
+        self.prepared = PreparedWeight()
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
@@ -313,13 +384,21 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 gain: float = 1.0) -> torch.Tensor:
         """x: [N, in, r/up, r/up], w: [N, w_dim] -> [N, out, r, r]"""
-        x = modulated_conv(x, self.weight, self.affine(w), demodulate=True, up_taps=self.up_taps)
+        # NVlabs: lrelu(conv + noise + bias) * sqrt(2) * gain, clamped. The gain is positive, so it
+        # is folded into the convolution's output scale, the noise and the bias (one pass fewer).
+        g = LRELU_GAIN * gain
+        x = modulated_conv(x, self.weight, self.affine(w), demodulate=True,
+                           up_filter=self.resample_filter if self.up else None, out_gain=g, prepared=self.prepared)
         if self.use_noise and noise_mode == "const":
-            x = x + self.noise_const.to(x.dtype) * self.noise_strength.to(x.dtype)
+            x.add_(self.noise_const.to(x.dtype) * (self.noise_strength.to(x.dtype) * g))
         elif self.use_noise and noise_mode == "random":
-            x = x + torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
-                                dtype=x.dtype) * self.noise_strength.to(x.dtype)
-        return bias_act(x, self.bias.to(x.dtype), True, gain, self.conv_clamp)
+            x.add_(torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
+                               dtype=x.dtype) * (self.noise_strength.to(x.dtype) * g))
+        x.add_((self.bias.to(x.dtype) * g).reshape(1, -1, 1, 1))
+        x = F.leaky_relu_(x, 0.2)
+        if self.conv_clamp:
+            x = x.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
+        return x
 
 
 class ToRGBLayer(nn.Module):
@@ -335,10 +414,11 @@ class ToRGBLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels)
+        self.prepared = PreparedWeight()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:   # [N, in, r, r] -> [N, C, r, r]
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv(x, self.weight, styles, demodulate=False)
+        x = modulated_conv(x, self.weight, styles, demodulate=False, prepared=self.prepared)
         return bias_act(x, self.bias.to(x.dtype), False, 1.0, self.conv_clamp)
 
 
@@ -356,7 +436,6 @@ class SynthesisBlock(nn.Module):
         super().__init__()
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
         self.register_buffer("resample_filter", filter_2d(list(resample_filter)))
-        self.img_taps = separable_taps(list(resample_filter), 4.0)
         layer = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise, resample_filter=resample_filter,
                      conv_clamp=conv_clamp)
         if in_channels == 0:
@@ -381,7 +460,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
-        img = y if img is None else upsample_fir(img, self.img_taps) + y
+        img = y if img is None else upsample_fir(img, self.resample_filter).add_(y)
         return x, img
 
 
