@@ -367,3 +367,85 @@ def test_studio_import_refusal_is_a_dialog_and_runs_nothing(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
     assert not target.exists() and not (tmp_path / "evil.safetensors").exists() and window.info is None
     window.close()
+
+
+# ---- rosinality stylegan2-pytorch checkpoints ----
+
+def rosinality_layout(G) -> dict:
+    """An NVlabs-exact generator's weights under rosinality's names and shapes (its model.py layout:
+    style.k, input.input, conv1/to_rgb1, convs.i, to_rgbs.j, noises.noise_i, blur kernels)."""
+    sd, out = G.state_dict(), {}
+    blur = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64 * 4
+    for k in range(G.cfg.mapping_layers):
+        out[f"style.{k + 1}.weight"] = sd[f"mapping.fc{k}.weight"]
+        out[f"style.{k + 1}.bias"] = sd[f"mapping.fc{k}.bias"]
+    out["input.input"] = sd["synthesis.b4.const"][None]
+    resolutions = G.synthesis.block_resolutions[1:]
+    layers = [("conv1", "synthesis.b4.conv1", 0)]
+    for j, res in enumerate(resolutions):
+        layers += [(f"convs.{2 * j}", f"synthesis.b{res}.conv0", 2 * j + 1),
+                   (f"convs.{2 * j + 1}", f"synthesis.b{res}.conv1", 2 * j + 2)]
+        out[f"convs.{2 * j}.conv.blur.kernel"] = blur
+        out[f"to_rgbs.{j}.upsample.kernel"] = blur
+    for src, dst, noise_index in layers:
+        out[f"{src}.conv.weight"] = sd[f"{dst}.weight"][None]
+        out[f"{src}.conv.modulation.weight"] = sd[f"{dst}.affine.weight"]
+        out[f"{src}.conv.modulation.bias"] = sd[f"{dst}.affine.bias"]
+        out[f"{src}.noise.weight"] = sd[f"{dst}.noise_strength"].reshape(1)
+        out[f"{src}.activate.bias"] = sd[f"{dst}.bias"]
+        out[f"noises.noise_{noise_index}"] = sd[f"{dst}.noise_const"][None, None]
+    for src, dst in [("to_rgb1", "synthesis.b4.torgb")] + [(f"to_rgbs.{j}", f"synthesis.b{r}.torgb")
+                                                           for j, r in enumerate(resolutions)]:
+        out[f"{src}.conv.weight"] = sd[f"{dst}.weight"][None]
+        out[f"{src}.conv.modulation.weight"] = sd[f"{dst}.affine.weight"]
+        out[f"{src}.conv.modulation.bias"] = sd[f"{dst}.affine.bias"]
+        out[f"{src}.bias"] = sd[f"{dst}.bias"].reshape(1, -1, 1, 1)
+    return out
+
+
+@needs_fixtures
+def test_rosinality_checkpoint_imports_with_weights_only(imported, tmp_path):
+    """The 64 px fixture's weights written in rosinality's layout (with `args` as rosinality's
+    train.py stores it) import with --from rosinality and give NVlabs' reference images. This
+    checks the layout mapping; rosinality's arithmetic is the same as NVlabs' by construction
+    (see trainer/importers/rosinality.py), but no rosinality-made file is available here."""
+    import argparse
+    G = load_generator(imported["sg2ada-uncond-64"])
+    path = tmp_path / "550000.pt"
+    torch.save({"g_ema": rosinality_layout(G), "latent_avg": G.w_avg.clone(), "args": argparse.Namespace(size=64)},
+               path)
+    out = tmp_path / "ros.safetensors"
+    assert cli_main(["import", str(path), "--from", "rosinality", "--out", str(out)]) == 0
+    R = load_generator(out)
+    ref = reference("sg2ada-uncond-64")
+    z = torch.from_numpy(ref["z"])
+    with torch.no_grad():
+        assert max_diff(R.mapping(z, None, truncation_psi=0.7), ref["ws_psi07"]) <= TOLERANCE
+        assert max_diff(R(z, None, truncation_psi=0.5), ref["img_call"]) <= TOLERANCE
+    meta = read_checkpoint(out)[1]
+    assert meta["source"] == "rosinality-pt" and "latent_avg from the file" in meta["notes"]
+    # without latent_avg, w_avg is estimated by mapping 4096 z; images at psi 1 do not depend on it
+    layout = rosinality_layout(G)
+    torch.save({"g_ema": layout}, tmp_path / "no_avg.pt")
+    import_network(tmp_path / "no_avg.pt", tmp_path / "no_avg.safetensors", source="rosinality")
+    R2 = load_generator(tmp_path / "no_avg.safetensors")
+    with torch.no_grad():
+        assert max_diff(R2(z, None), ref["img_psi1"]) <= TOLERANCE
+    assert (R2.w_avg - G.w_avg).abs().max() < 0.5 and not torch.equal(R2.w_avg, G.w_avg)
+    # a tensor it cannot place is refused, naming it
+    layout["extra.weight"] = torch.zeros(3)
+    torch.save({"g_ema": layout}, tmp_path / "extra.pt")
+    with pytest.raises(NetworkImportError, match="cannot place: extra.weight"):
+        import_network(tmp_path / "extra.pt", tmp_path / "extra.safetensors", source="rosinality")
+    assert not (tmp_path / "extra.safetensors").exists()
+
+
+def test_rosinality_file_with_code_is_refused_by_weights_only(tmp_path):
+    target = tmp_path / "pwned.txt"
+    torch.save({"g_ema": {}, "payload": WritesAFile(target)}, tmp_path / "evil.pt")
+    with pytest.raises(NetworkImportError, match=r"evil\.pt could not be read .*weights_only=True"):
+        import_network(tmp_path / "evil.pt", tmp_path / "evil.safetensors", source="rosinality")
+    assert not target.exists() and not (tmp_path / "evil.safetensors").exists()
+    with pytest.raises(NetworkImportError, match="--from nvlabs"):
+        import_network(fixture("sg2ada-uncond-32") if FIXTURES.is_dir() else tmp_path / "evil.pt",
+                       tmp_path / "x.safetensors", source="rosinality")
