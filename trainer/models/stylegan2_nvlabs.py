@@ -302,7 +302,8 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
     Runs either fused (weights scaled per sample, one grouped convolution: NVlabs' inference
     path) or by scaling the activations around one shared convolution (NVlabs' training path);
     the same product, so the cheaper one is taken: scale whichever is smaller, the per-sample
-    weights (O*I*k*k) or the activations going in and out (I*H*W + O*H'*W')."""
+    weights (O*I*k*k) or the activations going in and out (I*H*W + O*H'*W'), except that
+    upsampling layers share their convolution for batches > 1."""
     n, i = styles.shape
     o, _, kh, kw = weight.shape
     if x.shape[:2] != (n, i):
@@ -321,8 +322,8 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
         fused = True
     elif EXECUTION == "shared":
         fused = False
-    else:
-        fused = o * i * kh * kw < i * h * w + o * out_pixels
+    else:   # measured on CPU: grouped transposed convolutions lose to one shared one for batches > 1
+        fused = o * i * kh * kw < i * h * w + o * out_pixels and (n == 1 or not up)
     polyphase = (up and phases is not None and EXECUTION != "nvlabs" and x.device.type == "cpu"
                  and h >= POLYPHASE_FROM_RESOLUTION)
     if polyphase:   # [N, O, 4 phases, H + 1, W + 1] -> pixel_shuffle -> [N, O, 2H + 2, 2W + 2]
