@@ -28,6 +28,7 @@ is assumed and recorded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pickle
 import re
@@ -56,7 +57,8 @@ def read_rosinality_checkpoint(path) -> dict:
         raise NetworkImportError(f"{path.name} is not a torch.save zip archive; rosinality checkpoints are "
                                  "(for NVlabs network pickles use --from nvlabs)")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        allow = getattr(torch.serialization, "safe_globals", None)   # torch >= 2.5
+        with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

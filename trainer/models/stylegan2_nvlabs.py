@@ -9,11 +9,12 @@ imported file maps one to one. What it computes, per layer:
   `mapping_layers` equalised-lr fully connected layers with leaky ReLU; `w_avg` truncation with
   an optional cutoff.
 - synthesis (the "skip" generator, the one every NVlabs release uses): a learned 4x4 constant,
-  modulated 3x3 convolutions with demodulation, executed fused (weights scaled per sample,
-  one grouped convolution for the batch) at small batches and as scaled activations around a
-  shared convolution at larger ones (same maths); upsampling is a stride-2 transposed
-  convolution followed by the [1, 3, 3, 1] FIR low-pass filter (NVlabs' upfirdn2d), applied
-  separably; per-layer noise from a stored constant or drawn fresh; conv clamping.
+  modulated 3x3 convolutions with demodulation, run fused (weights scaled per sample, one
+  grouped convolution) or as scaled activations around one shared convolution, whichever is
+  cheaper for the layer (same maths, see `modulated_conv`); upsampling is a stride-2 transposed
+  convolution (or, on CPU at large sizes, the same as one ordinary convolution per output
+  phase) followed by the [1, 3, 3, 1] FIR low-pass filter (NVlabs' upfirdn2d) as a depthwise
+  convolution; per-layer noise from a stored constant or drawn fresh; conv clamping.
 - discriminator (the "resnet" one): FIR-filtered strided downsampling, residual blocks,
   minibatch standard deviation and, for conditional models, a projection onto the mapped label.
 Everything runs in float32 here: NVlabs' `num_fp16_res` is kept in the config for the record
