@@ -286,15 +286,31 @@ def test_stylegan3_layers_are_refused(tmp_path):
     ("synthesis_kwargs", "channel_max", 32, "has shape"),
     ("synthesis_kwargs", "architecture", "resnet", "architecture = 'resnet'; supported: 'skip'"),
     ("synthesis_kwargs", "some_new_option", 1, "cannot reproduce: some_new_option"),
+    (None, "some_new_option", 1, "cannot reproduce: some_new_option"),
 ])
 def test_settings_that_do_not_fit_the_tensors_are_refused(section, key, value, message):
     """Settings and tensors are checked against each other and against what is reproduced."""
     from trainer.importers.nvlabs_pkl import convert_snapshot
     snapshot = read_network_pickle(fixture("sg2ada-uncond-32"))
     convert_snapshot(snapshot, "ok.pkl")                           # as stored: accepted
-    snapshot["G_ema"].state["_init_kwargs"][section][key] = value
+    kwargs = snapshot["G_ema"].state["_init_kwargs"]
+    (kwargs[section] if section else kwargs)[key] = value
     with pytest.raises(NetworkImportError, match=re.escape(message)):
         convert_snapshot(snapshot, "odd.pkl")
+
+
+@needs_fixtures
+def test_synthesis_settings_given_at_the_top_level_are_read():
+    """stylegan3's copy of the StyleGAN2 generator takes synthesis settings as **kwargs."""
+    from trainer.importers.nvlabs_pkl import convert_snapshot
+    snapshot = read_network_pickle(fixture("sg2ada-uncond-32"))
+    kwargs = snapshot["G_ema"].state["_init_kwargs"]
+    kwargs.update(kwargs.pop("synthesis_kwargs"), fused_modconv_default="inference_only")
+    G, _, meta = convert_snapshot(snapshot, "sg3repo.pkl")
+    assert json.loads(meta["config"])["channel_base"] == 512
+    with torch.no_grad():
+        img = G.synthesis(torch.from_numpy(reference("sg2ada-uncond-32")["ws_psi1"]))
+    assert max_diff(img, reference("sg2ada-uncond-32")["img_psi1"]) <= TOLERANCE
 
 
 def test_product_code_never_unpickles_unrestricted():

@@ -319,10 +319,13 @@ def _require(where: str, settings: dict, name: str, allowed) -> None:
 
 def generator_config(record: NetworkRecord) -> NVlabsGeneratorConfig:
     """An NVlabs Generator record -> the config of the matching NVlabs-exact generator."""
-    kw = _take("the generator", _init_kwargs(record, ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
-                                                      "mapping_kwargs", "synthesis_kwargs"]),
-               {"z_dim": None, "c_dim": None, "w_dim": None, "img_resolution": None, "img_channels": None,
-                "mapping_kwargs": {}, "synthesis_kwargs": {}})
+    named = {"z_dim": None, "c_dim": None, "w_dim": None, "img_resolution": None, "img_channels": None,
+             "mapping_kwargs": {}, "synthesis_kwargs": {}}
+    given = _init_kwargs(record, list(named))
+    # stylegan3's copy of the StyleGAN2 generator takes the synthesis settings as **kwargs
+    extra = {k: given.pop(k) for k in list(given) if k not in named}
+    kw = _take("the generator", given, named)
+    kw["synthesis_kwargs"] = {**dict(kw["synthesis_kwargs"] or {}), **extra}
     m = _take("the mapping network", kw["mapping_kwargs"],
               {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
                "lr_multiplier": 0.01, "w_avg_beta": 0.995})
@@ -503,7 +506,7 @@ def convert_snapshot(snapshot, file_name: str, sha256: str = "", include_discrim
             _load_exactly(D, flatten_state(d_record), "discriminator")
     except NetworkImportError as exc:
         raise NetworkImportError(f"{file_name}: {exc}") from None
-    except (ValueError, RuntimeError, TypeError) as exc:   # e.g. a model the settings cannot build
+    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as exc:   # e.g. settings that cannot be built
         raise NetworkImportError(f"{file_name}: its networks cannot be rebuilt exactly: {exc}") from None
     kimg = re.search(r"network-snapshot-(\d+)", file_name)
     training_set = snapshot.get("training_set_kwargs")
