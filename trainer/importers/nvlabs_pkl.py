@@ -234,7 +234,8 @@ def read_network_pickle(path) -> dict:
             raise NetworkImportError(f"{path.name} is a PyTorch zip archive (torch.save), not an NVlabs network "
                                      "pickle; for rosinality stylegan2-pytorch checkpoints use --from rosinality")
         if head[:1] != b"\x80":
-            raise NetworkImportError(f"{path.name} is not a Python pickle (first bytes {head!r}); {SUPPORTED}")
+            raise NetworkImportError(f"{path.name} is not a Python pickle of protocol 2 or later (first bytes "
+                                     f"{head!r}); {SUPPORTED}")
         try:
             snapshot = NetworkUnpickler(f).load()
         except NetworkImportError as exc:
