@@ -18,10 +18,16 @@ FILTERS = "NVlabs network pickles (*.pkl);;rosinality stylegan2-pytorch checkpoi
 
 class ImportAction(QObject):
     def __init__(self, window):
+        # The window is reached through Qt's parent link, not a Python attribute: a Python
+        # reference cycle (window -> action -> window) would leave the window to the cyclic garbage
+        # collector, which may then destroy it at any moment, even while another window's worker runs.
         super().__init__(window)
-        self.window = window
         self.last_summary: dict | None = None    # what the last finished import wrote
         window.worker.job_finished.connect(self._on_job_finished)
+
+    @property
+    def window(self):
+        return self.parent()
 
     def ask(self) -> None:
         """The menu entry: two file dialogs, then start()."""
