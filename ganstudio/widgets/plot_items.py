@@ -3,9 +3,12 @@ under each plot, titles that may be cut, short run names."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QSizePolicy
 
 TITLE_SIZE = "9pt"
@@ -96,3 +99,19 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
 def short_name(name: str, limit: int = 24) -> str:
     """A run's name cut to fit a legend."""
     return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def colour_swatch(colour: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
+def read_rgb(path: Path):
+    """A sample grid PNG as uint8 [H, W, 3], or None when it cannot be read (yet)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except (OSError, ValueError):
+        return None
