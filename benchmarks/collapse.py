@@ -77,8 +77,12 @@ def uniform_floor(data: str, samples: int):
 
 
 def spread(values) -> str:
-    mean = statistics.fmean(values)
-    return f"{mean:.3g} ± {statistics.pstdev(values):.2g}" if len(values) > 1 else f"{mean:.3g}"
+    """mean ± standard deviation over seeds (inf stays inf: a run with no high-quality samples)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2 or not np.isfinite(values).all():
+        return f"{mean:.3g}"
+    return f"{mean:.3g} ± {float(values.std()):.2g}"
 
 
 def main() -> None:
