@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
     missing = [run for run in args.monitor if not Path(run).is_dir()]
     if missing:   # before any window or thread exists, so nothing has to be torn down
-        parser.exit(2, f"ganstudio: --monitor {missing[0]}: no such run directory\n")
+        parser.exit(2, f"ganstudio: --monitor {missing[0]}: not a run directory (no such folder)\n")
     if args.install_desktop_entry:
         from .widgets.look import install_desktop_entry
         for path in install_desktop_entry():

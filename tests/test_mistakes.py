@@ -173,7 +173,7 @@ def _studio(*args, timeout=120):
 
 def test_studio_command_line_mistakes(tmp_path, ckpt):
     out = _studio("--monitor", str(tmp_path / "nonexistent"))
-    assert out.returncode == 2 and "no such run directory" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "not a run directory" in out.stderr and "Traceback" not in out.stderr
     out = _studio("--size", "abc")
     assert out.returncode == 2 and "WIDTHxHEIGHT" in out.stderr
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
@@ -189,3 +189,9 @@ def test_a_training_run_prints_no_tqdm_warning(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "TqdmWarning" not in out.stderr and "clamping" not in out.stderr
     assert json.loads((next(tmp_path.iterdir()) / "events.jsonl").read_text().splitlines()[-1])["state"] == "finished"
+
+
+@pytest.mark.parametrize("extra,words", [(["--num-samples", "-5"], "--num-samples -5"), (["--batch", "0"], "--batch 0"),
+                                         (["--trunc", "nan"], "--trunc nan")])
+def test_metrics_refuses_bad_counts(capsys, ckpt, extra, words):
+    refused(capsys, ["metrics", "--checkpoint", str(ckpt), "--metrics", "kid50", "--data", "digits", *extra], words)

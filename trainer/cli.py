@@ -5,6 +5,7 @@
   ganstudio-train generate --checkpoint C --seeds 0-63 --out grid.png    sample a checkpoint
   ganstudio-train metrics ...                                            evaluate (see its --help)
   ganstudio-train presets                                                list the presets
+  ganstudio-train import NETWORK.pkl --out model.safetensors             open an NVlabs/rosinality model
   ganstudio-train render-video TIMELINE.json --out film.mp4              a timeline (or --preset) to video
 """
 from __future__ import annotations
@@ -230,7 +231,12 @@ def run_metrics(argv: list[str]) -> int:
     return metrics_main(argv)
 
 
-COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets,
+def run_import(argv: list[str]) -> int:
+    from .importers.cli import run_import as import_main
+    return import_main(argv)
+
+
+COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "import": run_import,
             "render-video": video_cli.main}
 
 

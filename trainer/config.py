@@ -99,7 +99,7 @@ def _coerce(owner: str, name: str, hint, value):
 @dataclass
 class DataConfig(_Config):
     source: str = _opt("digits", "dataset: fashion-mnist, digits, ring8, grid25, an image folder or a .zip of images")
-    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it)", low=4)
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it; 2-D point data ignore it)", low=0)
     channels: int = _opt(0, "image channels: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
     split: str = _opt("train", "which part of a built-in dataset to use", choices=("train", "test", "all"))
     conditional: bool = _opt(False, "train on class labels (sub-folder names for folders)")
@@ -151,6 +151,12 @@ class TrainConfig(_Config):
     style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (stylegan2)", low=0, high=1)
     real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing", low=0, high=1)
     acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)", low=0)
+    pack: int = _opt(1, "PacGAN: samples D judges together (1: off); the batch must divide by it", low=1, high=16)
+    feature_matching: float = _opt(0.0, "weight of feature matching in G's loss (0: off)", low=0)
+    historical_averaging: float = _opt(0.0, "weight of the historical-averaging penalty on G and D (0: off)", low=0)
+    mode_seeking: float = _opt(0.0, "weight of the mode-seeking (MSGAN) term in G's loss (0: off)", low=0)
+    unrolled_steps: int = _opt(0, "unrolled GAN: look-ahead D steps G's loss sees (0: off)", low=0, high=20)
+    unrolled_lr: float = _opt(1e-3, "step size of the unrolled look-ahead", above=0)
     ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)", low=0)
     ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)", low=0)
     augment: str = _opt("", "DiffAugment policy applied to real and fake: comma list of color, translation, cutout")

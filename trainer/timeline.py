@@ -19,7 +19,6 @@ Models without a W space interpolate z (slerp, or Catmull-Rom in Z) and blend th
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -293,14 +292,6 @@ def model_signature(G) -> dict:
     """What a timeline needs to match in a model: {z_dim, c_dim, num_ws, w_dim, img_resolution}."""
     return {"z_dim": int(G.z_dim), "c_dim": int(G.c_dim), "num_ws": int(getattr(G, "num_ws", 0)),
             "w_dim": int(getattr(G, "w_dim", 0)), "img_resolution": int(G.img_resolution)}
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_timeline_for_model(timeline: Timeline, G) -> None:

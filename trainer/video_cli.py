@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
 
 def build_preset(args, G, checkpoint: str):
     from .latents import LatentState, parse_seeds
-    from .timeline import TimelineError, file_sha256
+    from .files import file_sha256
+    from .timeline import TimelineError
     from .timeline_presets import class_tour, noise_loop, seed_walk, style_morph, truncation_sweep
     seeds = parse_seeds(args.seeds)
     fps = args.fps or 30.0
@@ -86,7 +87,8 @@ def main(argv: list[str]) -> int:
     import torch
     from tqdm import tqdm
     from .checkpoint import CheckpointError, load_generator
-    from .timeline import TimelineError, file_sha256
+    from .files import file_sha256
+    from .timeline import TimelineError
     from .timeline_render import TimelineRenderer
     from .video import ExportError, ExportSettings, check_export, export_timeline
     name = "ganstudio-train render-video"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS
+from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS, json_value
 from trainer.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
@@ -83,15 +83,7 @@ class Workspace:
         d = {"format": WORKSPACE_FORMAT, "version": WORKSPACE_VERSION}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif f.name == "directions":
-                value = {k: np.asarray(v).tolist() for k, v in value.items()}
-            elif isinstance(value, Timeline):
-                value = value.to_dict()
-            d[f.name] = value
+            d[f.name] = value.to_dict() if isinstance(value, Timeline) else json_value(value)
         return d
 
     @classmethod

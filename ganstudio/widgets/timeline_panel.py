@@ -436,7 +436,7 @@ class TimelinePanel(QWidget):
     def _checksum(self, checkpoint: str) -> None:
         """The checkpoint's sha256 for the timeline file, computed on the renderer's thread."""
         def run(renderer, progress, preview):
-            from trainer.timeline import file_sha256
+            from trainer.files import file_sha256
             return file_sha256(checkpoint)
 
         def done(sha: str) -> None:
