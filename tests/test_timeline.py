@@ -386,3 +386,54 @@ def test_studio_frames_come_in_chunks_newest_wish_wins_and_match_headless(tiny_p
     assert all(np.array_equal(frames.frame(line, f), headless[i]) for i, f in enumerate((0, 5, 24, 29)))
     assert frames.frame(line, 10) is None                     # chunk 1 was never asked for
     assert frames.frame(line.replace(loop=False), 0) is None  # another timeline: the cache starts over
+
+
+# ---- sound ----
+def write_beep(path, seconds=2.0, silent_until=1.0, rate=22050):
+    """A real WAV file: silence, then a 440 Hz tone."""
+    import wave
+    t = np.arange(int(rate * seconds)) / rate
+    signal = np.where(t >= silent_until, 0.6 * np.sin(2 * np.pi * 440 * t), 0.0)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((signal * 32767).astype(np.int16).tobytes())
+    return path
+
+
+def test_sound_drives_psi_and_is_muxed_into_the_mp4(G, tiny_path, tmp_path):
+    from trainer.audio import AUDIO_RATE, AudioMapping, AudioTrack, feature_curve, load_audio
+    beep = write_beep(tmp_path / "beep.wav")
+    samples = load_audio(beep)
+    assert len(samples) == 2 * AUDIO_RATE
+    loudness = feature_curve(samples, AUDIO_RATE, 10, 20, "loudness")
+    onsets = feature_curve(samples, AUDIO_RATE, 10, 20, "onsets")
+    assert loudness[:10].max() == 0 and loudness[10:].min() > 0.9
+    assert onsets.argmax() == 10 and onsets[12:].max() < 0.1       # the tone starts at 1 s, once
+    smooth = feature_curve(samples, AUDIO_RATE, 10, 20, "loudness", smoothing=0.3)
+    assert 0 < smooth[10] < smooth[12] < smooth[19] <= 1           # a smoothed rise
+    line = seed_walk([0, 1], seconds_per_key=1.0, fps=10, base=LatentState(class_index=0), G=G)
+    loud = line.replace(audio=AudioTrack(str(beep), (AudioMapping("loudness", "psi", 0.8, 0.0),)))
+    assert Timeline.from_dict(loud.to_dict()).to_dict() == loud.to_dict()
+    quiet_frames = TimelineRenderer(G, line).render_frames(range(20))
+    sound_frames = TimelineRenderer(G, loud).render_frames(range(20))
+    assert all(np.array_equal(quiet_frames[i], sound_frames[i]) for i in range(1, 10))    # silence: no push
+    assert not any(np.array_equal(quiet_frames[i], sound_frames[i]) for i in range(10, 20))
+    report = export_timeline(TimelineRenderer(G, loud), ExportSettings(str(tmp_path / "loud.mp4")))
+    import av
+    with av.open(report.path) as container:
+        kinds = sorted((s.type, s.codec_context.name) for s in container.streams)
+        audio = container.streams.audio[0]
+        assert kinds == [("audio", "aac"), ("video", "h264")]
+        assert abs(float(audio.duration * audio.time_base) - 2.0) < 0.1
+    # the CLI: a preset with --audio, and a missing sound file refused before anything renders
+    out = subprocess.run(CLI + ["render-video", "--checkpoint", str(tiny_path), "--preset", "seed-walk", "--seeds", "0-1",
+                                "--seconds-per-key", "1", "--fps", "10", "--audio", str(beep), "--audio-map",
+                                "onsets:psi:0.5:0.1", "--out", str(tmp_path / "cli.mp4")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    missing = subprocess.run(CLI + ["render-video", "--checkpoint", str(tiny_path), "--preset", "seed-walk",
+                                    "--audio", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "x.mp4")],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "no such sound file" in missing.stderr

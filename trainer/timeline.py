@@ -28,6 +28,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .audio import AudioTrack
 from .latents import MAX_SEED, LatentState
 
 TIMELINE_FORMAT = "ganstudio.timeline"
@@ -170,6 +171,7 @@ class Timeline:
     checkpoint: str = ""                   # the checkpoint the keyframes were made on
     checkpoint_sha256: str = ""            # its sha256 ("" = unknown)
     model: Mapping = field(default_factory=dict)  # z_dim, c_dim, num_ws, w_dim, img_resolution it was made for
+    audio: AudioTrack | None = None        # a sound that drives ψ or a direction, muxed into MP4 exports
 
     def __post_init__(self):
         object.__setattr__(self, "keyframes", tuple(self.keyframes))
@@ -233,7 +235,8 @@ class Timeline:
         return {"format": TIMELINE_FORMAT, "version": TIMELINE_VERSION, "checkpoint": self.checkpoint,
                 "checkpoint_sha256": self.checkpoint_sha256, "model": dict(self.model), "fps": self.fps,
                 "loop": self.loop, "interpolation": self.interpolation, "noise_mode": self.noise_mode,
-                "keyframes": [k.to_dict() for k in self.keyframes]}
+                "keyframes": [k.to_dict() for k in self.keyframes],
+                "audio": None if self.audio is None else self.audio.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Timeline":
@@ -248,7 +251,7 @@ class Timeline:
             raise TimelineError(f"timeline version {version} is newer than this GAN Studio reads "
                                 f"(up to {TIMELINE_VERSION}): update GAN Studio to open it")
         known = {"format", "version", "checkpoint", "checkpoint_sha256", "model", "fps", "loop",
-                 "interpolation", "noise_mode", "keyframes"}
+                 "interpolation", "noise_mode", "keyframes", "audio"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise TimelineError(f"timeline has unknown field(s): {', '.join(unknown)}")
@@ -261,7 +264,11 @@ class Timeline:
         loop = d.get("loop", False)
         if not isinstance(loop, bool):
             raise TimelineError(f"timeline loop {loop!r}: expected true or false")
-        return cls(keyframes=tuple(Keyframe.from_dict(k) for k in keyframes), fps=d.get("fps", DEFAULT_FPS),
+        try:
+            audio = None if d.get("audio") is None else AudioTrack.from_dict(d["audio"])
+        except ValueError as exc:
+            raise TimelineError(str(exc)) from None
+        return cls(keyframes=tuple(Keyframe.from_dict(k) for k in keyframes), fps=d.get("fps", DEFAULT_FPS), audio=audio,
                    loop=loop, interpolation=d.get("interpolation", "piecewise"),
                    noise_mode=d.get("noise_mode", "const"), checkpoint=str(d.get("checkpoint", "")),
                    checkpoint_sha256=str(d.get("checkpoint_sha256", "")), model=model)
@@ -319,3 +326,10 @@ def check_timeline_for_model(timeline: Timeline, G) -> None:
             raise TimelineError(f"keyframe {i}: its z has {k.z.shape[0]} numbers, the model needs {sig['z_dim']}")
         if s.class_index is not None and sig["c_dim"] and not 0 <= s.class_index < sig["c_dim"]:
             raise TimelineError(f"keyframe {i}: class {s.class_index} is out of range (0-{sig['c_dim'] - 1})")
+    if timeline.audio is not None and timeline.audio.mappings:
+        if not sig["num_ws"]:
+            raise TimelineError("sound drives ψ or a direction in W: this model has no W space")
+        for m in timeline.audio.mappings:
+            if m.direction is not None and m.direction.shape != (sig["w_dim"],):
+                raise TimelineError(f"the sound's direction has shape {m.direction.shape}, the model needs "
+                                    f"({sig['w_dim']},)")

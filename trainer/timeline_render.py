@@ -44,6 +44,29 @@ class TimelineRenderer:
         self.key_frames = timeline.keyframe_frames()[:len(self.keys)]
         self._key_of_frame = {f: i for i, f in enumerate(self.key_frames)}
         self._untruncated: dict[int, torch.Tensor] = {}
+        self._sound = self._sound_curves()    # [(mapping, curve [frames])], empty without sound
+
+    def _sound_curves(self) -> list:
+        audio = self.timeline.audio
+        if audio is None or not audio.mappings:
+            return []
+        from .audio import AUDIO_RATE, feature_curve, load_audio
+        samples = load_audio(audio.path)
+        return [(m, feature_curve(samples, AUDIO_RATE, self.timeline.fps, self.frame_count, m.feature, m.smoothing,
+                                  audio.offset)) for m in audio.mappings]
+
+    def _with_sound(self, ws: torch.Tensor, frames: Sequence[int]) -> torch.Tensor:
+        """The sound's push on final ws [N, L, W]: ψ scaled by 1 + gain * curve (around w_avg), or a
+        direction added gain * curve times."""
+        for mapping, curve in self._sound:
+            amount = torch.from_numpy(curve[list(frames)]).to(ws)[:, None, None] * mapping.gain
+            if mapping.target == "psi":
+                centre = self.G.w_avg.to(ws)
+                pushed = centre + (ws - centre) * (1 + amount)
+            else:
+                pushed = ws + amount * torch.from_numpy(mapping.direction).to(ws)
+            ws = torch.where(amount != 0, pushed, ws)   # silence leaves a frame exactly as it was
+        return ws
 
     @property
     def frame_count(self) -> int:
@@ -60,13 +83,14 @@ class TimelineRenderer:
         frames = list(range(chunk * CHUNK_FRAMES, min((chunk + 1) * CHUNK_FRAMES, self.frame_count)))
         if not frames:
             raise IndexError(f"chunk {chunk} is outside the timeline ({self.chunk_count} chunks)")
-        between = [f for f in frames if f not in self._key_of_frame]
+        # with sound every frame is pushed by it, keyframes too, so none is the studio's plain render
+        between = [f for f in frames if f not in self._key_of_frame or self._sound]
         out: dict[int, np.ndarray] = {}
         if between:
             images = self._images_between(between)
             out.update(zip(between, images))
         for f in frames:
-            if f in self._key_of_frame:
+            if f not in out:
                 out[f] = self._keyframe_image(self._key_of_frame[f])
         return np.stack([out[f] for f in frames])
 
@@ -94,7 +118,7 @@ class TimelineRenderer:
         benchmarks and tools: render_chunk is how frames are made)."""
         if not self.has_w:
             raise ValueError("this model has no W space")
-        return self._final_ws(list(frames))
+        return self._with_sound(self._final_ws(list(frames)), list(frames))
 
     def synthesize(self, ws: torch.Tensor) -> np.ndarray:
         """Final ws [N, num_ws, w_dim] -> uint8 [N, H, W, 3], as every frame is made."""
@@ -174,7 +198,7 @@ class TimelineRenderer:
     def _images_between(self, frames: list[int]) -> np.ndarray:
         from .images import to_uint8
         if self.has_w:
-            return self.synthesize(self._final_ws(frames))
+            return self.synthesize(self._with_sound(self._final_ws(frames), frames))
         z, c = self._z_inputs(frames)
         return to_uint8(self.G(z, c))
 

@@ -113,8 +113,10 @@ def check_export(settings: ExportSettings, native: int) -> None:
 
 # ---- encoders: each writes to a temporary path given to it ----
 class _Mp4Writer:
-    def __init__(self, tmp: Path, fps: float, size: int, quality: int):
+    def __init__(self, tmp: Path, fps: float, size: int, quality: int,
+                 sound: tuple[np.ndarray, int] | None = None):   # (mono float32 samples, rate) to mux in
         import av
+        self.sound = sound
         self.container = av.open(str(tmp), mode="w", format="mp4")
         self.stream = self.container.add_stream(h264_encoder(), rate=Fraction(fps).limit_denominator(1001))
         self.stream.width = self.stream.height = size
@@ -123,6 +125,9 @@ class _Mp4Writer:
         # veryfast: half the CPU of x264's default (medium) at the same CRF, so encoding keeps up with
         # rendering on a small machine; the price is a somewhat larger file, not a worse picture
         self.stream.options = {"crf": str(crf), "preset": "veryfast"} if self.stream.codec.name == "libx264" else {}
+        if sound is not None:   # every stream exists before the first packet is written
+            self.sound_stream = self.container.add_stream("aac", rate=sound[1])
+            self.sound_stream.layout = "mono"
 
     def write(self, frame: np.ndarray) -> None:
         import av
@@ -132,7 +137,25 @@ class _Mp4Writer:
     def close(self) -> None:
         for packet in self.stream.encode():
             self.container.mux(packet)
+        if self.sound is not None:
+            self._mux_sound(*self.sound)
         self.container.close()
+
+    def _mux_sound(self, samples: np.ndarray, rate: int) -> None:
+        """AAC in frames of the encoder's size (the muxer interleaves it with the video by time)."""
+        import av
+        stream = self.sound_stream
+        size = 1024
+        for start in range(0, len(samples), size):
+            block = np.zeros((1, size), np.float32)
+            piece = samples[start:start + size]
+            block[0, :len(piece)] = piece
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                self.container.mux(packet)
+        for packet in stream.encode():
+            self.container.mux(packet)
 
     def abort(self) -> None:
         try:
@@ -238,6 +261,7 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
                 native: int,                    # the frames' side in pixels
                 fps: float,                     # frames per second of the film
                 progress: Progress | None = None,
+                sound: tuple[np.ndarray, int] | None = None,   # MP4: (mono samples, rate) to mux in
                 ) -> ExportReport:
     """Encode frames as they arrive: the caller's thread pulls chunks (rendering them), an encoder
     thread resizes and writes. The file appears under its final name only when complete; on any
@@ -256,7 +280,7 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
     start = time.perf_counter()
 
     try:
-        writer = WRITERS[kind](tmp, fps, size, settings.quality)
+        writer = WRITERS[kind](tmp, fps, size, settings.quality, *([sound] if kind == "mp4" and sound else []))
     except OSError as exc:
         _remove(tmp)
         raise ExportError(f"cannot write {final}: {exc.strerror or exc}") from None
@@ -362,7 +386,17 @@ def export_timeline(renderer,                   # trainer.timeline.TimelineRende
                 frames.append(square)
             yield np.stack(frames)
 
-    return write_video(chunks(), first.frame_count, settings, native, fps, progress)
+    sound = None
+    audio = first.timeline.audio
+    if audio is not None and settings.kind == "mp4":
+        from .audio import AUDIO_RATE, load_audio
+        try:
+            samples = load_audio(audio.path)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
+        start = int(audio.offset * AUDIO_RATE)
+        sound = (samples[start:start + int(round(first.frame_count / fps * AUDIO_RATE))], AUDIO_RATE)
+    return write_video(chunks(), first.frame_count, settings, native, fps, progress, sound)
 
 
 def read_video_info(path) -> dict:

@@ -32,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=int, default=1,
                    help="a grid video of this many cells, each the timeline from other seeds (+1, +2 ...)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--audio", default=None, metavar="SOUND",
+                   help="a sound file (WAV, MP3, FLAC ...) that drives the film and is muxed into an MP4")
+    p.add_argument("--audio-map", action="append", default=[], metavar="FEATURE:psi:GAIN[:SMOOTHING]",
+                   help="what the sound drives (repeatable): loudness or onsets scale psi by 1 + GAIN x the "
+                        "curve, smoothed over SMOOTHING seconds (default loudness:psi:0.5:0.1)")
     g = p.add_argument_group("presets (without a timeline file)")
     g.add_argument("--preset", choices=CLI_PRESETS, default=None)
     g.add_argument("--seeds", default="0-3", help="seed-walk and style-morph: the seeds; others: the first is used")
@@ -68,6 +73,26 @@ def build_preset(args, G, checkpoint: str):
     return noise_loop(G.z_dim, seeds[0], keys=8, seconds=8 * args.seconds_per_key, fps=fps, base=base, G=G, **files)
 
 
+def sound_track(args, timeline):
+    """The --audio and --audio-map options as the timeline's AudioTrack (a file's own track otherwise)."""
+    from .audio import AudioMapping, AudioTrack
+    if not args.audio:
+        if args.audio_map:
+            raise ValueError("--audio-map needs --audio")
+        return timeline.audio
+    mappings = []
+    for text in args.audio_map or ["loudness:psi:0.5:0.1"]:
+        parts = text.split(":")
+        if len(parts) not in (3, 4) or parts[1] != "psi":
+            raise ValueError(f"--audio-map {text!r}: expected FEATURE:psi:GAIN[:SMOOTHING], e.g. loudness:psi:0.5")
+        try:
+            numbers = [float(x) for x in parts[2:]]
+        except ValueError:
+            raise ValueError(f"--audio-map {text!r}: GAIN and SMOOTHING are numbers") from None
+        mappings.append(AudioMapping(parts[0], "psi", *numbers))
+    return AudioTrack(str(Path(args.audio).absolute()), tuple(mappings))
+
+
 def read_timeline(path, checkpoint_arg):
     """(timeline, checkpoint path to open): the timeline's checkpoint is relative to its file."""
     from .timeline import Timeline, TimelineError
@@ -79,6 +104,10 @@ def read_timeline(path, checkpoint_arg):
         checkpoint = str(Path(path).parent / checkpoint)
     if not Path(checkpoint).exists():
         raise TimelineError(f"the timeline's checkpoint {checkpoint} is missing: give --checkpoint")
+    audio = timeline.audio
+    if audio is not None and not Path(audio.path).is_absolute():   # relative to the timeline file, as its checkpoint
+        timeline = timeline.replace(audio=audio.__class__(str(Path(path).parent / audio.path), audio.mappings,
+                                                          audio.offset))
     return timeline, checkpoint
 
 
@@ -115,6 +144,7 @@ def main(argv: list[str]) -> int:
                       "made on (another sha256); its model matches, so the frames will differ", file=sys.stderr)
         else:
             timeline = build_preset(args, G, checkpoint)
+        timeline = timeline.replace(audio=sound_track(args, timeline))
         if not 1 <= args.grid <= 64:
             raise ValueError(f"--grid {args.grid}: expected 1 to 64 cells")
         renderers = [TimelineRenderer(G, timeline.with_seed_offset(k) if k else timeline) for k in range(args.grid)]

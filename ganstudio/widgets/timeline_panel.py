@@ -180,6 +180,7 @@ class TimelinePanel(QWidget):
                 "interpolation": self.interpolation.currentText(), "checkpoint": info.path,
                 "checkpoint_sha256": old.checkpoint_sha256 if old is not None and old.checkpoint == info.path else "",
                 "model": model_signature(info),
+                "audio": old.audio if old is not None else None,   # a sound from a timeline file stays
                 # a new timeline keeps the view's noise unless it is random (frames must repeat)
                 "noise_mode": old.noise_mode if old is not None else
                 ("none" if self.workspace.noise_mode == "none" else "const")}
