@@ -142,3 +142,33 @@ def test_timeline_saved_in_workspace_and_refused_for_another_model(qtbot, make_w
     assert window.workspace.timeline is None
     panel._guarded("Cannot open timeline", lambda: panel.open_timeline(tmp_path / "t.timeline.json"))
     assert "c_dim = 3" in panel.message.text()
+
+
+def test_sound_in_the_panel_drives_frames_and_export(qtbot, make_window, ckpt, tmp_path):
+    import av
+    from test_timeline import write_beep
+    window = make_window(ckpt)
+    panel, _ = two_keyframes(qtbot, window)
+    beep = write_beep(tmp_path / "beep.wav", seconds=4.0, silent_until=1.0)
+    panel.sound_box.gain.setValue(0.8)
+    panel.sound_box.set_sound(beep)
+    line = window.workspace.timeline
+    assert line.audio is not None and line.audio.mappings[0].gain == pytest.approx(0.8)
+    assert panel.sound_box.file_label.text() == "beep.wav"
+    panel.keyframe_list.setCurrentRow(0)
+    panel.duration.setValue(1.5)                      # an edit keeps the sound
+    line = window.workspace.timeline
+    assert line.audio is not None
+    reference = TimelineRenderer(load_generator(ckpt), line).render_frames([40])
+    panel.player.scrub.setValue(40)
+    assert np.array_equal(wait_frame(qtbot, window, panel, 40), reference[0])
+    out = tmp_path / "loud.mp4"
+    assert panel.export_box.export_to(out)
+    qtbot.waitUntil(lambda: not panel.export_box.busy, timeout=TIMEOUT_MS)
+    with av.open(str(out)) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "video"]
+    panel.sound_box.target.setCurrentIndex(1)         # a direction: the first of the Directions panel
+    qtbot.waitUntil(lambda: window.workspace.timeline.audio.mappings[0].target == "direction" or
+                    "directions" in panel.message.text(), timeout=TIMEOUT_MS)
+    panel.sound_box.remove_button.click()
+    assert window.workspace.timeline.audio is None and panel.sound_box.file_label.text() == "no sound"

@@ -25,6 +25,7 @@ from ..engine.renderer import ModelInfo, latent_from_workspace
 from ..engine.workspace import Workspace
 from .timeline_export import ExportBox
 from .timeline_player import TimelinePlayer
+from .timeline_sound import SoundBox
 
 SHA_JOB = "timeline checksum"
 PRESET_NAMES = {"seed walk": "seed-walk", "truncation sweep": "truncation-sweep",
@@ -88,6 +89,7 @@ class TimelinePanel(QWidget):
         self.save_button = QPushButton("Save…")
         self.player = TimelinePlayer(lambda: self.workspace.timeline, controller)
         self.frame_ready = self.player.frame_ready
+        self.sound_box = SoundBox(lambda: self.workspace.directions)
         self.export_box = ExportBox(lambda: self.workspace.timeline, controller, self.player.pause)
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -124,6 +126,7 @@ class TimelinePanel(QWidget):
         layout.addLayout(preset_row)
         layout.addLayout(file_row)
         layout.addWidget(self.player)
+        layout.addWidget(self.sound_box)
         layout.addWidget(self.export_box)
         layout.addWidget(self.message)
         layout.addStretch(1)
@@ -150,6 +153,7 @@ class TimelinePanel(QWidget):
         self.preset_button.clicked.connect(lambda: self.make_preset(PRESET_NAMES[self.preset.currentText()]))
         self.open_button.clicked.connect(self._on_open_dialog)
         self.save_button.clicked.connect(self._on_save_dialog)
+        self.sound_box.changed.connect(self._on_sound_changed)
         self.player.failed.connect(lambda message: self.message.setText(f"frames failed: {message}"))
         workspace.events.timeline.connect(self._on_timeline_changed)
         workspace.events.changed.connect(self._on_workspace_changed)
@@ -355,6 +359,8 @@ class TimelinePanel(QWidget):
             w.setEnabled(has_keys)
         self.tracks.setEnabled(has_keys and self.info is not None and self.info.has_w)
         self.export_box.refresh()
+        self.sound_box.show_track(line.audio if line is not None else None)
+        self.sound_box.setEnabled(has_keys and self.info is not None and self.info.has_w)
         self.player.refresh()
 
     def _describe(self, k: Keyframe) -> str:
@@ -417,6 +423,11 @@ class TimelinePanel(QWidget):
         self._edit(lambda: line.replace(fps=float(self.fps.value()), loop=self.loop.isChecked(),
                                         interpolation=self.interpolation.currentText()),
                    select=self.keyframe_list.currentRow())
+
+    def _on_sound_changed(self) -> None:
+        line = self.timeline
+        if line is not None:
+            self._edit(lambda: line.replace(audio=self.sound_box.track()), select=self.keyframe_list.currentRow())
 
     def _on_rows_moved(self, *_args) -> None:
         """A drag in the list: reorder the keyframes to match. Items keep their original number in text."""
