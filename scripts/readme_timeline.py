@@ -53,7 +53,7 @@ def export(window, path: Path) -> None:
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv)   # noqa: F841 (kept alive while the window runs)
     window = MainWindow(device="cpu")
-    window.resize(1100, 700)
+    window.resize(1100, 860)   # tall enough for the whole panel, export box included
     window.show()
     window.open_checkpoint(find_demo_checkpoint())
     wait(lambda: window.info is not None and not window.is_busy())
