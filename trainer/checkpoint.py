@@ -26,11 +26,14 @@ class CheckpointError(ValueError):
 
 
 def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int, kimg: float,
-                     dataset: dict) -> None:
+                     dataset: dict, extra_metadata: dict[str, str] | None = None) -> None:
+    """Write G's weights and buffers with the standard metadata, plus `extra_metadata` (strings;
+    a PTI-tuned generator adds `tuned_from`, `tuned_on` ...) that cannot override the standard keys."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": model_cfg.arch,
                 "config": json.dumps(model_cfg.to_dict(), sort_keys=True), "step": str(int(step)),
                 "kimg": f"{float(kimg):.4f}", "dataset": json.dumps(dataset, sort_keys=True)}
+    metadata = {**{str(k): str(v) for k, v in (extra_metadata or {}).items()}, **metadata}
     write_safetensors(path, tensors, metadata)
 
 
@@ -120,7 +123,8 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
                                   f"the config expects {tuple(expected[name].shape)}")
     G.load_state_dict(tensors, strict=True)
     G.checkpoint_info = {"path": str(path), "step": int(metadata.get("step", 0)),
-                         "kimg": float(metadata.get("kimg", 0)), "dataset": dataset, "config": cfg.to_dict()}
+                         "kimg": float(metadata.get("kimg", 0)), "dataset": dataset, "config": cfg.to_dict(),
+                         "tuned": {k: v for k, v in metadata.items() if k.startswith("tuned_")}}
     return G.eval().requires_grad_(False).to(device)
 
 
