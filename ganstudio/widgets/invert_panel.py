@@ -238,8 +238,9 @@ class InvertPanel(QWidget):
             box.blockSignals(False)
         name = Path(photo.path).name if photo.path else "pasted image"
         self.photo_label.setText(f"{name}: {width}×{height}" + "".join(f"<br>• {n}" for n in photo.notes))
-        self.reconstruction_view.clear()
         self._refit()
+        if self.target is not None:   # a blank square, not ImageView.clear(): a cleared pyqtgraph item stays blank
+            self.reconstruction_view.set_image(np.full((*self.target.shape[:2], 3), 32, np.uint8))
 
     def _refit(self) -> None:
         if self.photo is None or self.info is None or self.info.is_points:
@@ -313,7 +314,8 @@ class InvertPanel(QWidget):
 
     def _on_photo_path_changed(self, path: str) -> None:
         """A reopened workspace: show its photo and the reconstruction its inversion file holds."""
-        if not path or (self.photo is not None and self.photo.path == path):
+        if not path or (self.photo is not None and self.photo.path
+                        and Path(self.photo.path).resolve() == Path(path).resolve()):
             return
         try:
             self._set_photo(open_photo(path), self.workspace.photo_crop)
