@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from trainer import load_generator  # noqa: E402
 from trainer.files import atomic_write  # noqa: E402
-from trainer.config import DataConfig, RunConfig, merge  # noqa: E402
+from trainer.config import DataConfig  # noqa: E402
 from trainer.data import Dataset, load_dataset  # noqa: E402
 from trainer.metrics import compute_metrics, distances  # noqa: E402
 from trainer.metrics.compute import feature_network  # noqa: E402
@@ -83,28 +82,12 @@ def section_sanity(num: int, device) -> dict:
 
 
 def section_toys(kimg: float, samples: int) -> dict:
-    from trainer.data import TOY_STD, toy_modes
-    from trainer.loop import train
-    from trainer.metrics.modes import mode_report
-    from trainer.presets import PRESETS
-    outdir = tempfile.mkdtemp(prefix="toy-figures-")
+    from toy_modes import toy_mode_rows   # benchmarks/toy_modes.py: the same runs, printed as a table there
     rows = []
-    for data in ("ring8", "grid25"):
-        for preset in ("toy-gan", "toy-wgan-gp", "toy-hinge-sn"):
-            cfg = RunConfig.from_dict(merge(merge(RunConfig().to_dict(), PRESETS[preset]),
-                                            {"preset": preset, "data": {"source": data},
-                                             "train": {"kimg": kimg, "seed": 0}}))
-            t0 = time.time()
-            result = train(cfg, outdir=outdir, progress=False)
-            G = load_generator(result.run_dir)
-            with torch.inference_mode():
-                pts = G(torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(1))).numpy()
-            r = mode_report(pts, toy_modes(data), TOY_STD[data])
-            rows.append({"data": data, "preset": preset, "loss": cfg.train.loss, "kimg": kimg,
-                         "modes_captured": r.modes_captured, "modes_total": r.modes_total,
-                         "high_quality": r.high_quality, "reverse_kl": r.reverse_kl, "num_samples": samples,
-                         "train_seconds": round(time.time() - t0, 1), "seed": 0})
-            print(json.dumps(rows[-1]), flush=True)
+    for row in toy_mode_rows(kimg, samples):
+        row.pop("run_dir")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return {"rows": rows, "definition": "high quality: within 3 sigma of a mode centre; a mode is captured "
                                         "with at least 2% of its uniform share of the samples; reverse KL of "
                                         "the high-quality samples' mode histogram against uniform"}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,8 @@ def main(argv=None) -> int:
     from trainer.config import DataConfig
     from trainer.data import load_dataset
     from trainer.images import make_grid, save_png
-    from trainer.invert import PTISettings, ProjectionSettings, pivotal_tuning, project
+    from trainer.invert import ProjectionSettings, project
+    from trainer.pti import PTISettings, pivotal_tuning
     from trainer.latents import layer_groups, truncate
     from trainer.metrics.distances import kernel_inception_distance
     from trainer.metrics.inception import load_inception

@@ -2,7 +2,9 @@
 
 Writes a synthetic events.jsonl shaped like a StyleGAN2 run's (scalars every line, a sample grid
 and a checkpoint every 100 lines, FID and KID with an interval every 1,000), then measures:
-  1. the Qt-free RunLog reading it whole, in chunks;
+  1. the Qt-free RunLog reading it whole, in chunks, before and after it was made fast: the
+     run model of an earlier commit (--before, read from git) against today's, in turns in this
+     one process, the median of --repeat turns each, with a check that both hold the same points;
   2. the MonitorWidget (offscreen) opening it: time until every line is read and drawn, and the
      window's frame time meanwhile (gaps between ticks of a 5 ms probe timer: what a user
      feels as lag);
@@ -11,19 +13,70 @@ and a checkpoint every 100 lines, FID and KID with an interval every 1,000), the
 and, as the baseline, re-reading the whole file (trainer.events.read_events), which is what a
 monitor without tailing would do for each update.
 
-  python benchmarks/monitor_tail.py [--lines 1000000]
+  python benchmarks/monitor_tail.py [--lines 1000000] [--repeat 3] [--before REV]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+# The last commit whose run model read a log line by line with json (ganstudio/engine/runlog.py).
+BEFORE = "271256f2411350790d0ff4feff1f8b2aeb98360a"
+
+
+def load_before(rev: str, folder: Path):
+    """The RunLog class of commit `rev` (its runlog.py and the trainer.events it read with), or
+    None when git or the commit is not at hand."""
+    sources = {}
+    for name, path in (("events_before", "trainer/events.py"), ("runlog_before", "ganstudio/engine/runlog.py")):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if shown.returncode:
+            return None
+        sources[name] = shown.stdout.replace("from trainer.events import", "from events_before import")
+    sys.path.insert(0, str(folder))
+    for name, text in sources.items():
+        (folder / f"{name}.py").write_text(text)
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["runlog_before"].RunLog
+
+
+def read_whole(run_class, run_dir: Path):
+    """-> (seconds to read the whole log in 4 MB chunks, the run)."""
+    t0 = time.perf_counter()
+    run = run_class(run_dir)
+    while run.backlog():
+        run.poll(4 << 20)
+    return time.perf_counter() - t0, run
+
+
+def turns(seconds: list[float]) -> str:
+    return ", ".join(f"{s:.2f}" for s in seconds)
+
+
+def same_points(a, b) -> bool:
+    """Whether two run models hold the same series, point for point (NaN equal to NaN)."""
+    import numpy as np
+    for mine, theirs in ((a.scalars, b.scalars), (a.metrics, b.metrics)):
+        if list(mine) != list(theirs):
+            return False
+        for name, series in mine.items():
+            if not all(np.array_equal(series.column(c), theirs[name].column(c), equal_nan=True)
+                       for c in series.columns):
+                return False
+    return True
 
 
 def write_log(path: Path, start: int, count: int, seed: int = 0) -> None:
@@ -67,6 +120,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lines", type=int, default=1_000_000, help="scalar lines in the synthetic log")
     p.add_argument("--new-lines", type=int, default=1000, help="lines appended after the load")
+    p.add_argument("--repeat", type=int, default=3, help="turns of reading the log before and after")
+    p.add_argument("--before", default=BEFORE, help="commit whose run model is the 'before'")
     args = p.parse_args()
 
     from PySide6.QtCore import QTimer
@@ -87,14 +142,35 @@ def main() -> int:
           f"written in {time.perf_counter() - t0:.1f} s; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs")
 
-    # 1. The run model alone.
-    t0 = time.perf_counter()
-    run = RunLog(run_dir)
-    while run.backlog():
-        run.poll(4 << 20)
-    engine_s = time.perf_counter() - t0
-    print(f"RunLog, whole log in 4 MB chunks: {engine_s:.2f} s ({run.events_read / engine_s:,.0f} lines/s); "
+    # 1. The run model alone, before and after, in turns.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    before_class = load_before(args.before, tmp)
+    before_s, after_s = [], []
+    for _ in range(args.repeat):
+        if before_class is not None:
+            seconds, before_run = read_whole(before_class, run_dir)
+            before_s.append(seconds)
+        seconds, run = read_whole(RunLog, run_dir)
+        after_s.append(seconds)
+        if before_class is not None:
+            if not same_points(before_run, run):
+                raise SystemExit("the run models before and after disagree on this log")
+            del before_run
+    engine_s = statistics.median(after_s)
+    lines = run.events_read
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"RunLog, whole log in 4 MB chunks, median of {args.repeat} turns (load average {load:.1f} before, "
+          f"{load_after:.1f} after):")
+    if before_class is not None:
+        before = statistics.median(before_s)
+        print(f"  before ({args.before[:10]}): {before:.2f} s ({lines / before:,.0f} lines/s); "
+              f"turns {turns(before_s)} s")
+    print(f"  after:  {engine_s:.2f} s ({lines / engine_s:,.0f} lines/s); turns {turns(after_s)} s; "
           f"{len(run.scalars)} scalars x {len(run.scalars['loss/D']):,} points")
+    if before_class is not None:
+        print(f"  -> {before / engine_s:.1f}x faster, the same points in both")
+    else:
+        print(f"  (no 'before': git or commit {args.before} not at hand)")
     engine_run = run
 
     # 2. The widget opening it.

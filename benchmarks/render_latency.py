@@ -1,8 +1,11 @@
 """Render latency in the studio: time from a control change (the ψ slider) to the new image on
 screen, and renders per second, measured through the real window (offscreen) and its worker.
 
-For each model: the median and 95th percentile of change-to-screen latency when changes come
-one at a time, the frames per second reached while a slider is dragged without pause (newest
+For each model: what opening it costs (image renders asked for, time from open to the first image
+and to the final one, time until directions are ready) the way the studio used to open models (a
+render per changed workspace field, directions always recomputed) beside the way it does now (one
+render after the workspace is set; directions from the per-checkpoint cache on a reopen); then the
+median and 95th percentile of change-to-screen latency when changes come one at a time, the frames per second reached while a slider is dragged without pause (newest
 request wins), and, as a baseline in the same process, the renderer alone (no Qt, no thread):
 its median render time and renders per second. The ratio says what the window costs.
 
@@ -52,17 +55,50 @@ def make_256_model(directory: Path) -> Path:
 def renderer_baseline(path, device, half, count):
     """The renderer alone on this thread: median ms per image and images per second."""
     from ganstudio.engine.renderer import Renderer, RenderRequest
+    from trainer.latents import LatentState
     renderer = Renderer(device, half)
     info = renderer.load(path)
     times = []
     start = time.perf_counter()
     for i in range(count):
-        req = RenderRequest(request_id=i + 1, generation=renderer.generation, seed=0,
-                            class_index=0 if info.c_dim else None, psi=0.5 + (i % 50) / 100)
+        req = RenderRequest(i + 1, renderer.generation, LatentState(seed=0, class_index=0 if info.c_dim else None,
+                                                                    psi=0.5 + (i % 50) / 100))
         result = renderer.render(req)
         assert not result.error, result.error
         times.append(result.milliseconds)
     return statistics.median(times), count / (time.perf_counter() - start), info
+
+
+def open_cost(path, device, half, render_per_field: bool, cache_dir: str) -> dict:
+    """Open a model through the Qt-free controller, inline: renders asked for, ms from open to the
+    first and the final image, ms until directions are ready (the controller computes them at open)."""
+    from ganstudio.engine.controller import RenderController
+    from ganstudio.engine.renderer import Renderer
+    from ganstudio.engine.workspace import Workspace
+    os.environ["GANSTUDIO_CACHE"] = cache_dir
+    controller = RenderController.inline(Workspace(), Renderer(device, half), render_per_field=render_per_field)
+    shown = []
+    controller.events.image.connect(lambda result: shown.append(time.perf_counter()))
+    t0 = time.perf_counter()
+    controller.open(path)
+    done = time.perf_counter()
+    return {"renders": controller.renders_requested, "first": (shown[0] - t0) * 1000,
+            "final": (shown[-1] - t0) * 1000, "directions": (done - t0) * 1000}
+
+
+def report_open_costs(path, device, half) -> None:
+    cold, warm = tempfile.mkdtemp(prefix="cache-cold-"), tempfile.mkdtemp(prefix="cache-warm-")
+    open_cost(path, device, half, False, warm)   # fills the warm cache (and warms torch up)
+    rows = [("before: a render per field, directions computed", open_cost(path, device, half, True, cold)),
+            ("now: one render, directions computed (first open)",
+             open_cost(path, device, half, False, tempfile.mkdtemp(prefix="cache-cold-"))),
+            ("now: one render, directions cached (reopen)", open_cost(path, device, half, False, warm))]
+    print(f"  {'opening the model':<52} {'renders':>7} {'first image':>12} {'final image':>12} {'directions':>11}")
+    for label, r in rows:
+        print(f"  {label:<52} {r['renders']:>7} {r['first']:>9.0f} ms {r['final']:>9.0f} ms {r['directions']:>8.0f} ms")
+    before, now = rows[0][1], rows[2][1]
+    print(f"  reopen vs before: {before['renders'] / now['renders']:.1f}x fewer renders, directions ready "
+          f"{before['directions'] / now['directions']:.1f}x sooner")
 
 
 def window_latency(app, path, device, half, changes, flood_seconds):
@@ -82,7 +118,7 @@ def window_latency(app, path, device, half, changes, flood_seconds):
     def on_shown(result):
         window.image_view.viewport().repaint()   # paint now, so "on screen" includes drawing
         shown_at[result.request_id] = time.perf_counter()
-        if waiting.isRunning() and result.request_id == window.requested_id:
+        if waiting.isRunning() and result.request_id == window.controller.requested_id:
             waiting.quit()
 
     window.frame_shown.connect(on_shown)
@@ -91,7 +127,7 @@ def window_latency(app, path, device, half, changes, flood_seconds):
     for i in range(changes):
         t0 = time.perf_counter()
         slider.setValue(20 + (i * 7) % 150)           # psi 0.2 .. 1.7, a new value every time
-        wanted = window.requested_id
+        wanted = window.controller.requested_id
         if wanted not in shown_at:
             waiting.exec()                             # sleeps in Qt's event loop until it is shown
         latencies.append((shown_at[wanted] - t0) * 1000)
@@ -155,6 +191,9 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="render-latency-"))
     if not args.skip_256:
         models.append(("random 256x256", make_256_model(tmp), args.changes_256))
+    for label, path, changes in models:
+        print(f"{label}:")
+        report_open_costs(path, device, args.half)
     print(f"{'model':<16} {'size':>9} {'change->screen median':>22} {'p95':>9} {'drag fps':>9} "
           f"{'renderer ms':>12} {'renderer/s':>11} {'window/renderer':>16}")
     for label, path, changes in models:

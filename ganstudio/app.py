@@ -15,6 +15,18 @@ from .widgets.main_window import PANELS
 SCREENSHOT_TIMEOUT_S = 180
 
 
+def window_size(text: str) -> tuple[int, int]:
+    """"1180x760" -> (1180, 760); argparse turns the ValueError into a usage message."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use WIDTHxHEIGHT, e.g. 1180x760") from None
+    if not sep or not all(200 <= n <= 16384 for n in size):
+        raise argparse.ArgumentTypeError(f"{text!r}: use WIDTHxHEIGHT with each side from 200 to 16384 pixels")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI; other parts of the studio add their own options here."""
     p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio: explore a GAN's latent space live.")
@@ -25,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="reload when the run directory gets a newer checkpoint")
     p.add_argument("--panel", choices=PANELS, default="latent", help="the panel shown at start")
     p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
-    p.add_argument("--size", default="1180x760", help="window size WIDTHxHEIGHT")
+    p.add_argument("--size", default=(1180, 760), type=window_size, help="window size WIDTHxHEIGHT (default 1180x760)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--install-desktop-entry", action="store_true",
+                   help="add GAN Studio to the Linux application menu (~/.local/share), then exit")
     p.add_argument("--monitor", metavar="RUN", action="append", default=[],
                    help="watch a run directory in the Monitor tab, which the window then shows "
                         "(repeatable: runs are overlaid); with --screenshot, the Monitor tab is saved "
@@ -35,10 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pathlib import Path
+    missing = [run for run in args.monitor if not Path(run).is_dir()]
+    if missing:   # before any window or thread exists, so nothing has to be torn down
+        parser.exit(2, f"ganstudio: --monitor {missing[0]}: not a run directory (no such folder)\n")
+    if args.install_desktop_entry:
+        from .widgets.look import install_desktop_entry
+        for path in install_desktop_entry():
+            print(f"wrote {path}")
+        return 0
     from PySide6.QtWidgets import QApplication
+    from .widgets.look import app_icon, style_sheet
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Studio")
+    app.setDesktopFileName("ganstudio")   # matches resources/ganstudio.desktop, so menus show the icon
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(style_sheet())
     from .widgets.qt_check import binding_refcount_problem
     problem = binding_refcount_problem()
     if problem:
@@ -60,14 +88,14 @@ def create_window(args: argparse.Namespace):
         pick_device(args.device)
     except ValueError as exc:
         sys.exit(f"ganstudio: {exc}")
-    width, _, height = args.size.partition("x")
     window = MainWindow(device=args.device, half=args.half, watch=args.watch)
-    window.resize(int(width), int(height))
+    window.resize(*args.size)
     window.panels.setCurrentIndex(PANELS.index(args.panel))
     for run in args.monitor:
         try:
             window.monitor.add_run(run)
         except OSError as exc:
+            window.close()   # stops the worker thread first: exiting with it running aborts Qt
             sys.exit(f"ganstudio: --monitor: {exc}")
     if args.monitor:
         window.tabs.setCurrentWidget(window.monitor)
@@ -97,6 +125,8 @@ def save_screenshot_when_ready(window, path: str, app) -> None:
             QTimer.singleShot(150, lambda: finish(0 if ready else 1))
 
     def finish(code: int):
+        if window.error_box is not None:   # a refused file: say it where a script can read it
+            print(f"ganstudio: {window.error_box.windowTitle()}: {window.error_box.text()}", file=sys.stderr)
         window.grab().save(path)
         window.close()
         app.exit(code)

@@ -52,7 +52,7 @@ def main() -> int:
 
     def idle():
         return window.info is not None and window.last_result is not None \
-            and window._shown_id == window.requested_id and not window.is_busy()
+            and window.controller.shown_id == window.controller.requested_id and not window.is_busy()
 
     window.open_checkpoint(find_demo_checkpoint())
     wait(idle)
@@ -60,7 +60,7 @@ def main() -> int:
     assert window.open_photo(PHOTO), panel.last_error
     panel.steps.setValue(args.steps)
     previews = []
-    panel._preview_arrived.connect(previews.append)
+    panel.preview_shown.connect(previews.append)
     panel.run()
     wait(lambda: previews and previews[-1].step >= args.capture_step)
     for _ in range(20):

@@ -175,3 +175,23 @@ def test_safetensors_whose_header_length_looks_like_a_pickle_opens(first_byte, t
     else:
         pytest.fail("no padding gave the wanted first byte")
     assert load_generator(path).z_dim == 4
+
+
+def test_an_unexpected_error_ends_the_log_as_failed(tiny, tmp_path):
+    """Any exception (a CUDA out-of-memory error here, injected: this machine has no GPU) leaves a
+    `failed` status line, so the monitor does not show a dead run as running, and still rises."""
+    from trainer.loop import Trainer, new_run_dir
+
+    class OutOfMemory(Trainer):
+        def train_step(self):
+            if self.step >= 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().train_step()
+
+    cfg = tiny("dcgan")
+    trainer = OutOfMemory(cfg, new_run_dir(tmp_path, cfg), progress=False)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.run()
+    last = read_events(trainer.run_dir / "events.jsonl")[-1]
+    assert last["kind"] == "status" and last["state"] == "failed" and "out of memory" in last["message"]
+    assert trainer.writer._file.closed

@@ -205,3 +205,30 @@ def test_find_demo_prefers_the_newest_step(tmp_path):
     for step in ("step-000900", "step-012000", "step-001000"):
         (tmp_path / "checkpoints" / f"{step}.safetensors").write_bytes(b"")
     assert find_demo_checkpoint(tmp_path).name == "step-012000.safetensors"
+
+
+def test_directions_are_cached_per_checkpoint(renderer, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANSTUDIO_CACHE", str(tmp_path / "cache"))
+    messages = []
+    first = renderer.compute_directions(num_samples=300, num_components=3, progress=lambda f, m: messages.append(m))
+    files = list((tmp_path / "cache" / "directions").glob(f"{renderer.info.sha256[:24]}-300-3-0.npz"))
+    assert len(files) == 1 and not any("cached" in m for m in messages)
+    messages.clear()
+    again = renderer.compute_directions(num_samples=300, num_components=3, progress=lambda f, m: messages.append(m))
+    assert messages == ["directions ready (cached)"]
+    assert again.keys() == first.keys() and all(np.array_equal(again[k], first[k]) for k in first)
+    files[0].write_bytes(b"not an npz")                      # a damaged entry is computed again
+    assert renderer.compute_directions(num_samples=300, num_components=3).keys() == first.keys()
+
+
+def test_grid_headers_are_reused_while_only_the_mask_changes(renderer):
+    coarse, fine = (True, True, True, False, False, False), (False, False, False, True, True, True)
+    first = renderer.render(request(renderer, 1, psi=0.6, mix_mask=coarse, row_seeds=(1, 2), col_seeds=(3, 4)))
+    headers = renderer._grid_headers[1]
+    second = renderer.render(request(renderer, 2, psi=0.6, mix_mask=fine, row_seeds=(1, 2), col_seeds=(3, 4)))
+    assert renderer._grid_headers[1] is headers                     # not synthesised again
+    renderer._grid_headers = (None, None)
+    fresh = renderer.render(request(renderer, 3, psi=0.6, mix_mask=fine, row_seeds=(1, 2), col_seeds=(3, 4)))
+    assert np.array_equal(second.image, fresh.image) and not np.array_equal(first.image, second.image)
+    renderer.render(request(renderer, 4, psi=0.7, mix_mask=fine, row_seeds=(1, 2), col_seeds=(3, 4)))
+    assert renderer._grid_headers[1] is not headers                 # ψ changes the headers

@@ -15,9 +15,10 @@ from trainer.cli import main as cli_main
 from trainer.config import DataConfig
 from trainer.data import load_dataset
 from trainer.image_losses import LossUnavailable, ReconstructionLoss, ms_ssim, psnr, ssim
-from trainer.invert import (InversionError, PTISettings, ProjectionSettings, check_invertible, file_sha256,
-                            inversion_from_batch, load_inversion, noise_layers, pivotal_tuning, project,
-                            save_inversion, save_tuned, target_tensor)
+from trainer.inversion_file import (InversionFileError, file_sha256, inversion_from_batch, load_inversion,
+                                   save_inversion)
+from trainer.invert import InversionError, ProjectionSettings, check_invertible, noise_layers, project, target_tensor
+from trainer.pti import PTISettings, pivotal_tuning, save_tuned
 from trainer.latents import LatentMapper, LatentState
 from trainer.photo import PhotoError, fit_photo, open_photo, photo_from_pixels
 
@@ -176,7 +177,7 @@ def test_feature_losses_where_their_networks_are(tmp_path, tiny):
             ReconstructionLoss({"discriminator": 1.0}, checkpoint_path=str(demo_ckpt),
                                model_config=load_generator(demo_ckpt).checkpoint_info["config"])
     try:
-        import lpips  # noqa: F401
+        import lpips  # noqa: F401 (only whether it is installed)
     except ImportError:
         with pytest.raises(LossUnavailable, match="lpips"):
             ReconstructionLoss({"lpips": 1.0})
@@ -208,7 +209,7 @@ def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test,
     assert meta["tuned_from"] == file_sha256(source) and meta["tuned_on"] == "ab" * 32
     assert json.loads(meta["tuning"])["steps"] == 40
     reopened = load_generator(out)
-    assert reopened.checkpoint_info["tuned"]["tuned_on"] == "ab" * 32
+    assert reopened.checkpoint_info["metadata"]["tuned_on"] == "ab" * 32
     with torch.no_grad():
         again = reopened.synthesis(torch.from_numpy(projected.ws), noise_mode="const")
     assert abs(float(psnr(again, target)) - tuned.psnr) < 1e-3
@@ -228,10 +229,10 @@ def test_inversion_file_round_trip(demo, fashion_test, tmp_path):
     assert list(back.record["step"]) == [5, 10] and back.record["psnr"].shape == (2,)
     assert np.array_equal(back.reconstruction, result.reconstruction[1]) and np.array_equal(back.target, pixels)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(InversionError, match="not a readable inversion"):
+    with pytest.raises(InversionFileError, match="not a readable inversion"):
         load_inversion(tmp_path / "junk.npz")
     np.savez(tmp_path / "other.npz", outputs=np.zeros(3))
-    with pytest.raises(InversionError, match="needs `ws` and `meta`"):
+    with pytest.raises(InversionFileError, match="needs `ws` and `meta`"):
         load_inversion(tmp_path / "other.npz")
 
 
@@ -360,7 +361,7 @@ def test_cli_inverts_photos_and_reports_bad_ones(tmp_path, capsys):
         assert inv.meta["image_sha256"] == file_sha256(tmp_path / f"{stem}.png")
         assert Image.open(out / f"{stem}-reconstruction.png").size == (16, 16)
         assert Image.open(out / f"{stem}-pair.png").size == (34, 16)
-        assert load_generator(out / f"{stem}-pti.safetensors").checkpoint_info["tuned"]["tuned_from"] == \
+        assert load_generator(out / f"{stem}-pti.safetensors").checkpoint_info["metadata"]["tuned_from"] == \
             file_sha256(ckpt)
     code = cli_main(["invert", "--checkpoint", str(export_tiny(tmp_path / "d.safetensors", arch="dcgan")),
                      str(tmp_path / "a.png"), "--out", str(out)])

@@ -39,7 +39,7 @@ def window(qtbot, tmp_path, monkeypatch):
 
 def wait_shown(qtbot, window):
     qtbot.waitUntil(lambda: window.info is not None and window.last_result is not None
-                    and window._shown_id == window.requested_id and not window.is_busy(), timeout=TIMEOUT_MS)
+                    and window.controller.shown_id == window.controller.requested_id and not window.is_busy(), timeout=TIMEOUT_MS)
     return window.image_view.image.copy()
 
 
@@ -67,7 +67,7 @@ def test_drop_a_photo_invert_it_then_edit_it(qtbot, window, tmp_path):
     assert panel.target.shape == (16, 16, 1) and panel.crop_side.value() == 40   # the centre square
     assert panel.target_view.image.shape == (16, 16, 3)
     previews = []
-    panel._preview_arrived.connect(previews.append)
+    panel.preview_shown.connect(previews.append)
     panel.steps.setValue(30)
     assert panel.run()
     qtbot.waitUntil(lambda: not panel.is_running(), timeout=TIMEOUT_MS)
@@ -99,7 +99,7 @@ def test_cancel_keeps_the_best_latent_so_far(qtbot, window, tmp_path):
     assert window.open_photo(photo(tmp_path))
     panel.steps.setValue(100_000)
     previews = []
-    panel._preview_arrived.connect(previews.append)
+    panel.preview_shown.connect(previews.append)
     panel.run()
     qtbot.waitUntil(lambda: len(previews) >= 2, timeout=TIMEOUT_MS)
     panel.cancel_button.click()

@@ -36,7 +36,9 @@ def monitor(qtbot):
 
 
 def _alerts_text(widget, run):
-    return widget._items[id(run)].text(3)
+    """The Alerts column: a count, with each alert named in its tooltip."""
+    item = widget._items[id(run)]
+    return item.text(3) + "\n" + item.toolTip(3)
 
 
 def test_curves_grow_while_a_real_run_trains_and_bad_lines_are_survived(qtbot, monitor, tmp_path, tiny):
@@ -223,3 +225,35 @@ def test_a_long_log_is_drawn_as_an_envelope_and_zooming_in_shows_every_point(qtb
     assert x[0] <= 1000 and x[-1] >= 1100
     monitor.plots.plots["losses"].vb.enableAutoRange()
     qtbot.waitUntil(lambda: len(item.getOriginalDataset()[0]) >= 2 * (DISPLAY_BINS - 20), timeout=2_000)
+
+
+def test_compact_tick_labels_and_a_damaged_sample_grid(qtbot, monitor, tmp_path, tiny):
+    from ganstudio.widgets.plot_items import _compact_number
+    assert [_compact_number(v, 1000) for v in (0, 1000, 2000, 3000)] == ["0", "1k", "2k", "3k"]
+    assert _compact_number(0.0025, 0.0005) == "0.0025"
+    assert _compact_number(2500, 500) == "2.5k" and _compact_number(0.25, 0.05) == "0.25"
+    # a sample grid that cannot be read says so, instead of an empty panel
+    cfg = tiny("dcgan")
+    run_dir = new_run_dir(tmp_path, cfg)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    (run_dir / "samples" / "step-000010.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (run_dir / "events.jsonl").write_text(json.dumps({"kind": "samples", "step": 10, "kimg": 0.1, "time": 1,
+                                                      "path": "samples/step-000010.png"}) + "\n")
+    monitor.add_run(run_dir)
+    qtbot.waitUntil(lambda: "cannot read step-000010.png" in monitor.sample_label.text(), timeout=10_000)
+
+
+def test_a_series_with_one_point_is_drawn_as_a_dot(qtbot, monitor, tmp_path):
+    run_dir = tmp_path / "00000-one-point"
+    run_dir.mkdir()
+    (run_dir / "events.jsonl").write_text(json.dumps({"kind": "scalars", "step": 5, "kimg": 0.1, "time": 1,
+                                                      "values": {"loss/D": 0.7, "loss/G": 1.2}}) + "\n")
+    monitor.add_run(run_dir)
+
+    def curve():
+        runs = monitor.plots._runs
+        return runs[0].curves.get("s:loss/D") if runs else None
+
+    qtbot.waitUntil(lambda: curve() is not None and curve().smooth.getData()[0] is not None
+                    and len(curve().smooth.getData()[0]) == 1, timeout=10_000)
+    assert curve().smooth.opts["symbol"] == "o"            # a line through one point would draw nothing

@@ -16,7 +16,6 @@ from safetensors.torch import save_file
 
 from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_workspace
 from ganstudio.widgets.main_window import MainWindow
-from ganstudio.widgets.worker import Job
 from test_engine import CLASS_NAMES, export_tiny
 from trainer.latents import LatentState
 
@@ -50,14 +49,16 @@ def ckpt(tmp_path):
 
 def wait_shown(qtbot, window):
     """Wait until the newest request's image is on screen and the worker has nothing left."""
-    qtbot.waitUntil(lambda: window.info is not None and window.last_result is not None
-                    and window._shown_id == window.requested_id and not window.is_busy(), timeout=TIMEOUT_MS)
+    c = window.controller
+    qtbot.waitUntil(lambda: c.info is not None and c.last_result is not None
+                    and c.shown_id == c.requested_id and not window.is_busy(), timeout=TIMEOUT_MS)
     return window.image_view.image.copy()
 
 
 def wait_grid(qtbot, window):
-    qtbot.waitUntil(lambda: window.last_grid is not None and not window._grid_dirty
-                    and window._shown_grid_id == window.requested_grid_id and not window.is_busy(), timeout=TIMEOUT_MS)
+    c = window.controller
+    qtbot.waitUntil(lambda: c.last_grid is not None and not c.grid_dirty
+                    and c.shown_grid_id == c.requested_grid_id and not window.is_busy(), timeout=TIMEOUT_MS)
     return window.last_grid
 
 
@@ -96,13 +97,13 @@ def test_open_change_seed_psi_class(qtbot, make_window, ckpt):
 def test_what_must_not_change_the_image(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     first = window.image_view.image.copy()
-    requests = window.requested_id
+    requests = window.controller.requested_id
     window.mixing_panel.row_seeds.setText("5-7")
     window.mixing_panel.row_seeds.editingFinished.emit()
     assert window.workspace.grid_row_seeds == (5, 6, 7)
-    assert window.requested_id == requests                # grid seeds do not re-render the image
+    assert window.controller.requested_id == requests                # grid seeds do not re-render the image
     window.latent_panel.seed.setValue(0)                      # the same seed: no event, no render
-    assert window.requested_id == requests
+    assert window.controller.requested_id == requests
     window.mixing_panel.mix_seed.setValue(42)                 # no layer mixed yet
     assert np.array_equal(wait_shown(qtbot, window), first)
     window.directions_panel.layer_start.setValue(2)           # no direction offset yet
@@ -199,12 +200,12 @@ def test_stale_results_never_overwrite_newer_ones(qtbot, make_window, ckpt):
     renderer = Renderer("cpu")
     renderer.load(ckpt)
     info = window.info
-    newer = renderer.render(RenderRequest(window._shown_id + 10, renderer.generation, LatentState(seed=5, class_index=0)))
-    older = renderer.render(RenderRequest(window._shown_id + 5, renderer.generation, LatentState(seed=6, class_index=0)))
-    window._on_rendered(newer)
-    dropped = window.stale_dropped
-    window._on_rendered(older)
-    assert window.stale_dropped == dropped + 1 and np.array_equal(window.image_view.image, newer.image)
+    newer = renderer.render(RenderRequest(window.controller.shown_id + 10, renderer.generation, LatentState(seed=5, class_index=0)))
+    older = renderer.render(RenderRequest(window.controller.shown_id + 5, renderer.generation, LatentState(seed=6, class_index=0)))
+    window.controller.on_rendered(newer)
+    dropped = window.controller.stale_dropped
+    window.controller.on_rendered(older)
+    assert window.controller.stale_dropped == dropped + 1 and np.array_equal(window.image_view.image, newer.image)
     assert info is window.info
 
 
@@ -288,13 +289,12 @@ def test_drop_recent_files_and_worker_thread(qtbot, make_window, ckpt, tmp_path)
     assert [a.text() for a in window.recent_menu.actions()] == [str(ckpt.resolve())]
     # long jobs run on the worker thread, never on the GUI thread
     answers = []
-    window.worker.job_finished.connect(lambda name, token, result: answers.append(result))
-    window.worker.submit_job(Job("probe", lambda renderer, progress: threading.get_ident()))
+    window.controller.run_job("probe", lambda renderer, progress, preview: threading.get_ident(), answers.append)
     qtbot.waitUntil(lambda: len(answers) > 0, timeout=TIMEOUT_MS)
     assert answers[0] != threading.get_ident()
     before = window.image_view.image.copy()
     window.set_device("cpu", False)                           # the device selector's job
-    qtbot.waitUntil(lambda: "device" not in window._jobs_running, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "device" not in window.controller.jobs_running, timeout=TIMEOUT_MS)
     assert np.array_equal(wait_shown(qtbot, window), before) and window.model_label.text().endswith("cpu")
 
 
@@ -343,3 +343,27 @@ def test_screenshot_command(tmp_path, ckpt):
     bad = subprocess.run([sys.executable, "-m", "ganstudio.app", str(tmp_path / "nope.safetensors"), "--screenshot",
                           str(tmp_path / "bad.png")], capture_output=True, text=True, timeout=180, env=env)
     assert bad.returncode == 1 and (tmp_path / "bad.png").is_file()
+
+
+def test_the_window_shows_the_application_icon_from_resources(qtbot, make_window, tmp_path):
+    from ganstudio.widgets.look import install_desktop_entry, style_sheet
+    window = make_window()
+    icon = window.windowIcon()
+    assert not icon.isNull() and 256 in [s.width() for s in icon.availableSizes()]
+    image = icon.pixmap(64, 64).toImage()
+    colours = {image.pixel(x, y) for x in range(0, 64, 4) for y in range(0, 64, 4)}
+    assert len(colours) > 5                                   # drawn, not a blank square
+    assert "QGroupBox" in style_sheet()
+    written = install_desktop_entry(tmp_path / "share")
+    assert {p.name for p in written} == {"ganstudio.desktop", "ganstudio.svg"}
+    assert "Exec=ganstudio" in (tmp_path / "share" / "applications" / "ganstudio.desktop").read_text()
+
+
+def test_seed_boxes_take_the_whole_seed_range(qtbot, make_window, ckpt):
+    window = make_window(ckpt)
+    for box, field in ((window.latent_panel.seed, "seed"), (window.mixing_panel.mix_seed, "mix_seed")):
+        box.setValue(4294967295)
+        assert box.value() == 4294967295 and getattr(window.workspace, field) == 4294967295
+        box.setValue(99999999999)                               # past the range: the largest seed, said plainly
+        assert box.value() == 4294967295
+    assert wait_shown(qtbot, window) is not None and window.last_result.z is not None

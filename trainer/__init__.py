@@ -1,19 +1,28 @@
 """GAN Studio's trainer: datasets, the GAN family, training with EMA, checkpoints, metrics.
 
 Public API: `load_generator(path, device)`, `ARCHS`, `PRESETS`, `RunConfig`, `train`.
-This package never imports Qt or ganstudio.
+This package never imports Qt or ganstudio. Its names load on first use, so a light module
+(`trainer.files`, `trainer.events`) can be imported without PyTorch's model code.
 """
-from .checkpoint import CheckpointError, load_generator
-from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import DataError, load_dataset
-from .models import ARCHS, build_discriminator, build_generator
-from .presets import PRESETS
+from __future__ import annotations
 
-__all__ = ["load_generator", "CheckpointError", "ConfigError", "DataError", "RunConfig", "DataConfig",
-           "ModelConfig", "TrainConfig", "ARCHS", "PRESETS", "build_generator", "build_discriminator",
-           "load_dataset", "train"]
+import importlib
+
+_PUBLIC = {"load_generator": "checkpoint", "CheckpointError": "checkpoint", "ConfigError": "config",
+           "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
+           "DataError": "data", "load_dataset": "data", "ARCHS": "models", "build_discriminator": "models",
+           "build_generator": "models", "PRESETS": "presets", "train": "loop"}
+
+__all__ = sorted(_PUBLIC)
 
 
-def train(*args, **kwargs):
-    from .loop import train as _train
-    return _train(*args, **kwargs)
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value   # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return __all__

@@ -8,7 +8,9 @@ Every file is written to a temporary name and renamed into place.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -26,15 +28,26 @@ class CheckpointError(ValueError):
 
 
 def export_generator(G: torch.nn.Module, path, model_cfg: ModelConfig, step: int, kimg: float,
-                     dataset: dict, extra_metadata: dict[str, str] | None = None) -> None:
-    """Write G's weights and buffers with the standard metadata, plus `extra_metadata` (strings;
-    a PTI-tuned generator adds `tuned_from`, `tuned_on` ...) that cannot override the standard keys."""
+                     dataset: dict, extra: dict[str, str] | None = None) -> None:
+    """Write G's weights and buffers with the format's metadata (plus `extra` string entries, e.g.
+    an importer's `source`). The metadata records a checksum of the tensor bytes, so a damaged file
+    is caught when it is loaded."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": model_cfg.arch,
                 "config": json.dumps(model_cfg.to_dict(), sort_keys=True), "step": str(int(step)),
-                "kimg": f"{float(kimg):.4f}", "dataset": json.dumps(dataset, sort_keys=True)}
-    metadata = {**{str(k): str(v) for k, v in (extra_metadata or {}).items()}, **metadata}
+                "kimg": f"{float(kimg):.4f}", "dataset": json.dumps(dataset, sort_keys=True),
+                **(extra or {}), "tensors_sha256": tensors_sha256(tensors)}
     write_safetensors(path, tensors, metadata)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def _sniff(path: Path) -> str:
@@ -77,8 +90,7 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def newest_checkpoint(run_dir) -> Path:
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"),
-                   key=lambda p: -1 if step_from_name(p) is None else step_from_name(p))
+    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"), key=lambda p: step_from_name(p) or 0)
     if not ckpts:
         raise CheckpointError(f"run directory {run_dir} has no checkpoints yet")
     return ckpts[-1]
@@ -98,9 +110,21 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
                               f"(known: {', '.join(sorted(ARCHS))})")
     try:
         cfg = ModelConfig.from_dict(json.loads(metadata.get("config", "")))
-        dataset = json.loads(metadata.get("dataset", "{}"))
     except (json.JSONDecodeError, ConfigError) as exc:
         raise CheckpointError(f"{path.name} has an unusable model config: {exc}") from None
+    try:
+        dataset = json.loads(metadata.get("dataset", "{}"))
+        if not isinstance(dataset, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise CheckpointError(f"{path.name} has unusable dataset metadata: {exc}") from None
+    try:
+        step, kimg = int(metadata.get("step", 0)), float(metadata.get("kimg", 0))
+        if step < 0 or not math.isfinite(kimg):
+            raise ValueError
+    except ValueError:
+        raise CheckpointError(f"{path.name} has unusable progress metadata (step {metadata.get('step')!r}, "
+                              f"kimg {metadata.get('kimg')!r})") from None
     if cfg.arch != arch:
         raise CheckpointError(f"{path.name}: metadata arch {arch!r} disagrees with its config ({cfg.arch!r})")
     try:
@@ -121,11 +145,25 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         if tensor.shape != expected[name].shape:
             raise CheckpointError(f"{path.name}: tensor {name} has shape {tuple(tensor.shape)}, "
                                   f"the config expects {tuple(expected[name].shape)}")
+    note = _verify_tensors(path, tensors, metadata)
     G.load_state_dict(tensors, strict=True)
-    G.checkpoint_info = {"path": str(path), "step": int(metadata.get("step", 0)),
-                         "kimg": float(metadata.get("kimg", 0)), "dataset": dataset, "config": cfg.to_dict(),
-                         "tuned": {k: v for k, v in metadata.items() if k.startswith("tuned_")}}
+    G.checkpoint_info = {"path": str(path), "step": step, "kimg": kimg, "dataset": dataset,
+                         "config": cfg.to_dict(), "metadata": dict(metadata), "note": note}
     return G.eval().requires_grad_(False).to(device)
+
+
+def _verify_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Refuse damaged weights: a checksum that does not match, or NaN / infinite values. Returns a
+    note for a file too old to carry a checksum ("" otherwise)."""
+    expected = metadata.get("tensors_sha256")
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise CheckpointError(f"{path.name} is damaged: its tensor data does not match the checksum written "
+                              "with it (a copy cut short or altered bytes); use another copy")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path.name} holds NaN or infinite values in {name}: these weights cannot draw "
+                                  "images (was it saved from a run that diverged?)")
+    return "" if expected is not None else f"{path.name} has no checksum (written by an older version): not verified"
 
 
 def save_state(path, state: dict) -> None:
@@ -141,4 +179,18 @@ def load_state(path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses anything but tensors and plain values
         raise CheckpointError(f"{path} is not a usable resume state (corrupt, truncated, or holds "
-                              f"objects other than tensors and plain values): {exc}") from None
+                              f"objects other than tensors and plain values): {_first_sentence(exc)}") from None
+
+
+def _first_sentence(exc: Exception) -> str:
+    """What PyTorch's refusal means, without its terminal colours and without its advice to load
+    with weights_only=False (which would let the file run code)."""
+    import re
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it holds a {found.group(1)} object, which is not a tensor or a plain value"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not any(word in line for word in
+                                                ("weights_only", "can still be loaded", "trust", "torch.serialization"))]
+    return (kept[0] if kept else type(exc).__name__)[:300]

@@ -78,18 +78,13 @@ def run_train(argv: list[str]) -> int:
     from .data import DataError
     from .checkpoint import CheckpointError
     try:
-        if args.resume:
-            given = {key: value for key, value in vars(args).items() if "." in key and value is not None}
-            other = sorted(key for key in given if not key.startswith("train."))
-            if other:
-                raise ValueError(f"--{other[0].split('.')[1].replace('_', '-')} cannot change when resuming: "
-                                 "the run keeps its data and model")
-            result = train(run_dir=args.resume, resume=True,
-                           resume_overrides={key.split(".")[1]: value for key, value in given.items()})
+        if args.resume:   # loop.train decides which options a resume may change
+            given = {key.split(".")[1]: value for key, value in vars(args).items() if "." in key and value is not None}
+            result = train(run_dir=args.resume, resume=True, resume_overrides=given)
         else:
             cfg = config_from_args(args)
             result = train(cfg, outdir=args.outdir)
-    except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, CheckpointError, ValueError, OSError) as exc:
         print(f"ganstudio-train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{result.state}: {result.run_dir} at step {result.step} ({result.kimg:.1f} kimg)"
@@ -127,11 +122,29 @@ def run_generate(argv: list[str]) -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     args = p.parse_args(argv)
 
+    import math
     import numpy as np
     import torch
     from .checkpoint import CheckpointError, load_generator
-    from .images import make_grid, save_png, scatter_image, to_uint8
+    from .device import pick_device
+    from .files import atomic_write
+    from .images import IMAGE_FORMATS, make_grid, save_image, scatter_image, to_uint8
     from .latents import LatentMapper, LatentState
+    target = Path(args.out)
+    try:   # everything the options alone can tell, before a model is loaded
+        if target.is_dir():
+            raise ValueError(f"--out {target} is a folder: give a file name such as {target / 'grid.png'}")
+        if target.suffix.lower() not in (*IMAGE_FORMATS, ".npz"):
+            raise ValueError(f"--out {target.name}: use an image suffix ({', '.join(IMAGE_FORMATS)}) or .npz")
+        if args.columns < 0:
+            raise ValueError(f"--columns {args.columns}: give a number of columns, or 0 for a square-ish grid")
+        for flag, value in (("--psi", args.psi), ("--z-threshold", args.z_threshold)):
+            if not math.isfinite(value):
+                raise ValueError(f"{flag} {value}: expected a finite number")
+        pick_device(args.device)
+    except ValueError as exc:
+        print(f"ganstudio-train generate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.workspace:
             checkpoint, fields = read_workspace_file(args.workspace)
@@ -144,6 +157,8 @@ def run_generate(argv: list[str]) -> int:
                 raise ValueError("give --checkpoint (or --workspace)")
             checkpoint, seeds = args.checkpoint, parse_seeds(args.seeds)
         G = load_generator(checkpoint, device=args.device)
+        if G.checkpoint_info["note"]:
+            print(f"ganstudio-train generate: note: {G.checkpoint_info['note']}", file=sys.stderr)
         if args.workspace:
             from .latents import state_from_workspace
             states = [state_from_workspace(fields, G.c_dim, G.num_ws, getattr(G, "w_dim", 0))]
@@ -167,15 +182,20 @@ def run_generate(argv: list[str]) -> int:
     except (CheckpointError, ValueError, OSError) as exc:
         print(f"ganstudio-train generate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    target = Path(args.out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".npz":
-        np.savez(target, outputs=out.cpu().numpy(), seeds=np.array(seeds))
-    elif G.img_resolution == 0:
-        save_png(target, scatter_image(out.detach().cpu().numpy()))
-    else:
-        columns = args.columns or int(np.ceil(np.sqrt(len(states))))
-        save_png(target, make_grid(to_uint8(out), columns))
+    try:
+        if target.suffix.lower() == ".npz":
+            def write(tmp):
+                with open(tmp, "wb") as f:
+                    np.savez(f, outputs=out.cpu().numpy(), seeds=np.array(seeds))
+            atomic_write(target, write)
+        elif G.img_resolution == 0:
+            save_image(target, scatter_image(out.detach().cpu().numpy()))
+        else:
+            columns = args.columns or int(np.ceil(np.sqrt(len(states))))
+            save_image(target, make_grid(to_uint8(out), columns))
+    except OSError as exc:
+        print(f"ganstudio-train generate: error: cannot write {target}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"wrote {len(states)} sample(s) to {target}")
     return EXIT_OK
 

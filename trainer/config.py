@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 
-def _opt(default, help: str, choices=None):
+def _opt(default, help: str, choices=None, low=None, high=None, above=None):
+    """A config field: its help text, and what values it takes (choices, or a range: low and high
+    inclusive, above exclusive). Numbers must also be finite."""
     meta = {"help": help}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    for key, bound in (("low", low), ("high", high), ("above", above)):
+        if bound is not None:
+            meta[key] = bound
     return field(default=default, metadata=meta)
 
 
@@ -56,8 +62,23 @@ class _Config:
             if choices and value not in choices:
                 raise ConfigError(
                     f"{type(self).__name__}.{f.name} = {value!r}; choose one of {', '.join(map(str, choices))}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                _check_range(f, value)
             if isinstance(value, _Config):
                 value.validate()
+
+
+def _check_range(f, value) -> None:
+    """Raise ConfigError, phrased as the command-line option, for a number out of its field's range."""
+    meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{flag} {value}: expected a finite number")
+    if "low" in meta and value < meta["low"]:
+        raise ConfigError(f"{flag} {value}: must be at least {meta['low']}")
+    if "high" in meta and value > meta["high"]:
+        raise ConfigError(f"{flag} {value}: must be at most {meta['high']}")
+    if "above" in meta and value <= meta["above"]:
+        raise ConfigError(f"{flag} {value}: must be greater than {meta['above']}")
 
 
 def _coerce(owner: str, name: str, hint, value):
@@ -78,27 +99,27 @@ def _coerce(owner: str, name: str, hint, value):
 @dataclass
 class DataConfig(_Config):
     source: str = _opt("digits", "dataset: fashion-mnist, digits, ring8, grid25, an image folder or a .zip of images")
-    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it)")
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it; 2-D point data ignore it)", low=0)
     channels: int = _opt(0, "image channels: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
     split: str = _opt("train", "which part of a built-in dataset to use", choices=("train", "test", "all"))
     conditional: bool = _opt(False, "train on class labels (sub-folder names for folders)")
     xflip: bool = _opt(False, "add mirrored copies of the real images (x-flip augmentation)")
-    max_images: int = _opt(0, "use at most this many images (0: all)")
+    max_images: int = _opt(0, "use at most this many images (0: all)", low=0)
 
 
 @dataclass
 class ModelConfig(_Config):
     arch: str = _opt("stylegan2", "architecture, by short name from the registry", choices=("mlp", "dcgan", "stylegan2"))
-    z_dim: int = _opt(128, "latent z dimensions")
-    w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2)")
-    c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)")
-    img_resolution: int = _opt(32, "output resolution (set from the data)")
-    img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)")
-    width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2); doubles per halving")
-    max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2)")
-    hidden: int = _opt(256, "hidden units per layer (mlp)")
-    depth: int = _opt(3, "hidden layers (mlp)")
-    mapping_layers: int = _opt(8, "layers in the mapping network z -> w (stylegan2)")
+    z_dim: int = _opt(128, "latent z dimensions", low=1)
+    w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2)", low=1)
+    c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)", low=0)
+    img_resolution: int = _opt(32, "output resolution (set from the data)", low=0)
+    img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)", low=1)
+    width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2); doubles per halving", low=1)
+    max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2)", low=1)
+    hidden: int = _opt(256, "hidden units per layer (mlp)", low=1)
+    depth: int = _opt(3, "hidden layers (mlp)", low=1)
+    mapping_layers: int = _opt(8, "layers in the mapping network z -> w (stylegan2)", low=1)
     cond_g: str = _opt("embed", "how labels enter G: embed (learned embedding; into mapping for stylegan2) or concat (one-hot)",
                        choices=("embed", "concat"))
     cond_d: str = _opt("projection", "how labels enter D: projection head, auxiliary classifier (acgan), or input concat",
@@ -106,43 +127,43 @@ class ModelConfig(_Config):
     d_norm: str = _opt("batch", "normalisation inside D (dcgan): batch, layer or none", choices=("batch", "layer", "none"))
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer")
     minibatch_discrimination: bool = _opt(False, "minibatch discrimination features in D (dcgan)")
-    mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (stylegan2; 0 off)")
+    mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (stylegan2; 0 off)", low=0)
 
 
 @dataclass
 class TrainConfig(_Config):
     loss: str = _opt("nonsat", "adversarial loss",
                      choices=("minimax", "nonsat", "lsgan", "hinge", "wgan", "wgan-gp"))
-    kimg: float = _opt(100.0, "train until this many thousand real images have been shown to D")
-    batch: int = _opt(64, "images per batch")
+    kimg: float = _opt(100.0, "train until this many thousand real images have been shown to D", above=0)
+    batch: int = _opt(64, "images per batch", low=1)
     optimizer: str = _opt("adam", "optimiser for G and D", choices=("adam", "rmsprop"))
-    g_lr: float = _opt(2e-4, "G learning rate")
-    d_lr: float = _opt(2e-4, "D learning rate (differs from g_lr for TTUR)")
-    beta1: float = _opt(0.5, "Adam beta1")
-    beta2: float = _opt(0.999, "Adam beta2")
-    n_critic: int = _opt(1, "D steps per G step")
-    clip: float = _opt(0.01, "weight clipping bound for the wgan loss")
-    gp_weight: float = _opt(10.0, "gradient penalty weight for wgan-gp")
-    r1_gamma: float = _opt(0.0, "R1 penalty weight on real images (0 off)")
-    r1_every: int = _opt(16, "apply R1 every this many D steps (lazy regularisation)")
-    pl_weight: float = _opt(0.0, "path-length regularisation weight (stylegan2; 0 off)")
-    pl_every: int = _opt(4, "apply path-length regularisation every this many G steps")
-    style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (stylegan2)")
-    real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing")
-    acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)")
-    ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)")
-    ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)")
+    g_lr: float = _opt(2e-4, "G learning rate", above=0)
+    d_lr: float = _opt(2e-4, "D learning rate (differs from g_lr for TTUR)", above=0)
+    beta1: float = _opt(0.5, "Adam beta1", low=0, high=1)
+    beta2: float = _opt(0.999, "Adam beta2", low=0, high=1)
+    n_critic: int = _opt(1, "D steps per G step", low=1)
+    clip: float = _opt(0.01, "weight clipping bound for the wgan loss", above=0)
+    gp_weight: float = _opt(10.0, "gradient penalty weight for wgan-gp", low=0)
+    r1_gamma: float = _opt(0.0, "R1 penalty weight on real images (0 off)", low=0)
+    r1_every: int = _opt(16, "apply R1 every this many D steps (lazy regularisation)", low=1)
+    pl_weight: float = _opt(0.0, "path-length regularisation weight (stylegan2; 0 off)", low=0)
+    pl_every: int = _opt(4, "apply path-length regularisation every this many G steps", low=1)
+    style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (stylegan2)", low=0, high=1)
+    real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing", low=0, high=1)
+    acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)", low=0)
+    ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)", low=0)
+    ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)", low=0)
     augment: str = _opt("", "DiffAugment policy applied to real and fake: comma list of color, translation, cutout")
-    seed: int = _opt(0, "random seed")
+    seed: int = _opt(0, "random seed", low=0, high=2**32 - 1)
     device: str = _opt("auto", "cpu, cuda, mps or auto")
-    threads: int = _opt(0, "CPU threads for torch (0: torch's default)")
-    log_every: int = _opt(20, "write scalars every this many G steps")
-    sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg")
-    snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg")
+    threads: int = _opt(0, "CPU threads for torch (0: torch's default)", low=0)
+    log_every: int = _opt(20, "write scalars every this many G steps", low=1)
+    sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg", low=0)
+    snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg", low=0)
     metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")
-    metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)")
-    explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude")
-    grid_size: int = _opt(8, "sample grid is grid_size x grid_size")
+    metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
+    explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)
+    grid_size: int = _opt(8, "sample grid is grid_size x grid_size", low=1)
 
 
 @dataclass

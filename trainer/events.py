@@ -2,7 +2,8 @@
 
 The writer is used by the training loop; the reader by the studio's monitor and by tests. The
 reader tails a growing file: it keeps its byte offset, leaves a half-written last line for the
-next read, and skips lines that are not JSON objects, counting them.
+next read, and skips lines that are not JSON objects with a "kind", counting them. It parses
+with orjson when installed, and a line orjson refuses is given to json, so the two agree.
 """
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+try:   # a C parser, several times faster than json on the monitor's million-line logs
+    from orjson import loads as _fast_loads
+except ImportError:   # the standard library reads the same lines, only slower
+    _fast_loads = json.loads
 
 
 def _finite_or_str(value):
@@ -47,7 +53,10 @@ class EventWriter:
 def to_float(value) -> float:
     """A logged value as a float; "nan"/"inf" strings become the non-finite floats."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:   # an integer beyond float's range (json reads any length)
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, str):
         try:
             return float(value)
@@ -66,6 +75,26 @@ class EventReader:
         self._partial = b""
 
     def poll(self, max_bytes: int | None = None) -> list[dict]:
+        """Every complete new event (a dict with a "kind"), in log order, from at most
+        `max_bytes` new bytes (None: all of them)."""
+        return [event for batch in self.poll_batches(max_bytes) for event in batch]
+
+    def poll_batches(self, max_bytes: int | None = None,
+                     lines_per_batch: int = 1024) -> Iterator[list[dict]]:
+        """poll() in batches of at most `lines_per_batch` lines, each parsed only when the
+        caller asks for it: a caller that is done with a batch before taking the next keeps
+        few parsed objects alive, which spares the garbage collector (with a 4 MB chunk of
+        parsed lines alive at once, its collections took nearly as long as the parsing)."""
+        return self._parse_batches(self._read_lines(max_bytes), lines_per_batch)   # read now, parse lazily
+
+    def _parse_batches(self, lines: list[bytes], lines_per_batch: int) -> Iterator[list[dict]]:
+        for start in range(0, len(lines), lines_per_batch):
+            events, bad = parse_lines(lines[start:start + lines_per_batch])
+            self.bad_lines += bad
+            yield events
+
+    def _read_lines(self, max_bytes: int | None) -> list[bytes]:
+        """The new complete lines; an unfinished last line waits for the next call."""
         try:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -76,23 +105,46 @@ class EventReader:
         except FileNotFoundError:
             return []
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # an unfinished last line waits for the next poll
-        events = []
-        for line in lines:
-            if not line.strip():
-                continue
+        lines = chunk.split(b"\n")
+        lines[0] = self._partial + lines[0]   # (joined after the split: no copy of the whole chunk)
+        self._partial = lines.pop()
+        return lines
+
+
+def parse_lines(lines: list[bytes], loads: Callable[[bytes], Any] = _fast_loads) -> tuple[list[dict], int]:
+    """Lines of a run log -> (the events among them in order, how many lines were not events).
+
+    An event is a JSON object with a "kind"; blank lines are neither events nor bad. `loads`
+    parses the whole batch first; a batch holding any line it refuses (garbage, a blank line,
+    NaN or 1e999, which orjson does not accept) is parsed line by line, each line that `loads`
+    refuses going to the standard library's json, so a line means what json says. (Except an
+    integer beyond 64 bits, which orjson reads as a float and json as an int.)"""
+    try:
+        parsed = list(map(loads, lines))
+    except (ValueError, RecursionError):   # orjson.JSONDecodeError is a ValueError
+        return _parse_line_by_line(lines, loads)
+    events = [record for record in parsed if type(record) is dict and "kind" in record]
+    return events, len(parsed) - len(events)
+
+
+def _parse_line_by_line(lines: list[bytes], loads: Callable[[bytes], Any]) -> tuple[list[dict], int]:
+    events, bad = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except (ValueError, RecursionError):
             try:
                 record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                self.bad_lines += 1
+            except (ValueError, RecursionError):   # JSONDecodeError, UnicodeDecodeError, too deep
+                bad += 1
                 continue
-            if not isinstance(record, dict) or "kind" not in record:
-                self.bad_lines += 1
-                continue
+        if isinstance(record, dict) and "kind" in record:
             events.append(record)
-        return events
+        else:
+            bad += 1
+    return events, bad
 
 
 def read_events(path: str | os.PathLike) -> list[dict]:

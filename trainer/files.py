@@ -5,6 +5,7 @@ checkpoint's metadata without loading PyTorch's model code.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,3 +73,12 @@ def step_from_name(path) -> int | None:
     """The training step in a run file's name (`step-000500.png` -> 500), or None."""
     match = STEP_IN_NAME.search(Path(path).stem)
     return int(match.group(1)) if match else None
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (checkpoints can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

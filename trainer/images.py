@@ -1,6 +1,8 @@
 """Turning generator outputs into pictures: uint8 conversion, grids, scatter plots, PNG files."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -56,5 +58,18 @@ def scatter_image(points: np.ndarray, reference: np.ndarray | None = None, size:
     return np.asarray(img)
 
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}  # suffix -> Pillow format
+
+
 def save_png(path, image: np.ndarray) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+
+
+def save_image(path, image: np.ndarray) -> None:
+    """uint8 [H, W, 3] -> a file in the format its suffix names (IMAGE_FORMATS); ValueError for
+    another suffix. JPEG at quality 95, since these are small images that blur easily."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"cannot write {Path(path).name}: use one of {', '.join(IMAGE_FORMATS)}")
+    options = {"quality": 95} if IMAGE_FORMATS[suffix] in ("JPEG", "WEBP") else {}
+    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format=IMAGE_FORMATS[suffix], **options))

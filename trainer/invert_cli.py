@@ -35,7 +35,8 @@ def parse_losses(text: str) -> dict[str, float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .invert import INITS, SCHEDULES, PTISettings, ProjectionSettings
+    from .invert import INITS, SCHEDULES, ProjectionSettings
+    from .pti import PTISettings
     d, pti = ProjectionSettings(), PTISettings()
     p = argparse.ArgumentParser(
         prog="ganstudio-train invert",
@@ -81,8 +82,9 @@ def main(argv: list[str]) -> int:
     from .device import pick_device
     from .image_losses import LossUnavailable
     from .images import save_png
-    from .invert import (InversionError, PTISettings, ProjectionSettings, file_sha256, inversion_from_batch,
-                         pivotal_tuning, project, save_inversion, save_tuned, target_tensor)
+    from .inversion_file import file_sha256, inversion_from_batch, save_inversion
+    from .invert import InversionError, ProjectionSettings, project, target_tensor
+    from .pti import PTISettings, pivotal_tuning, save_tuned
     from .photo import PhotoError, fit_photo, open_photo
 
     def fail(message: str) -> int:

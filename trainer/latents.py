@@ -194,16 +194,24 @@ class LatentState:
         if self.truncation_center not in TRUNCATION_CENTERS:
             raise ValueError(f"truncation centre {self.truncation_center!r}: expected "
                              f"{' or '.join(TRUNCATION_CENTERS)}")
-        if self.psi is not None and not math.isfinite(self.psi):
+        if self.class_index is not None and (not _is_int(self.class_index) or self.class_index < 0):
+            raise ValueError(f"class {self.class_index!r}: expected a class number or null")
+        if self.psi is not None and not _is_finite_number(self.psi):
             raise ValueError(f"psi {self.psi!r} is not a finite number")
-        if self.ws is not None:
-            ws = np.asarray(self.ws, dtype=np.float32)
-            if ws.ndim != 2 or not np.isfinite(ws).all():
-                raise ValueError(f"an explicit W+ latent must be a finite [num_ws, w_dim] array, got shape {ws.shape}")
-            object.__setattr__(self, "ws", ws)
-        if self.w_offset is not None:
-            object.__setattr__(self, "w_offset", np.asarray(self.w_offset, dtype=np.float32))
+        if self.cutoff is not None and (not _is_int(self.cutoff) or self.cutoff < 0):
+            raise ValueError(f"cutoff {self.cutoff!r}: expected a layer count or null")
+        if not _is_finite_number(self.z_threshold) or self.z_threshold < 0:
+            raise ValueError(f"z threshold {self.z_threshold!r}: expected a number >= 0")
+        if not isinstance(self.mix_mask, (tuple, list)) or not all(isinstance(m, (bool, np.bool_)) for m in self.mix_mask):
+            raise ValueError(f"mixing mask {self.mix_mask!r}: expected true/false per layer")
+        layers = self.offset_layers
+        if not (isinstance(layers, (tuple, list)) and len(layers) == 2 and _is_int(layers[0]) and layers[0] >= 0
+                and (layers[1] is None or _is_int(layers[1]))):
+            raise ValueError(f"offset layers {layers!r}: expected [start, stop or null]")
+        object.__setattr__(self, "ws", _finite_array(self.ws, 2, "an explicit W+ latent [num_ws, w_dim]"))
+        object.__setattr__(self, "w_offset", _finite_array(self.w_offset, 1, "a direction offset [w_dim]"))
         object.__setattr__(self, "mix_mask", tuple(bool(m) for m in self.mix_mask))
+        object.__setattr__(self, "offset_layers", (int(layers[0]), None if layers[1] is None else int(layers[1])))
 
     @classmethod
     def explicit(cls, ws: np.ndarray, **settings) -> "LatentState":
@@ -241,14 +249,28 @@ class LatentState:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"latent state has unknown field(s): {', '.join(unknown)}")
-        values = dict(d)
-        for name in ("mix_mask", "offset_layers"):
-            if name in values:
-                values[name] = tuple(values[name])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ValueError(f"latent state: {exc}") from None
+        return cls(**d)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_finite_number(x) -> bool:
+    return (_is_int(x) or isinstance(x, (float, np.floating))) and math.isfinite(x)
+
+
+def _finite_array(value, ndim: int, what: str) -> np.ndarray | None:
+    """None, or `value` as a finite float32 array of `ndim` dimensions; ValueError otherwise."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {what} of numbers") from None
+    if arr.ndim != ndim or arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"expected {what}, finite, got shape {arr.shape}")
+    return arr
 
 
 def state_from_workspace(fields: Mapping, c_dim: int, num_ws: int, w_dim: int) -> LatentState:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import shutil
 import signal
 import threading
 import time
@@ -21,10 +22,11 @@ import torch.nn.functional as F
 
 from . import losses
 from .augment import diff_augment, parse_policy
-from .checkpoint import atomic_write, export_generator, load_state, save_state
-from .config import RunConfig
-from .data import BatchSampler, Dataset, load_dataset
+from .checkpoint import export_generator, load_state, save_state
+from .config import ConfigError, RunConfig
+from .data import TOY_STD, BatchSampler, Dataset, load_dataset
 from .device import select_device
+from .files import atomic_write
 from .events import EventWriter
 from .images import make_grid, save_png, scatter_image, to_uint8
 from .models import build_discriminator, build_generator
@@ -346,15 +348,19 @@ class Trainer:
     def run(self) -> RunResult:
         t = self.cfg.train
         total = int(round(t.kimg * 1000))
-        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
         resumed = self.step > 0
+        if resumed and self.nimg >= total:   # before the log says "running" again
+            raise ValueError(f"the run is already at {self.kimg:.3f} kimg, so --kimg {t.kimg:g} trains nothing "
+                             "more: give a larger --kimg to continue it")
+        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
         self.writer.write("status", self.step, self.kimg, state="running",
                           message=(f"resumed at step {self.step}" if resumed else "started") +
                           f" on {self.device.type}; {len(self.dataset)} training items")
         bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=round(t.kimg, 3), initial=round(self.kimg, 3), unit="kimg", dynamic_ncols=True,
+            bar = tqdm(total=round(t.kimg, 3), initial=min(round(self.kimg, 3), round(t.kimg, 3)), unit="kimg",
+                       dynamic_ncols=True, mininterval=0.5,
                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -385,8 +391,9 @@ class Trainer:
                         if bar is not None:
                             bar.set_postfix_str(f"D {values['loss/D']:.3f} G {values['loss/G']:.3f} "
                                                 f"{values['speed/img_s']:.0f} img/s")
-                    if bar is not None:
-                        bar.update(max(0.0, round(min(self.kimg, t.kimg) - bar.n, 3)))  # never past the total
+                    if bar is not None:   # set, not added: summed float steps crept past the total
+                        bar.n = min(round(self.kimg, 3), bar.total)
+                        bar.update(0)   # redraws at most every mininterval
                     if _crossed(before, self.nimg, t.sample_kimg):
                         self.write_samples()
                     if _crossed(before, self.nimg, t.snapshot_kimg) and self.nimg < total:
@@ -405,15 +412,23 @@ class Trainer:
             state = "failed"
             message = (f"could not write to {self.run_dir}: {exc}. The last good checkpoint is "
                        f"{self.last_checkpoint or 'none'}; free space and resume with --resume.")
+        except BaseException as exc:  # anything else (CUDA out of memory, a bug): the log says so, then it rises
+            self._end_log("failed", f"{type(exc).__name__}: {exc}. The last good checkpoint is "
+                                    f"{self.last_checkpoint or 'none'}; resume with --resume.")
+            raise
         finally:
             if bar is not None:
                 bar.close()
+        self._end_log(state, message or "finished")
+        return RunResult(self.run_dir, state, self.step, self.kimg, message)
+
+    def _end_log(self, state: str, message: str) -> None:
+        """The last status line, so the monitor never shows a dead run as running; then close."""
         try:
-            self.writer.write("status", self.step, self.kimg, state=state, message=message or "finished")
+            self.writer.write("status", self.step, self.kimg, state=state, message=message)
         except OSError:
             pass
         self.writer.close()
-        return RunResult(self.run_dir, state, self.step, self.kimg, message)
 
     def _run_metrics(self):
         """Metrics inform; they never end a run. Expected failures are logged per metric by
@@ -446,16 +461,30 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
     with its saved config (`kimg`, when given, moves its end; `resume_overrides` may change the
     train fields named in RESUME_OVERRIDABLE)."""
     if resume:
-        run_dir = Path(run_dir)
-        cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
-        for name, value in (resume_overrides or {}).items():
+        for name in resume_overrides or {}:   # checked first: no file is read for a refused change
             if name not in RESUME_OVERRIDABLE:
                 raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the run would no "
                                  f"longer continue the same training (changeable: "
                                  f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDABLE)})")
+        run_dir = Path(run_dir)
+        config_file = run_dir / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (it has no config.json)")
+        cfg = RunConfig.from_json(config_file.read_text(encoding="utf-8"))
+        for name, value in (resume_overrides or {}).items():
             setattr(cfg.train, name, value)
-    elif run_dir is None:
-        run_dir = new_run_dir(outdir, cfg)
     if kimg is not None:
         cfg.train.kimg = float(kimg)
-    return Trainer(cfg, run_dir, resume=resume, **kwargs).run()
+    cfg.validate()   # options are checked before anything is written
+    if cfg.data.source not in TOY_STD and cfg.data.resolution < 4:   # 2-D point data have no resolution
+        raise ConfigError(f"--resolution {cfg.data.resolution}: must be at least 4 for image data")
+    created = not resume and run_dir is None
+    if created:
+        run_dir = new_run_dir(outdir, cfg)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=resume, **kwargs)
+    except BaseException:
+        if created:   # a run that never started leaves no directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return trainer.run()

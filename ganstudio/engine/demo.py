@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer.files import step_from_name
+
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"  # works for editable installs too
 
 
@@ -14,8 +16,8 @@ def find_demo_checkpoint(demo_dir: Path = DEMO_DIR) -> Path | None:
         return None
 
     def order(path: Path):
-        digits = "".join(ch for ch in path.stem.rpartition("-")[2] if ch.isdigit())
-        return (int(digits) if digits else -1, path.stat().st_mtime)
+        step = step_from_name(path)
+        return (-1 if step is None else step, path.stat().st_mtime)
 
     return max(candidates, key=order)
 

@@ -14,11 +14,12 @@ from typing import Callable
 
 import numpy as np
 
-from trainer.invert import PTISettings, ProjectionSettings, Report
+from trainer.invert import ProjectionSettings, Report
+from trainer.pti import PTISettings
 
 from .renderer import Cancelled, Progress
 
-Preview = Callable[["InversionPreview"], None]
+Preview = Callable[["InversionPreview"], None]   # the controller's preview channel; may raise Cancelled
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,8 +88,9 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
     """Invert on the renderer's model and device -> InversionOutcome. Raises InversionError,
     LossUnavailable or ValueError with a message for the user; Cancelled only before any step."""
     import torch
-    from trainer.invert import (check_invertible, file_sha256, inversion_from_batch, pivotal_tuning, project,
-                                save_inversion, save_tuned, target_tensor)
+    from trainer.inversion_file import file_sha256, inversion_from_batch, save_inversion
+    from trainer.invert import check_invertible, project, target_tensor
+    from trainer.pti import pivotal_tuning, save_tuned
     G = renderer.G
     if G is None:
         raise ValueError("open a model before inverting a photo")
@@ -116,9 +118,12 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
                                f"/{report.steps}, PSNR {float(report.psnr[0]):.2f} dB")
         except Cancelled:
             stopped[0] = True   # the projector stops at its next step and keeps the best latent
-        if preview is not None and report.preview is not None:
-            preview(InversionPreview(report.phase, report.step, report.steps, _rgb(report.preview[0]),
-                                     float(report.loss[0]), float(report.psnr[0]), float(report.ssim[0])))
+        if preview is not None and report.preview is not None and not stopped[0]:
+            try:
+                preview(InversionPreview(report.phase, report.step, report.steps, _rgb(report.preview[0]),
+                                         float(report.loss[0]), float(report.psnr[0]), float(report.ssim[0])))
+            except Cancelled:
+                stopped[0] = True
 
     progress(0.0, "finding a start")
     class_means = renderer.class_means

@@ -49,6 +49,8 @@ class ModelInfo:
     layer_resolutions: tuple[int, ...]   # output resolution each ws layer feeds
     dataset: str
     generation: int             # increases with each load; requests name the one they were built for
+    sha256: str = ""            # of the checkpoint file: caches, timelines and inversions name it
+    note: str = ""              # what loading found worth saying (e.g. an old file without a checksum)
 
     @property
     def has_w(self) -> bool:
@@ -106,14 +108,17 @@ class Renderer:
         self.mapper: LatentMapper | None = None   # the one path from latent settings to tensors
         self.info: ModelInfo | None = None
         self.generation = 0
+        self._grid_headers: tuple = (None, None)   # (what they depend on, uint8 [C + R, H, W, 3])
 
     # ---- loading ----
     def load(self, path, progress: Progress = _no_progress) -> ModelInfo:
         """Open a checkpoint (file or run directory). The previous model stays in use until the
         new one is ready, so a failed or cancelled load changes nothing. Raises CheckpointError."""
         from trainer import load_generator
+        from trainer.files import file_sha256
         progress(0.05, f"reading {path}")
         G = load_generator(path, device="cpu")
+        sha256 = file_sha256(G.checkpoint_info["path"])
         progress(0.3, "preparing the model")
         mapper = LatentMapper(G, "cpu")
         if G.c_dim and G.num_ws:   # class centres now, so the first render with them does not stall
@@ -131,7 +136,8 @@ class Renderer:
                          z_dim=G.z_dim, c_dim=G.c_dim, w_dim=getattr(G, "w_dim", 0), num_ws=G.num_ws,
                          img_resolution=G.img_resolution, img_channels=G.img_channels, class_names=names,
                          layer_resolutions=layer_resolutions(G), dataset=str(ds.get("name", "")),
-                         generation=self.generation + 1)
+                         generation=self.generation + 1, sha256=sha256,
+                         note=G.checkpoint_info.get("note", ""))
         self.G, self.mapper, self.info, self.generation = G, mapper, info, info.generation
         progress(0.95, "first render")
         self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up
@@ -222,8 +228,17 @@ class Renderer:
         cells = mix_layers(ws_rows[:, None].expand(R, C, L, W).reshape(R * C, L, W),
                            ws_cols[None].expand(R, C, L, W).reshape(R * C, L, W), mask)
         cell_states = [latent.replace(seed=r, mix_mask=(), ws=None) for r in rows for _ in cols]
-        everything = torch.cat([mapped, cells])
-        images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode)
+        # The header images (the seeds unmixed) do not depend on the mask: while only the mask
+        # changes, they are reused rather than synthesised again.
+        header_key = self._grid_header_key(latent, rows, cols)
+        if header_key is not None and self._grid_headers[0] == header_key:
+            headers = self._grid_headers[1]
+            cell_images = self._synthesize(mapper.finish(cells, cell_states), latent.noise_mode)
+            images = np.concatenate([headers, cell_images])
+        else:
+            everything = torch.cat([mapped, cells])
+            images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode)
+            self._grid_headers = (header_key, images[:C + R])
         corner = np.full_like(images[0], GRID_CORNER_GREY)
         tiles = [corner, *images[:C]]
         for r in range(R):
@@ -231,6 +246,15 @@ class Renderer:
         image = make_grid(np.stack(tiles), C + 1, pad=1, pad_value=GRID_GAP_GREY)
         return {"image": image, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(),
                 "cell_size": G.img_resolution + 1}
+
+    def _grid_header_key(self, latent: LatentState, rows, cols):
+        """What the grid's header images depend on (None: never reuse, e.g. random noise)."""
+        if latent.noise_mode == "random":
+            return None
+        offset = None if latent.w_offset is None else latent.w_offset.tobytes()
+        return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
+                latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
+                latent.offset_layers)
 
     def _render_points(self, state: LatentState) -> dict:
         """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed, with the one
@@ -248,12 +272,24 @@ class Renderer:
                            num_components: int = 8,    # principal components kept
                            progress: Progress = _no_progress,
                            seed: int = 0,              # fixes the sampled z, so results repeat
+                           cache: bool = True,         # read and write the per-checkpoint cache
                            ) -> dict[str, np.ndarray]:
         """GANSpace directions -> {"PC1": [w_dim], ...}, each one standard deviation long; for
-        conditional models also {"to <class>": class mean w - mean of class means}."""
+        conditional models also {"to <class>": class mean w - mean of class means}. Cached on disk
+        per checkpoint (by its sha256), so reopening a model does not map 5,000 latents again."""
         G = self.G
         if G is None or not G.num_ws:
             raise ValueError("latent directions need a model with a W space")
+        cache_file = self._directions_cache(num_samples, num_components, seed) if cache else None
+        if cache_file is not None and cache_file.is_file():
+            try:
+                with np.load(cache_file) as stored:
+                    directions = {name: stored[name] for name in stored.files}
+                if all(v.shape == (G.w_dim,) for v in directions.values()):
+                    progress(1.0, "directions ready (cached)")
+                    return directions
+            except (OSError, ValueError, KeyError):
+                pass   # a damaged cache entry is computed again and replaced
         rng = np.random.RandomState(seed)
         chunks, chunk = [], 1000
         for start in range(0, num_samples, chunk):
@@ -268,8 +304,24 @@ class Renderer:
             means = self.class_means.float().cpu().numpy()
             for name, mean in zip(self.info.class_names, means):
                 directions[f"to {name}"] = (mean - means.mean(axis=0)).astype(np.float32)
+        if cache_file is not None:
+            try:
+                from trainer.files import atomic_write
+
+                def write(tmp):
+                    with open(tmp, "wb") as f:
+                        np.savez(f, **directions)
+                atomic_write(cache_file, write)
+            except OSError:
+                pass   # a cache that cannot be written only costs time next open
         progress(1.0, "directions ready")
         return directions
+
+    def _directions_cache(self, num_samples: int, num_components: int, seed: int):
+        from trainer.data import cache_dir
+        if not self.info.sha256:
+            return None
+        return cache_dir() / "directions" / f"{self.info.sha256[:24]}-{num_samples}-{num_components}-{seed}.npz"
 
 
 def layer_resolutions(G) -> tuple[int, ...]:

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from trainer.invert import PTISettings, ProjectionSettings
+from trainer.invert import ProjectionSettings
+from trainer.pti import PTISettings
 from trainer.photo import Photo, PhotoError, centre_crop, fit_photo, open_photo, photo_from_pixels
 
 from ..engine.inversion import InversionOutcome, InversionPreview, InversionRequest, read_inversion_images, \
@@ -25,7 +26,6 @@ from ..engine.inversion import InversionOutcome, InversionPreview, InversionRequ
 from ..engine.renderer import ModelInfo
 from ..engine.workspace import Workspace
 from .image_view import ImageView
-from .worker import Job
 
 PHOTO_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp);;All files (*)"
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -39,12 +39,12 @@ JOB_NAME = "invert"
 class InvertPanel(QWidget):
     open_model_requested = Signal(str)    # a checkpoint to open keeping the workspace (tuned / original)
     inversion_finished = Signal(object)   # InversionOutcome, after the workspace took it
-    _preview_arrived = Signal(object)     # InversionPreview, emitted on the worker thread, queued here
+    preview_shown = Signal(object)        # InversionPreview, after it went on screen
 
-    def __init__(self, workspace: Workspace, worker, parent=None):
+    def __init__(self, workspace: Workspace, controller, parent=None):
         super().__init__(parent)
         self.workspace = workspace
-        self.worker = worker
+        self.controller = controller          # runs the job on the thread that owns the model
         self.info: ModelInfo | None = None
         self.photo: Photo | None = None
         self.target: np.ndarray | None = None        # uint8 [R, R, C] the fitted photo
@@ -163,10 +163,7 @@ class InvertPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.tuned_button.clicked.connect(lambda: self.open_model_requested.emit(self.workspace.tuned_checkpoint))
         self.original_button.clicked.connect(lambda: self.open_model_requested.emit(self.original_checkpoint))
-        self._preview_arrived.connect(self._on_preview)
-        worker.job_progress.connect(self._on_job_progress)
-        worker.job_finished.connect(self._on_job_finished)
-        worker.job_failed.connect(self._on_job_failed)
+        controller.events.job_progress.connect(self._on_job_progress)
         workspace.events.photo_path.connect(self._on_photo_path_changed)
         workspace.events.inversion_path.connect(self._on_inversion_path_changed)
         self._update_buttons()
@@ -277,21 +274,21 @@ class InvertPanel(QWidget):
         except ValueError as exc:   # e.g. every loss switched off
             self._show_error(str(exc))
             return False
-        self._token += 1
         self._running = True
         self._curve_steps, self._curve_psnr = [], []
         self.curve.setData([], [])
         self.progress.setValue(0)
         self.status.setText("starting…")
-        emit_preview = self._preview_arrived.emit   # a queued signal: the slot runs on the GUI thread
-        self.worker.submit_job(Job(JOB_NAME, lambda renderer, progress: run_inversion(renderer, request, progress,
-                                                                                      emit_preview), self._token))
+        self._token = self.controller.run_job(
+            JOB_NAME, lambda renderer, progress, preview: run_inversion(renderer, request, progress, preview),
+            on_finished=self._on_job_finished, on_failed=self._on_job_failed, on_preview=self._on_preview,
+            message="inverting the photo")
         self._update_buttons()
         return True
 
     def cancel(self) -> None:
         if self._running:
-            self.worker.cancel()
+            self.controller.cancel_jobs()
 
     def is_running(self) -> bool:
         return self._running
@@ -341,14 +338,14 @@ class InvertPanel(QWidget):
         self.status.setText(f"{'projecting' if preview.phase == 'project' else 'tuning'} step {preview.step}/"
                             f"{preview.steps}: loss {preview.loss:.4g}, PSNR {preview.psnr:.2f} dB, "
                             f"SSIM {preview.ssim:.3f}")
+        self.preview_shown.emit(preview)
 
-    def _on_job_progress(self, name: str, fraction: float, _message: str) -> None:
-        if name == JOB_NAME:
+    def _on_job_progress(self, update: tuple[str, float, str]) -> None:
+        name, fraction, _message = update
+        if name == JOB_NAME and self._running:
             self.progress.setValue(int(fraction * 1000))
 
-    def _on_job_finished(self, name: str, token: int, outcome: InversionOutcome) -> None:
-        if name != JOB_NAME or token != self._token:
-            return
+    def _on_job_finished(self, outcome: InversionOutcome) -> None:
         self._running = False
         self.progress.setValue(1000)
         self._update_buttons()
@@ -376,9 +373,7 @@ class InvertPanel(QWidget):
         self._update_buttons()
         self.inversion_finished.emit(outcome)
 
-    def _on_job_failed(self, name: str, token: int, message: str) -> None:
-        if name != JOB_NAME or token != self._token:
-            return
+    def _on_job_failed(self, message: str) -> None:
         self._running = False
         self.progress.setValue(0)
         if message:

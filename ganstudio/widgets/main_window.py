@@ -16,21 +16,20 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QP
 from trainer.device import available_devices
 
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
-from ..engine.renderer import ModelInfo, Renderer, RenderResult, request_from_workspace
+from ..engine.controller import RenderController
+from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
 from .invert_panel import InvertPanel, is_photo_file
 from .latent_panel import LatentPanel
+from .look import app_icon
 from .mixing_panel import MixingPanel
 from .truncation_panel import TruncationPanel
-from .worker import Job, WorkerThread
+from .worker import ControllerBridge, WorkerThread
 
 MAX_RECENT = 8
 WATCH_INTERVAL_MS = 2000
-GRID_FIELDS = {"class_index", "psi", "cutoff", "truncation_center", "noise_mode", "mix_layers", "grid_row_seeds",
-               "grid_col_seeds", "direction_offsets", "direction_layers", "directions", "checkpoint"}
-MAIN_FIELDS = set(GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds"}) | {"seed", "z_threshold", "mix_seed", "base_ws"}
 FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
 PANELS = ("latent", "truncation", "mixing", "directions", "invert")
 
@@ -46,35 +45,22 @@ class MainWindow(QMainWindow):
                  ):
         super().__init__()
         self.setWindowTitle("GAN Studio")
+        self.setWindowIcon(app_icon())
         self.resize(1180, 760)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("GAN Studio", "ganstudio")
         self.workspace = Workspace()
-        self.info: ModelInfo | None = None
-        self.last_result: RenderResult | None = None
-        self.last_grid: RenderResult | None = None
-        self.stale_dropped = 0                  # results that arrived after a newer one was shown
-        self._next_request_id = 0               # one counter for image and grid requests
-        self.requested_id = -1                  # the newest image request sent to the worker
-        self.requested_grid_id = -1
-        self._shown_id = -1
-        self._shown_grid_id = -1
-        self._grid_dirty = True
         self._frame_times: deque[float] = deque(maxlen=30)
-        self._load_token = 0
-        self._load_plans: dict[int, dict] = {}
         self._watch_dir: Path | None = None
-        self._jobs_running: dict[str, str] = {}  # job name -> last message
+        self._pending_recent: Path | None = None   # the path the user opened (a run dir, not its file)
         self.error_box: QMessageBox | None = None
 
-        # the worker owns the model and the device
-        self.worker_thread = WorkerThread(Renderer(device=device, half=half))
+        # the worker owns the model and the device; the controller decides what it is asked
+        renderer = Renderer(device=device, half=half)
+        self.worker_thread = WorkerThread(renderer)
         self.worker = self.worker_thread.worker
-        self.worker.rendered.connect(self._on_rendered)
-        self.worker.grid_rendered.connect(self._on_grid_rendered)
-        self.worker.job_progress.connect(self._on_job_progress)
-        self.worker.job_finished.connect(self._on_job_finished)
-        self.worker.job_failed.connect(self._on_job_failed)
+        self.controller = RenderController(self.workspace, self.worker, renderer.device, renderer.half)
+        self.bridge = ControllerBridge(self.worker, self.controller, self)
 
         # explorer tab
         self.image_view = ImageView()
@@ -83,7 +69,7 @@ class MainWindow(QMainWindow):
         self.truncation_panel = TruncationPanel(self.workspace)
         self.mixing_panel = MixingPanel(self.workspace)
         self.directions_panel = DirectionsPanel(self.workspace)
-        self.invert_panel = InvertPanel(self.workspace, self.worker)
+        self.invert_panel = InvertPanel(self.workspace, self.controller)
         self.panels = QTabWidget()
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
                                         self.directions_panel, self.invert_panel)):
@@ -115,7 +101,16 @@ class MainWindow(QMainWindow):
         self._build_menus(device, half, watch)
 
         # wiring
-        self.workspace.events.changed.connect(self._on_workspace_changed)
+        events = self.controller.events
+        events.model.connect(self._on_model_loaded)
+        events.image.connect(self._on_image)
+        events.render_error.connect(lambda text: self.statusBar().showMessage(f"render failed: {text}", 8000))
+        events.grid.connect(lambda result: self.mixing_panel.show_grid(result.image, result.cell_size))
+        events.grid_error.connect(lambda text: self.mixing_panel.grid_error.setText(f"grid failed: {text}"))
+        events.job_progress.connect(lambda p: self._show_progress(p[1], p[2]))
+        events.jobs_changed.connect(lambda _: self._on_jobs_changed())
+        events.job_failed.connect(lambda f: self._show_error(f"{f[0].capitalize()} failed", f[1]))
+        events.device.connect(self._on_device_changed)
         self.panels.currentChanged.connect(self._on_panel_changed)
         self.mixing_panel.commit_requested.connect(self._on_commit_mix)
         self.mixing_panel.cell_chosen.connect(self._on_grid_cell_chosen)
@@ -140,7 +135,7 @@ class MainWindow(QMainWindow):
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel")
         # a lambda, so the call happens now on this thread, not queued behind the job on the worker's
-        self.cancel_button.clicked.connect(lambda: self.worker.cancel())
+        self.cancel_button.clicked.connect(lambda: self.controller.cancel_jobs())
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.render_label)
@@ -171,15 +166,15 @@ class MainWindow(QMainWindow):
         render_menu = self.menuBar().addMenu("&Render")
         device_menu = render_menu.addMenu("&Device")
         group = QActionGroup(self)
-        current = self.worker.renderer.device
+        current = self.controller.device
         for name in available_devices():
             action = QAction(name, self, checkable=True, checked=name == current)
             action.triggered.connect(lambda _=False, n=name: self.set_device(n, self.half_action.isChecked()))
             group.addAction(action)
             device_menu.addAction(action)
-        self.half_action = QAction("&Half precision (GPU)", self, checkable=True, checked=self.worker.renderer.half)
+        self.half_action = QAction("&Half precision (GPU)", self, checkable=True, checked=self.controller.half)
         self.half_action.setEnabled(current != "cpu")
-        self.half_action.toggled.connect(lambda on: self.set_device(self.worker.renderer.device, on))
+        self.half_action.toggled.connect(lambda on: self.set_device(self.controller.device, on))
         render_menu.addAction(self.half_action)
         self.watch_action = QAction("&Watch run directory for newer checkpoints", self, checkable=True, checked=watch)
         self.watch_action.toggled.connect(lambda on: self.watch_timer.start() if on else self.watch_timer.stop())
@@ -249,129 +244,68 @@ class MainWindow(QMainWindow):
         self._start_load(checkpoint, restore=restored, keep_state=False)
 
     def _start_load(self, path: Path, restore: Workspace | None, keep_state: bool) -> None:
-        self._load_token += 1
-        self._load_plans[self._load_token] = {"path": path, "restore": restore, "keep_state": keep_state}
         self._watch_dir = path if path.is_dir() else None
-        self._jobs_running["load"] = f"opening {path.name}"
-        self._show_progress(0.0, f"opening {path}")
-        self.worker.submit_job(Job("load", lambda renderer, progress: renderer.load(path, progress), self._load_token))
+
+        def failed(message: str) -> None:
+            if message:
+                self._show_error("Cannot open checkpoint", f"{path}\n\n{message}")
+            else:
+                self.statusBar().showMessage("opening cancelled", 5000)
+
+        self._pending_recent = path
+        self.controller.open(path, restore, keep_state, on_failed=failed)
 
     def compute_directions(self, num_samples: int = 5000, num_components: int = 8) -> None:
-        if self.info is None or not self.info.has_w:
-            return
-        generation = self.info.generation
-
-        def run(renderer, progress):
-            return generation, renderer.compute_directions(num_samples, num_components, progress)
-
-        self._jobs_running["directions"] = "computing directions"
-        self._show_progress(0.0, f"computing directions from {num_samples} latents")
-        self.worker.submit_job(Job("directions", run))
+        self.controller.compute_directions(num_samples, num_components)
 
     def set_device(self, device: str, half: bool) -> None:
-        self._jobs_running["device"] = f"moving to {device}"
         self.half_action.setEnabled(device != "cpu")
-        self.worker.submit_job(Job("device", lambda renderer, progress: renderer.set_device(device, half)))
+        self.controller.set_device(device, half)
 
-    # ---- job answers ----
-    def _on_job_progress(self, name: str, fraction: float, message: str) -> None:
-        self._jobs_running[name] = message
-        self._show_progress(fraction, message)
+    # ---- controller answers ----
+    @property
+    def info(self) -> ModelInfo | None:
+        return self.controller.info
 
-    def _on_job_finished(self, name: str, token: int, result) -> None:
-        self._jobs_running.pop(name, None)
-        self._hide_progress_if_idle()
-        if name == "load":
-            self._on_model_loaded(result, self._load_plans.pop(token, {}))
-        elif name == "directions":
-            generation, directions = result
-            if self.info is not None and generation == self.info.generation:
-                self.workspace.directions = directions
-        elif name == "device":
-            self.statusBar().showMessage(f"rendering on {self.worker.renderer.device}"
-                                         f"{' (half precision)' if self.worker.renderer.half else ''}", 5000)
-            self._update_model_label()
-            self._request_render()
+    @property
+    def last_result(self) -> RenderResult | None:
+        return self.controller.last_result
 
-    def _on_job_failed(self, name: str, token: int, message: str) -> None:
-        self._jobs_running.pop(name, None)
-        self._hide_progress_if_idle()
-        plan = self._load_plans.pop(token, {}) if name == "load" else {}
-        if not message:
-            self.statusBar().showMessage(f"{name} cancelled", 5000)
-        elif name == "load":
-            self._show_error("Cannot open checkpoint", f"{plan.get('path', '')}\n\n{message}")
+    @property
+    def last_grid(self) -> RenderResult | None:
+        return self.controller.last_grid
+
+    def _on_jobs_changed(self) -> None:
+        running = self.controller.jobs_running
+        if running:
+            if self.progress.isHidden():
+                self._show_progress(0.0, next(reversed(running.values())))
         else:
-            self._show_error(f"{name.capitalize()} failed", message)
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.statusBar().clearMessage()
 
-    def _on_model_loaded(self, info: ModelInfo, plan: dict) -> None:
-        previous = self.info
-        self.info = info
-        ws = self.workspace
-        if plan.get("restore") is not None:
-            restored = plan["restore"]
-            restored.checkpoint = info.path
-            ws.copy_from(restored)
-        elif plan.get("keep_state") and previous is not None and previous.num_ws == info.num_ws:
-            ws.update(checkpoint=info.path, directions={})   # a newer snapshot of the same run
-        else:
-            ws.update(checkpoint=info.path, base_ws=None, directions={}, direction_offsets={},
-                      direction_layers=(0, None), cutoff=None, mix_layers=(False,) * info.num_ws,
-                      class_index=min(ws.class_index, max(info.c_dim - 1, 0)),
-                      truncation_center="class" if info.c_dim and info.has_w else "global")
+    def _on_device_changed(self, where) -> None:
+        device, half = where
+        self.statusBar().showMessage(f"rendering on {device}{' (half precision)' if half else ''}", 5000)
+        self._update_model_label()
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
                       self.invert_panel):
             panel.set_model(info)
-        self._add_recent(plan.get("path", info.path))
+        self._add_recent(self._pending_recent or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
         self._update_model_label()
         self.placeholder.hide()
-        self._grid_dirty = True
-        self._request_render()
-        self._request_grid()
-        if info.has_w and not ws.directions:
-            self.compute_directions()
-
-    # ---- rendering ----
-    def _on_workspace_changed(self, name: str) -> None:
-        if self.info is None:
-            return
-        if name in MAIN_FIELDS:
-            self._request_render()
-        if name in GRID_FIELDS:
-            self._grid_dirty = True
-            self._request_grid()
+        self.controller.grid_visible = self.panels.currentWidget() is self.mixing_panel
+        if info.note:
+            self.statusBar().showMessage(info.note, 10000)
 
     def _on_panel_changed(self, _index: int) -> None:
-        self._request_grid()
+        self.controller.set_grid_visible(self.panels.currentWidget() is self.mixing_panel)
 
-    def _request_render(self) -> None:
-        if self.info is None:
-            return
-        self._next_request_id += 1
-        self.requested_id = self._next_request_id
-        self.worker.submit(request_from_workspace(self.workspace, self.info, self.requested_id))
-
-    def _request_grid(self) -> None:
-        """The grid renders only while the mixing panel shows, so it never slows the main image."""
-        if self.info is None or not self.info.has_w or not self._grid_dirty:
-            return
-        if self.panels.currentWidget() is not self.mixing_panel:
-            return
-        self._grid_dirty = False
-        self._next_request_id += 1
-        self.requested_grid_id = self._next_request_id
-        self.worker.submit(request_from_workspace(self.workspace, self.info, self.requested_grid_id, grid=True))
-
-    def _on_rendered(self, result: RenderResult) -> None:
-        if result.request_id <= self._shown_id:
-            self.stale_dropped += 1     # a newer image is already on screen
-            return
-        self._shown_id = result.request_id
-        if result.error:
-            self.statusBar().showMessage(f"render failed: {result.error}", 8000)
-            return
-        self.last_result = result
+    def _on_image(self, result: RenderResult) -> None:
         self.image_view.set_image(result.image)
         self.latent_panel.show_latents(result.z, result.ws)
         now = time.perf_counter()
@@ -386,17 +320,6 @@ class MainWindow(QMainWindow):
             self.fps_label.setText(f"up to {1000 / max(result.milliseconds, 1e-3):.0f} fps")
         self.frame_shown.emit(result)
 
-    def _on_grid_rendered(self, result: RenderResult) -> None:
-        if result.request_id <= self._shown_grid_id:
-            self.stale_dropped += 1
-            return
-        self._shown_grid_id = result.request_id
-        if result.error:
-            self.mixing_panel.grid_error.setText(f"grid failed: {result.error}")
-            return
-        self.last_grid = result
-        self.mixing_panel.show_grid(result.image, result.cell_size)
-
     def _on_commit_mix(self) -> None:
         if self.last_result is not None and self.last_result.mixed_ws is not None:
             self.workspace.base_ws = self.last_result.mixed_ws.copy()
@@ -406,8 +329,9 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         if grid is None or grid.cell_ws is None or row >= grid.cell_ws.shape[0] or col >= grid.cell_ws.shape[1]:
             return
-        ws.update(seed=ws.grid_row_seeds[row], mix_seed=ws.grid_col_seeds[col],
-                  base_ws=grid.cell_ws[row, col].copy())
+        with self.controller.held():   # one render for the three fields
+            ws.update(seed=ws.grid_row_seeds[row], mix_seed=ws.grid_col_seeds[col],
+                      base_ws=grid.cell_ws[row, col].copy())
 
     # ---- export ----
     def export_image(self, path, scale: int = 1) -> None:
@@ -491,7 +415,7 @@ class MainWindow(QMainWindow):
     def _on_watch_tick(self) -> None:
         from trainer import CheckpointError
         from trainer.checkpoint import newest_checkpoint
-        if self._watch_dir is None or self.info is None or "load" in self._jobs_running:
+        if self._watch_dir is None or self.info is None or "load" in self.controller.jobs_running:
             return
         try:
             newest = newest_checkpoint(self._watch_dir)
@@ -508,21 +432,15 @@ class MainWindow(QMainWindow):
         if info is None:
             return
         size = "2-D points" if info.is_points else f"{info.img_resolution}×{info.img_resolution}"
-        renderer = self.worker.renderer
+        device, half = self.controller.device, self.controller.half
         self.model_label.setText(f"{info.arch} · {info.dataset or 'unknown data'} {size} · step {info.step} "
-                                 f"({info.kimg:g} kimg) · {renderer.device}{' fp16' if renderer.half else ''}")
+                                 f"({info.kimg:g} kimg) · {device}{' fp16' if half else ''}")
 
     def _show_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
         self.progress.show()
         self.cancel_button.show()
         self.statusBar().showMessage(message)
-
-    def _hide_progress_if_idle(self) -> None:
-        if not self._jobs_running:
-            self.progress.hide()
-            self.cancel_button.hide()
-            self.statusBar().clearMessage()
 
     def _show_placeholder(self, text: str) -> None:
         self.placeholder.setText(text)
@@ -538,7 +456,7 @@ class MainWindow(QMainWindow):
         self.error_box = box
 
     def is_busy(self) -> bool:
-        return bool(self._jobs_running) or not self.worker.is_idle()
+        return bool(self.controller.jobs_running) or not self.worker.is_idle()
 
     def closeEvent(self, event) -> None:
         self.watch_timer.stop()

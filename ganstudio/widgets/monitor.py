@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -61,9 +61,14 @@ class MonitorWidget(QWidget):
         self.run_list = QTreeWidget()
         self.run_list.setHeaderLabels(["Run", "State", "Step", "Alerts"])
         self.run_list.setRootIsDecorated(False)
-        self.run_list.setColumnWidth(_COL_RUN, 118)
-        self.run_list.setColumnWidth(_COL_STATE, 62)
-        self.run_list.setColumnWidth(_COL_STEP, 48)
+        header = self.run_list.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(_COL_RUN, QHeaderView.ResizeMode.Stretch)   # names take what is left
+        for column, width in ((_COL_STATE, 58), (_COL_STEP, 44), (_COL_ALERTS, 40)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
+            self.run_list.setColumnWidth(column, width)
+        # run names share their numbered start ("00001-wgan-gp-ring8"): keep both ends visible
+        self.run_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # when cut, keep number and data
         self.open_button = QPushButton("Open run…")
         self.remove_button = QPushButton("Close run")
         self.load_progress = QProgressBar()
@@ -153,7 +158,7 @@ class MonitorWidget(QWidget):
         for part in (left, centre, right):
             splitter.addWidget(part)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 900, 280])
+        splitter.setSizes([340, 860, 280])   # the run list shows whole run names at the default size
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -314,11 +319,13 @@ class MonitorWidget(QWidget):
             if process is not None and process.is_running() and state != "running":
                 state += " (process)"
             alerts = run.alerts
-            texts = (state, str(run.last_step), ", ".join(sorted({a.short for a in alerts})))
+            # the column is narrow: the count; its tooltip (and the plots' markers) say what
+            summary = f"⚠ {len(alerts)}" if alerts else ""
+            texts = (state, str(run.last_step), summary)
             for column, text in zip((_COL_STATE, _COL_STEP, _COL_ALERTS), texts):
                 if item.text(column) != text:
                     item.setText(column, text)
-            tooltip = "\n".join(a.message for a in alerts) or run.status_message
+            tooltip = "\n".join(f"{a.short}: {a.message}" for a in alerts) or run.status_message
             if run.bad_lines:
                 tooltip += f"\n{run.bad_lines} unreadable line(s) skipped"
             if item.toolTip(_COL_ALERTS) != tooltip:
@@ -362,13 +369,19 @@ class MonitorWidget(QWidget):
             self.explore_button.setEnabled(False)
             self.checkpoint_label.setText("")
             return
+        unreadable = False
         if grid.path != self._shown_sample:
             image = _read_rgb(grid.path)
             if image is not None:
                 self.sample_view.set_image(image)
                 self._shown_sample = grid.path
+            else:   # a damaged (or half-copied) PNG: say so instead of showing an empty panel
+                self.sample_view.clear()
+                self._shown_sample = None
+                unreadable = True
         kimg = "" if np.isnan(grid.kimg) else f", {grid.kimg:.1f} kimg"
-        self.sample_label.setText(f"step {grid.step}{kimg}  ({index + 1} of {len(self._grids)})")
+        self.sample_label.setText(f"step {grid.step}{kimg}  ({index + 1} of {len(self._grids)})"
+                                  + (f"\ncannot read {grid.path.name} (damaged?)" if unreadable else ""))
         nearest = run.nearest_checkpoint(grid.step)
         self.explore_button.setEnabled(nearest is not None)
         self.checkpoint_label.setText(f"nearest checkpoint: step {nearest.step}" if nearest

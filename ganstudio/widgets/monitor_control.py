@@ -14,7 +14,6 @@ from PySide6.QtGui import QFont, QTextCursor
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QWidget)
 
-DATASETS = ("fashion-mnist", "digits", "ring8", "grid25")
 _RUN_DIR_NAME = re.compile(r"^\d{5}-")
 
 
@@ -170,10 +169,11 @@ class NewRunDialog(QDialog):
     def __init__(self, parent=None,
                  outdir: str = "runs"):   # default parent folder of new runs
         super().__init__(parent)
+        from trainer.data import BUILTINS
         from trainer.presets import PRESETS
         self.setWindowTitle("New training run")
         self.dataset = QComboBox(editable=True)
-        self.dataset.addItems(DATASETS)
+        self.dataset.addItems(BUILTINS)
         browse_data = QPushButton("Folder…")
         browse_data.clicked.connect(self._on_browse_data_clicked)
         data_row = QHBoxLayout()

@@ -11,52 +11,25 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
+from ..engine.plot_layout import PLOTS, plot_for
 from ..engine.runlog import EmaSmoother, MinMaxEnvelope, RunLog, Series, peak_decimate
 from .image_view import configure_pyqtgraph
+from .plot_items import CompactAxis, legend_below, set_title, short_name
 
 
-@dataclass(frozen=True)
-class PlotSpec:
-    key: str
-    title: str
-    scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
-    metrics: str = ""                  # metrics whose name starts with this ("fid", "kid")
-    catch_all: bool = False            # metrics and scalars no other plot shows
-
-
-PLOTS = (
-    PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
-    PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
-    PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
-    PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
-    PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
-    PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
-    PlotSpec("fid", "FID", metrics="fid"),
-    PlotSpec("kid", "KID", metrics="kid"),
-    PlotSpec("other", "Other metrics and scalars", catch_all=True),
-)
 X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
 
 RUN_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7")
 SERIES_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759")
 SERIES_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+SERIES_MARKS = ("—", "– –", "···", "–·–")   # the same styles, in a title
 ALERT_COLOUR = "#ff5050"
 # A curve shows at most about 2 * DISPLAY_BINS points: min and max per bin beyond that. The
 # plots are well under 1,000 pixels wide, so nothing visible is lost, and a redraw costs the
 # same for a million-point log as for a short one.
 DISPLAY_BINS = 512
-TITLE_SIZE = "9pt"
 # Schedules, not noisy measurements: smoothing them only adds rounding noise to a flat line.
 UNSMOOTHED_PREFIXES = ("lr/",)
-
-
-def plot_for(name: str, is_metric: bool) -> str:
-    """The key of the plot that shows a scalar or metric called `name`."""
-    for spec in PLOTS:
-        if (spec.metrics and is_metric and name.lower().startswith(spec.metrics)) or \
-                (not is_metric and name in spec.scalars):
-            return spec.key
-    return "other"
 
 
 @dataclass
@@ -102,16 +75,16 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self._titled: dict[str, bool] = {}
         self._legends: dict[str, pg.LegendItem] = {}
+        self._title_keys: dict[str, str] = {}   # with several runs: which line style is which series
         for i, spec in enumerate(PLOTS):
             if i and i % columns == 0:
                 self.nextRow()
-            plot = self.addPlot()
-            _set_title(plot, spec.title)
+            plot = self.addPlot(axisItems={"bottom": CompactAxis("bottom"), "left": CompactAxis("left")})
+            set_title(plot, spec.title)
             # No grid: pyqtgraph's grid lines cost ten times the rest of a repaint here (measured
             # 100 ms against 9 ms for the 9 plots offscreen); the hover read-out gives values.
             plot.setLabel("bottom", X_LABELS[self.x_axis])
-            self._legends[spec.key] = plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
-                                                     brush=pg.mkBrush(32, 33, 36, 180))
+            self._legends[spec.key] = legend_below(plot)
             crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
             crosshair.setVisible(False)
             crosshair.setZValue(50)
@@ -197,14 +170,15 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             wanted = (tuple(id(e) for e in runs), tuple(names))
             if getattr(legend, "wanted", None) == wanted:
                 continue
+            legend = self._fresh_legend(key)
             legend.wanted = wanted
-            legend.clear()
-            for entry in runs:
-                legend.addItem(pg.PlotDataItem(pen=pg.mkPen(entry.colour, width=2)), short_name(entry.run.name))
-            if len(names) > 1:
-                for i, name in enumerate(names):
-                    style = SERIES_STYLES[_series_index(runs, key, name) % len(SERIES_STYLES)]
-                    legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#b0b0b0", width=1, style=style)), name)
+            for entry in runs:   # the legend names the runs (colour); the title the series (line style)
+                legend.addItem(pg.PlotDataItem(pen=pg.mkPen(entry.colour, width=2)), short_name(entry.run.name, 16))
+            self._title_keys[key] = "  ".join(
+                f"{SERIES_MARKS[_series_index(runs, key, name) % len(SERIES_MARKS)]} {name}" for name in names
+            ) if len(names) > 1 else ""
+            self._titled.pop(key, None)
+        self._update_titles()
 
     def _frame_flat_plots(self) -> None:
         """pyqtgraph frames a constant curve (a fixed learning rate) as value -/+ 0.5, which
@@ -232,8 +206,10 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             has_data = spec.key in fed
             if self._titled.get(spec.key) != has_data:
                 self._titled[spec.key] = has_data
-                # Greyed rather than annotated: a longer title would widen the grid's minimum.
-                _set_title(self.plots[spec.key], spec.title, None if has_data else "#6a6a6a")
+                # Greyed rather than annotated; a title may be cut, never widen the grid.
+                keys = self._title_keys.get(spec.key, "") if len(self._runs) > 1 else ""
+                title = f"{spec.title} <span style='font-size:7pt'>{keys}</span>" if keys else spec.title
+                set_title(self.plots[spec.key], title, None if has_data else "#6a6a6a")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)
@@ -280,6 +256,13 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             if item is curve.smooth and curve.is_metric and len(ys) < 4 * DISPLAY_BINS:
                 finite = np.isfinite(ys)   # metrics are dots: a NaN (a failed evaluation) has none
                 xs, ys = xs[finite], ys[finite]
+            if item is curve.smooth and not curve.is_metric:   # a line of one point draws nothing: a dot
+                lone = np.isfinite(ys).sum() == 1
+                if lone != getattr(item, "lone_dot", False):
+                    item.lone_dot = lone
+                    item.setSymbol("o" if lone else None)
+                    item.setSymbolSize(5)
+                    item.setSymbolBrush(pg.mkPen(item.opts["pen"]).color() if lone else None)
             item.setData(xs, ys)
 
     def _on_x_range_changed(self, plot_key: str) -> None:
@@ -340,14 +323,23 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
     def _label(self, entry: _RunCurves, name: str) -> str:
         return name if len(self._runs) <= 1 else f"{name} · {short_name(entry.run.name)}"
 
+    def _fresh_legend(self, plot_key: str) -> pg.LegendItem:
+        """An empty legend in place of the old one (LegendItem.clear() leaves a multi-column
+        layout's cells behind, so new entries were drawn over old ones)."""
+        plot, old = self.plots[plot_key], self._legends[plot_key]
+        plot.layout.removeItem(old.strip)
+        if old.strip.scene() is not None:
+            old.strip.scene().removeItem(old.strip)
+        self._legends[plot_key] = legend_below(plot)
+        return self._legends[plot_key]
+
     def legend_labels(self, plot_key: str) -> list[str]:
         return [label.text for _, label in self._legends[plot_key].items]
 
     def _restyle(self) -> None:
         """Colours and legend labels depend on how many runs are open: rebuild the curves."""
-        for legend in self._legends.values():
-            legend.clear()
-            legend.wanted = None
+        for key in self._legends:
+            self._fresh_legend(key)
         for entry in self._runs:
             for key, curve in entry.curves.items():
                 self._drop_curve(key, curve)
@@ -469,21 +461,6 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         exporter.export(str(path))
 
 
-def _set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
-    label = plot.titleLabel
-    if not getattr(label, "may_shrink", False):
-        # A title holds its plot at the text's width (pyqtgraph re-asserts that on every
-        # resize); in a narrow window it is better cut than pushing the grid past the edge.
-        fixed_update_min = label.updateMin
-
-        def update_min():
-            fixed_update_min()
-            label.setMinimumWidth(1)
-        label.updateMin = update_min
-        label.may_shrink = True
-    plot.setTitle(title, size=TITLE_SIZE, color=colour)
-
-
 def _series_index(runs: list, plot_key: str, name: str) -> int:
     """The position a series has among its run's curves on a plot: it picks the line style."""
     for entry in runs:
@@ -491,11 +468,6 @@ def _series_index(runs: list, plot_key: str, name: str) -> int:
         if name in keys:
             return keys.index(name)
     return 0
-
-
-def short_name(name: str, limit: int = 24) -> str:
-    """A run's name cut to fit a legend."""
-    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 def _fill_axis(steps: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -2,33 +2,28 @@
 
 Single-image and grid renders each have one pending slot: a new request overwrites the waiting
 one, so a flood of slider changes never builds a backlog and stale work is never started.
-Long jobs (loading a checkpoint, computing directions, changing device) wait in a short queue
-and run before renders; they report progress and stop when `cancel()` is called. Only plain
-data crosses back: RenderResult dataclasses, ModelInfo, numpy arrays and error strings.
+Long jobs (loading a checkpoint, computing directions, changing device, inverting a photo,
+exporting a film) wait in a short queue and run before renders; they report progress and
+previews (plain data: an image, a curve point) and stop when `cancel()` is called. Only plain
+data crosses back: RenderResult dataclasses, ModelInfo, numpy arrays and error strings. The
+bookkeeping (which request is newest, which job is which) lives in the Qt-free controller.
 """
 from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from ..engine.controller import Job
 from ..engine.renderer import Cancelled, Renderer, RenderRequest
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str                          # "load", "directions", "device": what the GUI shows
-    run: Callable[[Renderer, Callable[[float, str], None]], Any]   # (renderer, progress) -> result
-    token: int = 0                     # the GUI's handle to match the answer to the job
 
 
 class RenderWorker(QObject):
     rendered = Signal(object)                  # RenderResult for the single image
     grid_rendered = Signal(object)             # RenderResult for the mixing grid
-    job_progress = Signal(str, float, str)     # job name, fraction 0-1, message
+    job_progress = Signal(str, int, float, str)  # job name, token, fraction 0-1, message
+    job_preview = Signal(str, int, object)     # job name, token, plain data
     job_finished = Signal(str, int, object)    # job name, token, result
     job_failed = Signal(str, int, str)         # job name, token, message ("" message = cancelled)
     _wake = Signal()
@@ -113,16 +108,61 @@ class RenderWorker(QObject):
         def progress(fraction: float, message: str) -> None:
             if self._abort.is_set():
                 raise Cancelled()
-            self.job_progress.emit(job.name, float(fraction), message)
+            self.job_progress.emit(job.name, job.token, float(fraction), message)
+
+        def preview(payload) -> None:
+            if self._abort.is_set():
+                raise Cancelled()
+            self.job_preview.emit(job.name, job.token, payload)
 
         try:
-            result = job.run(self.renderer, progress)
+            result = job.run(self.renderer, progress, preview)
         except Cancelled:
             self.job_failed.emit(job.name, job.token, "")
         except Exception as exc:  # a bad checkpoint or a failed job must not end the thread
             self.job_failed.emit(job.name, job.token, str(exc) or type(exc).__name__)
         else:
             self.job_finished.emit(job.name, job.token, result)
+
+
+class ControllerBridge(QObject):
+    """Delivers the worker's answers to the Qt-free controller on the GUI thread. The controller is
+    not a QObject, so a direct connection would call it on the worker thread; slots of this object,
+    which lives on the GUI thread, are queued there."""
+
+    def __init__(self, worker: RenderWorker, controller, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        worker.rendered.connect(self._on_rendered)
+        worker.grid_rendered.connect(self._on_grid_rendered)
+        worker.job_progress.connect(self._on_job_progress)
+        worker.job_preview.connect(self._on_job_preview)
+        worker.job_finished.connect(self._on_job_finished)
+        worker.job_failed.connect(self._on_job_failed)
+
+    @Slot(object)
+    def _on_rendered(self, result) -> None:
+        self.controller.on_rendered(result)
+
+    @Slot(object)
+    def _on_grid_rendered(self, result) -> None:
+        self.controller.on_grid_rendered(result)
+
+    @Slot(str, int, float, str)
+    def _on_job_progress(self, name, token, fraction, message) -> None:
+        self.controller.on_job_progress(name, token, fraction, message)
+
+    @Slot(str, int, object)
+    def _on_job_preview(self, name, token, payload) -> None:
+        self.controller.on_job_preview(name, token, payload)
+
+    @Slot(str, int, object)
+    def _on_job_finished(self, name, token, result) -> None:
+        self.controller.on_job_finished(name, token, result)
+
+    @Slot(str, int, str)
+    def _on_job_failed(self, name, token, message) -> None:
+        self.controller.on_job_failed(name, token, message)
 
 
 class WorkerThread:

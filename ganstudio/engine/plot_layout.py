@@ -1,0 +1,33 @@
+"""Which logged quantity the monitor draws in which plot: data, no Qt."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    key: str
+    title: str
+    scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
+    metrics: str = ""                  # metrics whose name starts with this ("fid", "kid")
+    catch_all: bool = False            # metrics and scalars no other plot shows
+
+
+PLOTS = (
+    PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
+    PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
+    PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
+    PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
+    PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
+    PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
+    PlotSpec("fid", "FID", metrics="fid"),
+    PlotSpec("kid", "KID", metrics="kid"),
+    PlotSpec("other", "Other metrics and scalars", catch_all=True),
+)
+def plot_for(name: str, is_metric: bool) -> str:
+    """The key of the plot that shows a scalar or metric called `name`."""
+    for spec in PLOTS:
+        if (spec.metrics and is_metric and name.lower().startswith(spec.metrics)) or \
+                (not is_metric and name in spec.scalars):
+            return spec.key
+    return "other"

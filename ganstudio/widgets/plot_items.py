@@ -1,0 +1,92 @@
+"""Small pyqtgraph pieces the monitor's plots are made of: compact tick labels, a legend strip
+under each plot, titles that may be cut, short run names."""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QSizePolicy
+
+TITLE_SIZE = "9pt"
+
+
+class CompactAxis(pg.AxisItem):
+    """Tick labels that fit a small plot: thousands as "2k", small fractions in scientific form
+    ("2.5e-3"), 7-pt text. Plain labels ran together ("0 100020003000") on the narrow plots."""
+
+    def __init__(self, orientation: str):
+        super().__init__(orientation)
+        self.setStyle(tickFont=_tick_font(), tickTextOffset=3)
+
+    def tickStrings(self, values, scale, spacing):
+        return [_compact_number(v * scale, spacing * scale) for v in values]
+
+
+def _tick_font():
+    from PySide6.QtGui import QFont
+    font = QFont()
+    font.setPointSize(7)
+    return font
+
+
+def _compact_number(value: float, spacing: float) -> str:
+    """A tick label: 2000 -> "2k", 0.0025 -> "2.5e-3", 0.25 -> "0.25"; `spacing` sets the digits."""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1000 and spacing >= 100:
+        return f"{value / 1000:.{max(0, -math.floor(math.log10(spacing / 1000)))}f}k"
+    if magnitude < 0.01:
+        return f"{value:.2g}".replace("e-0", "e-")
+    decimals = max(0, -math.floor(math.log10(spacing))) if spacing > 0 else 0
+    return f"{value:.{decimals}f}"
+
+
+class _BelowLegend(pg.LegendItem):
+    """A legend at its natural size inside a strip that takes the plot's width and clips: too many
+    entries are cut at the edge instead of squeezed over each other or widening the grid."""
+
+    def __init__(self, strip: pg.GraphicsWidget):
+        super().__init__(labelTextSize="7pt", colCount=3, verSpacing=-4, horSpacing=8)
+        self.strip = strip
+        self.setParentItem(strip)
+
+    def updateSize(self):
+        super().updateSize()
+        height = self.height() if self.items else 0
+        self.strip.setMinimumHeight(height)
+        self.strip.setMaximumHeight(height)
+
+
+def legend_below(plot: pg.PlotItem) -> pg.LegendItem:
+    """A legend in the plot's own layout, under the x axis, entries side by side: inside the view
+    it covered most of a small plot once two runs were overlaid, and hid points under it."""
+    strip = pg.GraphicsWidget()
+    strip.setFlag(strip.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+    strip.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    strip.setMinimumWidth(1)
+    plot.layout.addItem(strip, 4, 1)
+    legend = _BelowLegend(strip)
+    legend.updateSize()
+    plot.legend = legend   # pyqtgraph names curves added with `name=` here, as addLegend would
+    return legend
+
+
+def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
+    label = plot.titleLabel
+    if not getattr(label, "may_shrink", False):
+        # A title holds its plot at the text's width (pyqtgraph re-asserts that on every
+        # resize); in a narrow window it is better cut than pushing the grid past the edge.
+        fixed_update_min = label.updateMin
+
+        def update_min():
+            fixed_update_min()
+            label.setMinimumWidth(1)
+        label.updateMin = update_min
+        label.may_shrink = True
+    plot.setTitle(title, size=TITLE_SIZE, color=colour)
+
+
+def short_name(name: str, limit: int = 24) -> str:
+    """A run's name cut to fit a legend."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
