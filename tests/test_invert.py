@@ -198,7 +198,7 @@ def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test,
     targets, labels = fashion_test
     target = targets[5:6]
     projected = project(demo, target, ProjectionSettings(steps=40), labels[5:6])
-    tuned = pivotal_tuning(demo, torch.from_numpy(projected.ws[0]), target, PTISettings(steps=40, lr=1e-3))
+    tuned = pivotal_tuning(demo, torch.from_numpy(projected.ws[0]), target, PTISettings(steps=40))
     assert tuned.psnr > projected.psnr[0] + 2, (tuned.psnr, projected.psnr)
     assert tuned.locality_psnr > 25            # latents away from the pivot still draw what they drew
     assert tuned.G is not demo and not any(p.requires_grad for p in tuned.G.parameters())

@@ -260,7 +260,7 @@ class InvertPanel(QWidget):
         space, noise = self.space.currentData()
         settings = ProjectionSettings(space=space, optimize_noise=noise, steps=self.steps.value(),
                                       losses={name: box.value() for name, box in self.loss_boxes.items()})
-        pti = PTISettings(steps=self.pti_steps.value(), lr=1e-3, losses=settings.losses) if self.pti.isChecked() else None
+        pti = PTISettings(steps=self.pti_steps.value(), losses=settings.losses) if self.pti.isChecked() else None
         crop = (self.crop_left.value(), self.crop_top.value(), self.crop_side.value())
         return InversionRequest(target=self.target, photo_path=self.photo.path, photo_sha256=self.photo.sha256,
                                 crop=crop, notes=self.photo.notes, settings=settings,
