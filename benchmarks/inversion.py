@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--pti-lr", type=float, default=3e-3, help="PTI learning rate")
     p.add_argument("--pti-locality", type=float, default=0.1, help="weight of PTI's locality regulariser")
     p.add_argument("--no-edits", action="store_true", help="skip the editability table and the strip")
+    p.add_argument("--pti-only", action="store_true", help="only W+ (the pivots) and PTI at each step count")
     p.add_argument("--kid-reference", type=int, default=500, help="held-out test images as KID's reference")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inversion.md"))
@@ -95,9 +96,10 @@ def main(argv=None) -> int:
         baseline.seconds)
 
     for steps in steps_list:
-        for name, settings in (("W", defaults.replace(space="w", steps=steps)),
-                               ("W+", defaults.replace(steps=steps)),
-                               ("W+ and noise", defaults.replace(steps=steps, optimize_noise=True))):
+        methods = (("W", defaults.replace(space="w", steps=steps)),
+                   ("W+", defaults.replace(steps=steps)),
+                   ("W+ and noise", defaults.replace(steps=steps, optimize_noise=True)))
+        for name, settings in methods[1:2] if args.pti_only else methods:
             r = project(G, targets, settings)
             results[(name, steps)] = r
             row(f"{name} (defaults)", steps, r.psnr, r.ssim, r.seconds)
