@@ -15,8 +15,8 @@ from trainer.cli import main as cli_main
 from trainer.config import DataConfig
 from trainer.data import load_dataset
 from trainer.image_losses import LossUnavailable, ReconstructionLoss, ms_ssim, psnr, ssim
-from trainer.inversion_file import (InversionFileError, file_sha256, inversion_from_batch, load_inversion,
-                                   save_inversion)
+from trainer.files import file_sha256
+from trainer.inversion_file import InversionFileError, inversion_from_batch, load_inversion, save_inversion
 from trainer.invert import InversionError, ProjectionSettings, check_invertible, noise_layers, project, target_tensor
 from trainer.pti import PTISettings, pivotal_tuning, save_tuned
 from trainer.latents import LatentMapper, LatentState

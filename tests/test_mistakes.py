@@ -189,3 +189,9 @@ def test_a_training_run_prints_no_tqdm_warning(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "TqdmWarning" not in out.stderr and "clamping" not in out.stderr
     assert json.loads((next(tmp_path.iterdir()) / "events.jsonl").read_text().splitlines()[-1])["state"] == "finished"
+
+
+@pytest.mark.parametrize("extra,words", [(["--num-samples", "-5"], "--num-samples -5"), (["--batch", "0"], "--batch 0"),
+                                         (["--trunc", "nan"], "--trunc nan")])
+def test_metrics_refuses_bad_counts(capsys, ckpt, extra, words):
+    refused(capsys, ["metrics", "--checkpoint", str(ckpt), "--metrics", "kid50", "--data", "digits", *extra], words)

@@ -96,10 +96,14 @@ def newest_checkpoint(run_dir) -> Path:
     return ckpts[-1]
 
 
+DISCRIMINATOR_PREFIX = "discriminator."   # an export that keeps D (imports with --with-d) stores it here
+
+
 def load_generator(path, device="cpu") -> torch.nn.Module:
     """Checkpoint file (or run directory: its newest checkpoint) -> EMA generator in eval mode.
 
-    The generator carries `checkpoint_info` (step, kimg, dataset dict, config dict, path)."""
+    The generator carries `checkpoint_info` (step, kimg, dataset dict, config dict, path, source,
+    metadata, and a note when the file could not be verified)."""
     path = Path(path)
     if path.is_dir():
         path = newest_checkpoint(path)
@@ -109,7 +113,7 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         raise CheckpointError(f"{path.name} names architecture {arch!r}, which this version does not know "
                               f"(known: {', '.join(sorted(ARCHS))})")
     try:
-        cfg = ModelConfig.from_dict(json.loads(metadata.get("config", "")))
+        cfg = ARCHS[arch].config_type.from_dict(json.loads(metadata.get("config", "")))
     except (json.JSONDecodeError, ConfigError) as exc:
         raise CheckpointError(f"{path.name} has an unusable model config: {exc}") from None
     try:
@@ -131,7 +135,20 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         G = build_generator(cfg)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path.name}: cannot build the model its config describes: {exc}") from None
-    expected = G.state_dict()
+    own = tensors
+    if "discriminator_config" in metadata:
+        own = {k: v for k, v in tensors.items() if not k.startswith(DISCRIMINATOR_PREFIX)}
+    _check_tensors(path, arch, G, own)                 # names and shapes first: the clearer message
+    note = _verify_tensors(path, tensors, metadata)   # then the bytes, over every tensor, D's included
+    G.load_state_dict(own, strict=True)
+    G.checkpoint_info = {"path": str(path), "step": step, "kimg": kimg, "dataset": dataset,
+                         "config": cfg.to_dict(), "source": metadata.get("source", ""),
+                         "metadata": dict(metadata), "note": note}
+    return G.eval().requires_grad_(False).to(device)
+
+
+def _check_tensors(path: Path, arch: str, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -145,11 +162,6 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         if tensor.shape != expected[name].shape:
             raise CheckpointError(f"{path.name}: tensor {name} has shape {tuple(tensor.shape)}, "
                                   f"the config expects {tuple(expected[name].shape)}")
-    note = _verify_tensors(path, tensors, metadata)
-    G.load_state_dict(tensors, strict=True)
-    G.checkpoint_info = {"path": str(path), "step": step, "kimg": kimg, "dataset": dataset,
-                         "config": cfg.to_dict(), "metadata": dict(metadata), "note": note}
-    return G.eval().requires_grad_(False).to(device)
 
 
 def _verify_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -164,6 +176,26 @@ def _verify_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
             raise CheckpointError(f"{path.name} holds NaN or infinite values in {name}: these weights cannot draw "
                                   "images (was it saved from a run that diverged?)")
     return "" if expected is not None else f"{path.name} has no checksum (written by an older version): not verified"
+
+
+def load_discriminator(path, device="cpu") -> torch.nn.Module:
+    """The discriminator an export kept (imports with --with-d) -> D in eval mode, or CheckpointError."""
+    path = Path(path)
+    tensors, metadata = read_checkpoint(path)
+    arch = metadata.get("arch", "")
+    d_type = ARCHS[arch].discriminator_config_type if arch in ARCHS else None
+    if d_type is None or "discriminator_config" not in metadata:
+        raise CheckpointError(f"{path.name} holds no discriminator (only imports made with --with-d keep one)")
+    try:
+        cfg = d_type.from_dict(json.loads(metadata["discriminator_config"]))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{path.name} has an unusable discriminator config: {exc}") from None
+    D = ARCHS[arch].make_discriminator(cfg)
+    own = {k[len(DISCRIMINATOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(DISCRIMINATOR_PREFIX)}
+    _check_tensors(path, arch, D, own)
+    _verify_tensors(path, tensors, metadata)
+    D.load_state_dict(own, strict=True)
+    return D.eval().requires_grad_(False).to(device)
 
 
 def save_state(path, state: dict) -> None:

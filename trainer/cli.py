@@ -6,6 +6,7 @@
   ganstudio-train metrics ...                                            evaluate (see its --help)
   ganstudio-train invert --checkpoint C IMAGE... --out DIR                invert photos (see its --help)
   ganstudio-train presets                                                list the presets
+  ganstudio-train import NETWORK.pkl --out model.safetensors             open an NVlabs/rosinality model
 """
 from __future__ import annotations
 
@@ -234,7 +235,13 @@ def run_invert(argv: list[str]) -> int:
     return invert_main(argv)
 
 
-COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "invert": run_invert}
+def run_import(argv: list[str]) -> int:
+    from .importers.cli import run_import as import_main
+    return import_main(argv)
+
+
+COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "import": run_import,
+            "invert": run_invert}
 
 
 def main(argv: list[str] | None = None) -> int:

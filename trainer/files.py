@@ -82,3 +82,15 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def new_run_dir(outdir, cfg) -> Path:
+    """outdir/NNNNN-<preset or arch>-<data>, numbered after the runs already there."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.data.source).stem or cfg.data.source)
+    name = f"{(max(numbers) + 1) if numbers else 0:05d}-{cfg.preset or cfg.model.arch}-{data_name}"
+    run_dir = outdir / name
+    run_dir.mkdir()
+    return run_dir

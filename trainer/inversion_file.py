@@ -5,7 +5,6 @@ path and sha256, image sha256, crop, space, steps, settings, losses, PSNR / SSIM
 unpickling anything; numpy only, so the studio's widgets can read one without torch."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,6 @@ class InversionFileError(ValueError):
     """A file that is not a usable inversion result; the message says why."""
 
 
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(eq=False)

@@ -313,7 +313,8 @@ def layer_affine_matrices(G) -> list[torch.Tensor]:
     rows: list[list[torch.Tensor]] = [[] for _ in range(G.num_ws)]
     index = 0
     for block in G.synthesis.blocks:
-        convs = [block.conv1] if block.conv0 is None else [block.conv0, block.conv1]
+        conv0 = getattr(block, "conv0", None)   # the first block has none (NVlabs' code: no attribute at all)
+        convs = [block.conv1] if conv0 is None else [conv0, block.conv1]
         for k, conv in enumerate(convs):
             rows[index + k].append(conv.affine.weight * conv.affine.weight_gain)
         rows[index + len(convs)].append(block.torgb.affine.weight * block.torgb.affine.weight_gain)
@@ -322,8 +323,12 @@ def layer_affine_matrices(G) -> list[torch.Tensor]:
 
 
 def can_precondition(G) -> bool:
-    blocks = getattr(getattr(G, "synthesis", None), "blocks", None)
-    return blocks is not None and all(hasattr(b, "torgb") and hasattr(b, "conv1") for b in blocks)
+    """Whether the synthesis network has the block layout layer_affine_matrices reads."""
+    try:
+        matrices = layer_affine_matrices(G)
+    except (AttributeError, IndexError, RuntimeError, TypeError):
+        return False
+    return len(matrices) == G.num_ws and all(m.shape[1] == G.w_dim for m in matrices)
 
 
 # ---- the projector ----

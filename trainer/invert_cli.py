@@ -82,7 +82,8 @@ def main(argv: list[str]) -> int:
     from .device import pick_device
     from .image_losses import LossUnavailable
     from .images import save_png
-    from .inversion_file import file_sha256, inversion_from_batch, save_inversion
+    from .files import file_sha256
+    from .inversion_file import inversion_from_batch, save_inversion
     from .invert import InversionError, ProjectionSettings, project, target_tensor
     from .pti import PTISettings, pivotal_tuning, save_tuned
     from .photo import PhotoError, fit_photo, open_photo

@@ -230,15 +230,7 @@ class LatentState:
 
     def to_dict(self) -> dict:
         """Plain JSON values (arrays as nested lists)."""
-        d = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, tuple):
-                value = list(value)
-            d[f.name] = value
-        return d
+        return {f.name: json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "LatentState":
@@ -250,6 +242,17 @@ class LatentState:
         if unknown:
             raise ValueError(f"latent state has unknown field(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def json_value(value):
+    """A field's value as plain JSON: arrays and tuples become lists, dicts of arrays dicts of lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
 
 
 def _is_int(x) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import shutil
 import signal
 import threading
@@ -26,7 +25,9 @@ from .checkpoint import export_generator, load_state, save_state
 from .config import ConfigError, RunConfig
 from .data import TOY_STD, BatchSampler, Dataset, load_dataset
 from .device import select_device
-from .files import atomic_write
+from .diversity import Remedies, build_packed, unrolled_fake_logits
+from .diversity import check_options as check_diversity_options
+from .files import atomic_write, new_run_dir  # noqa: F401 (new_run_dir: part of the loop's API)
 from .events import EventWriter
 from .images import make_grid, save_png, scatter_image, to_uint8
 from .models import build_discriminator, build_generator
@@ -62,19 +63,8 @@ def resolve_config(cfg: RunConfig, dataset: Dataset) -> RunConfig:
         raise ValueError("WGAN-GP penalises per-sample gradients, which batch norm in the critic mixes "
                          "across the batch: use --d-norm layer or none")
     parse_policy(cfg.train.augment)
+    check_diversity_options(cfg.train, m)
     return cfg
-
-
-def new_run_dir(outdir, cfg: RunConfig) -> Path:
-    """outdir/NNNNN-<preset or arch>-<data>, numbered after the runs already there."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
-    data_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.data.source).stem or cfg.data.source)
-    name = f"{(max(numbers) + 1) if numbers else 0:05d}-{cfg.preset or cfg.model.arch}-{data_name}"
-    run_dir = outdir / name
-    run_dir.mkdir()
-    return run_dir
 
 
 class _StopRequest:
@@ -121,7 +111,9 @@ class Trainer:
         np.random.seed(t.seed)
         m = self.cfg.model
         self.G = build_generator(m).to(self.device).train()
-        self.D = build_discriminator(m).to(self.device).train()
+        self.D = (build_packed(build_discriminator, m, t.pack) if t.pack > 1 else build_discriminator(m))
+        self.D = self.D.to(self.device).train()
+        self.remedies = Remedies(self.cfg, self.G, self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = self._optimizer(self.G, t.g_lr)
         self.opt_D = self._optimizer(self.D, t.d_lr)
@@ -199,6 +191,7 @@ class Trainer:
                 gp = losses.gradient_penalty(self.D, real, fake, c_real if c_fake is not None else None)
                 loss_d = loss_d + t.gp_weight * gp
                 stats["gp"] = gp.item()
+            loss_d = loss_d + self.remedies.d_penalty(self.D, stats)
             self.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_D.step()
@@ -225,15 +218,24 @@ class Trainer:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         c_fake = self._fake_labels(c_real)
-        fake = self._generate(torch.randn(t.batch, z_dim, device=self.device), c_fake, update_emas=True)
-        d_fake, aux_fake = self.D(self._augment(fake), c_fake)
+        z = torch.randn(t.batch, z_dim, device=self.device)
+        fake = self._augment(self._generate(z, c_fake, update_emas=True))
+        d_fake, aux_fake = self.D(fake, c_fake)
+        c_seen = c_real if c_fake is not None else None
+        if t.unrolled_steps:   # G answers to D as it will be a few steps from now
+            real_seen = self._augment(real)
+            d_fake = unrolled_fake_logits(self.D, kind, t.unrolled_steps, t.unrolled_lr, real_seen, fake,
+                                          c_seen, c_fake)
         loss_g = losses.g_loss(kind, d_fake)
         if aux_fake is not None:
             loss_g = loss_g + t.acgan_weight * F.cross_entropy(aux_fake, c_fake)
+        loss_g = loss_g + self.remedies.g_terms(self.G, self.D, kind, z, fake, self._augment(real), c_seen,
+                                                c_fake, stats)
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
         stats["loss/G"] = loss_g.item()
+        self.remedies.after_steps(self.G, self.D)
         if self.style_based and t.pl_weight > 0 and self.step % t.pl_every == 0:
             stats["pl"] = self._path_length_step()
         self.step += 1
@@ -278,7 +280,7 @@ class Trainer:
                  "rng_cpu": torch.get_rng_state(), "sampler": self.sampler.state_dict(),
                  "step": self.step, "nimg": self.nimg, "d_steps": self.d_steps, "elapsed": self._elapsed(),
                  "pl_mean": self.pl_mean.detach().cpu(), "config": self.cfg.to_json(),
-                 "last_checkpoint": self.last_checkpoint}
+                 "last_checkpoint": self.last_checkpoint, "remedies": self.remedies.state_dict()}
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -297,6 +299,7 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.pl_mean = state["pl_mean"].to(self.device)
         self.last_checkpoint = state.get("last_checkpoint", "")
+        self.remedies.load_state_dict(state.get("remedies", {}))
 
     def _elapsed(self) -> float:
         return self.writer.elapsed() if getattr(self, "writer", None) else self.elapsed

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .image_losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
-from .inversion_file import file_sha256
+from .files import file_sha256
 from .invert import Report, check_invertible, noise_override, to_uint8_nhwc, w_statistics
 
 
@@ -155,11 +155,12 @@ def save_tuned(tuned: torch.nn.Module, path, source_checkpoint, image_sha256: st
     adds `tuned_from` (the source checkpoint's sha256), `tuned_from_path`, `tuned_on` (the image's
     sha256), the pivot file and the settings."""
     from .checkpoint import export_generator, read_checkpoint
-    from .config import ModelConfig
+    from .models import ARCHS
     _, metadata = read_checkpoint(source_checkpoint)
     info = tuned.checkpoint_info
     extra = {"tuned_from": file_sha256(source_checkpoint), "tuned_from_path": str(Path(source_checkpoint).resolve()),
              "tuned_on": image_sha256, "tuning": json.dumps(settings.to_dict(), sort_keys=True),
              "pivot": str(pivot_npz)}
-    export_generator(tuned, path, ModelConfig.from_dict(info["config"]), info["step"], info["kimg"],
+    config = ARCHS[info["config"]["arch"]].config_type.from_dict(info["config"])   # NVlabs imports have their own
+    export_generator(tuned, path, config, info["step"], info["kimg"],
                      json.loads(metadata.get("dataset", "{}")), extra=extra)

@@ -88,7 +88,8 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
     """Invert on the renderer's model and device -> InversionOutcome. Raises InversionError,
     LossUnavailable or ValueError with a message for the user; Cancelled only before any step."""
     import torch
-    from trainer.inversion_file import file_sha256, inversion_from_batch, save_inversion
+    from trainer.files import file_sha256
+    from trainer.inversion_file import inversion_from_batch, save_inversion
     from trainer.invert import check_invertible, project, target_tensor
     from trainer.pti import pivotal_tuning, save_tuned
     G = renderer.G

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS
+from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS, json_value
 
 from .events import EmitterGroup
 
@@ -84,14 +84,7 @@ class Workspace:
     def to_dict(self) -> dict:
         d = {"format": WORKSPACE_FORMAT, "version": WORKSPACE_VERSION}
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif f.name == "directions":
-                value = {k: np.asarray(v).tolist() for k, v in value.items()}
-            d[f.name] = value
+            d[f.name] = json_value(getattr(self, f.name))
         return d
 
     @classmethod

@@ -149,6 +149,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open checkpoint…", self._on_open_dialog, QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._action(file_menu, "Open &demo model", self.open_demo)
+        from .import_action import ImportAction
+        self.import_action = ImportAction(self)   # NVlabs .pkl / rosinality .pt -> checkpoint, then open
+        self._action(file_menu, "&Import NVlabs / rosinality network…", self.import_action.ask)
         self._action(file_menu, "Open &workspace…", self._on_open_workspace_dialog)
         self._action(file_menu, "Open &photo to invert…", self.invert_panel._on_open_clicked)
         self._action(file_menu, "&Save workspace…", self._on_save_workspace_dialog, QKeySequence.StandardKey.Save)

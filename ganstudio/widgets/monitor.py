@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -23,6 +23,7 @@ from ..engine.runlog import RunLog, write_csv
 from .image_view import ImageView
 from .monitor_control import ConsoleView, NewRunDialog, NewRunRequest, TrainingProcess, control_row
 from .monitor_plots import PLOTS, MonitorPlots
+from .plot_items import colour_swatch, read_rgb
 
 _COL_RUN, _COL_STATE, _COL_STEP, _COL_ALERTS = range(4)
 
@@ -199,7 +200,7 @@ class MonitorWidget(QWidget):
         item = QTreeWidgetItem([run.name, "…", "", ""])
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(_COL_RUN, Qt.CheckState.Checked)
-        item.setIcon(_COL_RUN, _swatch(colour))
+        item.setIcon(_COL_RUN, colour_swatch(colour))
         item.setToolTip(_COL_RUN, str(run_dir))
         item.run = run
         self._items[id(run)] = item
@@ -371,7 +372,7 @@ class MonitorWidget(QWidget):
             return
         unreadable = False
         if grid.path != self._shown_sample:
-            image = _read_rgb(grid.path)
+            image = read_rgb(grid.path)
             if image is not None:
                 self.sample_view.set_image(image)
                 self._shown_sample = grid.path
@@ -491,19 +492,3 @@ class MonitorWidget(QWidget):
         self.resume_button.setEnabled(idle and not running and (run.run_dir / "state" / "last.pt").is_file())
         self.remove_button.setEnabled(run is not None and not running)
         self.export_csv_action.setEnabled(bool(self.runs))
-
-
-def _swatch(colour: str) -> QIcon:
-    pixmap = QPixmap(12, 12)
-    pixmap.fill(QColor(colour))
-    return QIcon(pixmap)
-
-
-def _read_rgb(path: Path):
-    """A sample grid PNG as uint8 [H, W, 3], or None when it cannot be read (yet)."""
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    except (OSError, ValueError):
-        return None

@@ -22,7 +22,6 @@ X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
 RUN_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7")
 SERIES_COLOURS = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759")
 SERIES_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
-SERIES_MARKS = ("—", "– –", "···", "–·–")   # the same styles, in a title
 ALERT_COLOUR = "#ff5050"
 # A curve shows at most about 2 * DISPLAY_BINS points: min and max per bin beyond that. The
 # plots are well under 1,000 pixels wide, so nothing visible is lost, and a redraw costs the
@@ -75,7 +74,6 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self._titled: dict[str, bool] = {}
         self._legends: dict[str, pg.LegendItem] = {}
-        self._title_keys: dict[str, str] = {}   # with several runs: which line style is which series
         for i, spec in enumerate(PLOTS):
             if i and i % columns == 0:
                 self.nextRow()
@@ -172,13 +170,13 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
                 continue
             legend = self._fresh_legend(key)
             legend.wanted = wanted
-            for entry in runs:   # the legend names the runs (colour); the title the series (line style)
-                legend.addItem(pg.PlotDataItem(pen=pg.mkPen(entry.colour, width=2)), short_name(entry.run.name, 16))
-            self._title_keys[key] = "  ".join(
-                f"{SERIES_MARKS[_series_index(runs, key, name) % len(SERIES_MARKS)]} {name}" for name in names
-            ) if len(names) > 1 else ""
-            self._titled.pop(key, None)
-        self._update_titles()
+            # the series first (line styles, short names), then the runs (colours; also in the run list)
+            if len(names) > 1:
+                for name in names:
+                    style = SERIES_STYLES[_series_index(runs, key, name) % len(SERIES_STYLES)]
+                    legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#b0b0b0", width=1, style=style)), name)
+            for entry in runs:
+                legend.addItem(pg.PlotDataItem(pen=pg.mkPen(entry.colour, width=2)), short_name(entry.run.name, 13))
 
     def _frame_flat_plots(self) -> None:
         """pyqtgraph frames a constant curve (a fixed learning rate) as value -/+ 0.5, which
@@ -207,9 +205,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             if self._titled.get(spec.key) != has_data:
                 self._titled[spec.key] = has_data
                 # Greyed rather than annotated; a title may be cut, never widen the grid.
-                keys = self._title_keys.get(spec.key, "") if len(self._runs) > 1 else ""
-                title = f"{spec.title} <span style='font-size:7pt'>{keys}</span>" if keys else spec.title
-                set_title(self.plots[spec.key], title, None if has_data else "#6a6a6a")
+                set_title(self.plots[spec.key], spec.title, None if has_data else "#6a6a6a")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)

@@ -3,8 +3,12 @@ under each plot, titles that may be cut, short run names."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QSizePolicy
 
 TITLE_SIZE = "9pt"
@@ -17,6 +21,8 @@ class CompactAxis(pg.AxisItem):
     def __init__(self, orientation: str):
         super().__init__(orientation)
         self.setStyle(tickFont=_tick_font(), tickTextOffset=3)
+        if orientation in ("bottom", "top"):
+            self.setTickDensity(0.6)   # fewer x ticks: labels of narrow plots ran together
 
     def tickStrings(self, values, scale, spacing):
         return [_compact_number(v * scale, spacing * scale) for v in values]
@@ -47,7 +53,7 @@ class _BelowLegend(pg.LegendItem):
     entries are cut at the edge instead of squeezed over each other or widening the grid."""
 
     def __init__(self, strip: pg.GraphicsWidget):
-        super().__init__(labelTextSize="7pt", colCount=3, verSpacing=-4, horSpacing=8)
+        super().__init__(labelTextSize="7pt", colCount=2, verSpacing=-4, horSpacing=4)
         self.strip = strip
         self.setParentItem(strip)
 
@@ -82,7 +88,10 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
         def update_min():
             fixed_update_min()
             label.setMinimumWidth(1)
+            height = label._sizeHint[Qt.SizeHint.PreferredSize][1]
+            label._sizeHint[Qt.SizeHint.PreferredSize] = (1, height)   # nor ask for its width
         label.updateMin = update_min
+        label.setFlag(label.GraphicsItemFlag.ItemClipsChildrenToShape, True)   # cut, not drawn over its neighbour
         label.may_shrink = True
     plot.setTitle(title, size=TITLE_SIZE, color=colour)
 
@@ -90,3 +99,19 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
 def short_name(name: str, limit: int = 24) -> str:
     """A run's name cut to fit a legend."""
     return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def colour_swatch(colour: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
+def read_rgb(path: Path):
+    """A sample grid PNG as uint8 [H, W, 3], or None when it cannot be read (yet)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except (OSError, ValueError):
+        return None

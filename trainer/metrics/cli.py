@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     from .compute import MetricError, compute_metrics, parse_metrics, _resolve_device
     from .inception import FeatureNetError
 
+    for flag, value, low in (("--num-samples", args.num_samples, 2), ("--num-real", args.num_real, 0),
+                             ("--batch", args.batch, 1), ("--threads", args.threads, 0), ("--resolution", args.resolution, 0)):
+        if value < low:   # checked first: a bad count was silently replaced by the metric's own
+            print(f"ganstudio-train metrics: error: {flag} {value}: must be at least {low}", file=sys.stderr)
+            return 2
+    if not math.isfinite(args.trunc):
+        print(f"ganstudio-train metrics: error: --trunc {args.trunc}: expected a finite number", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

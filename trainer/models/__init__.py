@@ -11,6 +11,8 @@ from ..config import ModelConfig
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from .stylegan2_nvlabs import (ARCH_NAME as NVLABS_ARCH, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
+                               NVlabsGenerator, NVlabsGeneratorConfig)
 from .common import apply_spectral_norm
 
 
@@ -20,6 +22,9 @@ class Arch:
     make_generator: Callable[[ModelConfig], nn.Module]
     make_discriminator: Callable[[ModelConfig], nn.Module]
     description: str
+    config_type: type = ModelConfig             # the config class its checkpoints store
+    discriminator_config_type: type | None = None  # set when exports may carry D with its own config
+    trainable: bool = True                      # offered by the trainer (imported-only archs are not)
 
 
 ARCHS: dict[str, Arch] = {
@@ -42,6 +47,14 @@ ARCHS: dict[str, Arch] = {
         lambda m: StyleGAN2Discriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
                                          m.mbstd_group, m.cond_d),
         "style-based generator with modulated convolutions; residual D"),
+    NVLABS_ARCH: Arch(
+        NVLABS_ARCH,
+        NVlabsGenerator,
+        NVlabsDiscriminator,
+        "StyleGAN2 exactly as NVlabs' stylegan2-ada-pytorch computes it (imported networks)",
+        config_type=NVlabsGeneratorConfig,
+        discriminator_config_type=NVlabsDiscriminatorConfig,
+        trainable=False),
 }
 
 
@@ -57,4 +70,4 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
 
 def build_discriminator(cfg: ModelConfig) -> nn.Module:
     D = _arch(cfg).make_discriminator(cfg)
-    return apply_spectral_norm(D) if cfg.spectral_norm else D
+    return apply_spectral_norm(D) if getattr(cfg, "spectral_norm", False) else D
