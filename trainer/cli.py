@@ -7,6 +7,7 @@
   ganstudio-train invert --checkpoint C IMAGE... --out DIR                invert photos (see its --help)
   ganstudio-train presets                                                list the presets
   ganstudio-train import NETWORK.pkl --out model.safetensors             open an NVlabs/rosinality model
+  ganstudio-train render-video TIMELINE.json --out film.mp4              a timeline (or --preset) to video
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from . import video_cli
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, merge
 from .latents import parse_seeds  # noqa: F401 (re-exported: scripts and tests import it from the CLI)
 from .presets import PRESETS
@@ -241,7 +243,7 @@ def run_import(argv: list[str]) -> int:
 
 
 COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "import": run_import,
-            "invert": run_invert}
+            "render-video": video_cli.main, "invert": run_invert}
 
 
 def main(argv: list[str] | None = None) -> int:

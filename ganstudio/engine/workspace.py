@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS, json_value
+from trainer.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
 
@@ -49,6 +50,7 @@ class Workspace:
     directions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [w_dim], one sigma long
     direction_offsets: dict[str, float] = field(default_factory=dict)  # name -> offset in sigmas
     direction_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offsets touch
+    timeline: Timeline | None = None          # the Timeline panel's keyframes (the .timeline.json object)
     photo_path: str = ""                      # the photo being inverted ("" = none)
     photo_crop: tuple[int, int, int] | None = None  # its square (left, top, side) in pixels; None = centre
     inversion_path: str = ""                  # the inversion .npz whose latent base_ws came from ("" = none)
@@ -84,7 +86,8 @@ class Workspace:
     def to_dict(self) -> dict:
         d = {"format": WORKSPACE_FORMAT, "version": WORKSPACE_VERSION}
         for f in dataclasses.fields(self):
-            d[f.name] = json_value(getattr(self, f.name))
+            value = getattr(self, f.name)
+            d[f.name] = value.to_dict() if isinstance(value, Timeline) else json_value(value)
         return d
 
     @classmethod
@@ -186,6 +189,11 @@ def _checked(v: dict) -> dict:
         need("direction_layers", isinstance(r, list) and len(r) == 2 and is_int(r[0]) and r[0] >= 0
              and (r[1] is None or is_int(r[1])), "[start, stop or null]")
         out["direction_layers"] = (r[0], r[1])
+    if v.get("timeline") is not None:
+        try:
+            out["timeline"] = Timeline.from_dict(v["timeline"])
+        except TimelineError as exc:
+            raise WorkspaceError(f"workspace field 'timeline': {exc}") from None
     return out
 
 

@@ -25,13 +25,14 @@ from .invert_panel import InvertPanel, is_photo_file
 from .latent_panel import LatentPanel
 from .look import app_icon
 from .mixing_panel import MixingPanel
+from .timeline_panel import TimelinePanel
 from .truncation_panel import TruncationPanel
 from .worker import ControllerBridge, WorkerThread
 
 MAX_RECENT = 8
 WATCH_INTERVAL_MS = 2000
 FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
-PANELS = ("latent", "truncation", "mixing", "directions", "invert")
+PANELS = ("latent", "truncation", "mixing", "directions", "timeline", "invert")
 
 
 class MainWindow(QMainWindow):
@@ -69,11 +70,13 @@ class MainWindow(QMainWindow):
         self.truncation_panel = TruncationPanel(self.workspace)
         self.mixing_panel = MixingPanel(self.workspace)
         self.directions_panel = DirectionsPanel(self.workspace)
+        self.timeline_panel = TimelinePanel(self.workspace, self.controller)
         self.invert_panel = InvertPanel(self.workspace, self.controller)
         self.panels = QTabWidget()
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
-                                        self.directions_panel, self.invert_panel)):
+                                        self.directions_panel, self.timeline_panel, self.invert_panel)):
             self.panels.addTab(panel, name.capitalize())
+        self.timeline_panel.frame_ready.connect(self.image_view.set_image)   # scrubbed and played frames
         self.panels.setMinimumWidth(470)
         self.placeholder = QLabel()
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -295,7 +298,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
-                      self.invert_panel):
+                      self.timeline_panel, self.invert_panel):
             panel.set_model(info)
         self._add_recent(self._pending_recent or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
