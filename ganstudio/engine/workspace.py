@@ -51,6 +51,10 @@ class Workspace:
     direction_offsets: dict[str, float] = field(default_factory=dict)  # name -> offset in sigmas
     direction_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offsets touch
     timeline: Timeline | None = None          # the Timeline panel's keyframes (the .timeline.json object)
+    photo_path: str = ""                      # the photo being inverted ("" = none)
+    photo_crop: tuple[int, int, int] | None = None  # its square (left, top, side) in pixels; None = centre
+    inversion_path: str = ""                  # the inversion .npz whose latent base_ws came from ("" = none)
+    tuned_checkpoint: str = ""                # a PTI-tuned checkpoint made for the photo ("" = none)
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -143,8 +147,14 @@ def _checked(v: dict) -> dict:
     for name in ("seed", "class_index", "mix_seed"):
         if name in v:
             need(name, is_int(v[name]) and 0 <= v[name] <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
-    if "checkpoint" in v:
-        need("checkpoint", isinstance(v["checkpoint"], str), "a path")
+    for name in ("checkpoint", "photo_path", "inversion_path", "tuned_checkpoint"):
+        if name in v:
+            need(name, isinstance(v[name], str), "a path")
+    if v.get("photo_crop") is not None:
+        crop = v["photo_crop"]
+        need("photo_crop", isinstance(crop, list) and len(crop) == 3 and all(is_int(x) and x >= 0 for x in crop)
+             and crop[2] > 0, "null or [left, top, side] in pixels")
+        out["photo_crop"] = tuple(crop)
     if "noise_mode" in v:
         need("noise_mode", v["noise_mode"] in NOISE_MODES, " or ".join(NOISE_MODES))
     if "truncation_center" in v:

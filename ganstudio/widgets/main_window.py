@@ -21,6 +21,7 @@ from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
+from .invert_panel import InvertPanel, is_photo_file
 from .latent_panel import LatentPanel
 from .look import app_icon
 from .mixing_panel import MixingPanel
@@ -31,7 +32,7 @@ from .worker import ControllerBridge, WorkerThread
 MAX_RECENT = 8
 WATCH_INTERVAL_MS = 2000
 FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
-PANELS = ("latent", "truncation", "mixing", "directions", "timeline")
+PANELS = ("latent", "truncation", "mixing", "directions", "timeline", "invert")
 
 
 class MainWindow(QMainWindow):
@@ -70,9 +71,10 @@ class MainWindow(QMainWindow):
         self.mixing_panel = MixingPanel(self.workspace)
         self.directions_panel = DirectionsPanel(self.workspace)
         self.timeline_panel = TimelinePanel(self.workspace, self.controller)
+        self.invert_panel = InvertPanel(self.workspace, self.controller)
         self.panels = QTabWidget()
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
-                                        self.directions_panel, self.timeline_panel)):
+                                        self.directions_panel, self.timeline_panel, self.invert_panel)):
             self.panels.addTab(panel, name.capitalize())
         self.timeline_panel.frame_ready.connect(self.image_view.set_image)   # scrubbed and played frames
         self.panels.setMinimumWidth(470)
@@ -116,6 +118,7 @@ class MainWindow(QMainWindow):
         self.mixing_panel.commit_requested.connect(self._on_commit_mix)
         self.mixing_panel.cell_chosen.connect(self._on_grid_cell_chosen)
         self.directions_panel.compute_requested.connect(self.compute_directions)
+        self.invert_panel.open_model_requested.connect(self.open_checkpoint_keeping_latent)
         self.watch_timer = QTimer(self)
         self.watch_timer.setInterval(WATCH_INTERVAL_MS)
         self.watch_timer.timeout.connect(self._on_watch_tick)
@@ -153,6 +156,7 @@ class MainWindow(QMainWindow):
         self.import_action = ImportAction(self)   # NVlabs .pkl / rosinality .pt -> checkpoint, then open
         self._action(file_menu, "&Import NVlabs / rosinality network…", self.import_action.ask)
         self._action(file_menu, "Open &workspace…", self._on_open_workspace_dialog)
+        self._action(file_menu, "Open &photo to invert…", self.invert_panel._on_open_clicked)
         self._action(file_menu, "&Save workspace…", self._on_save_workspace_dialog, QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self._action(file_menu, "&Export image (PNG, native size)…", lambda: self._on_export_dialog(1))
@@ -199,7 +203,26 @@ class MainWindow(QMainWindow):
         if path.suffix.lower() == ".json" and path.is_file():
             self.open_workspace(path)
             return
+        if is_photo_file(path):
+            self.open_photo(path)
+            return
         self._start_load(path, restore=None, keep_state=False)
+
+    def open_photo(self, path) -> bool:
+        """Show the Invert panel with this photo; a bad file gets a dialog and changes nothing."""
+        self.tabs.setCurrentWidget(self.explorer)
+        self.panels.setCurrentWidget(self.invert_panel)
+        if not self.invert_panel.open_photo(path):
+            self._show_error("Cannot open photo", self.invert_panel.last_error)
+            return False
+        return True
+
+    def open_checkpoint_keeping_latent(self, path) -> None:
+        """Open a checkpoint of the same model family (a PTI-tuned copy, or its original) with the
+        workspace as it is: the inverted latent stays on screen."""
+        restored = Workspace.from_dict(self.workspace.to_dict())
+        restored.checkpoint = str(path)
+        self._start_load(Path(path), restore=restored, keep_state=False)
 
     def _on_monitor_checkpoint_requested(self, path: str) -> None:
         """The monitor's "open this snapshot in the explorer": show the Explorer on it."""
@@ -275,7 +298,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
-                      self.timeline_panel):
+                      self.timeline_panel, self.invert_panel):
             panel.set_model(info)
         self._add_recent(self._pending_recent or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
