@@ -13,9 +13,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFrame, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from trainer.invert import ProjectionSettings
 from trainer.pti import PTISettings
@@ -65,6 +65,7 @@ class InvertPanel(QWidget):
         self.reconstruction_view = ImageView()
         for view in (self.target_view, self.reconstruction_view):
             view.setMinimumSize(150, 150)
+            view.setMaximumHeight(240)   # the settings, progress and curve stay in view
         self.crop_left, self.crop_top, self.crop_side = QSpinBox(), QSpinBox(), QSpinBox()
         for box in (self.crop_left, self.crop_top, self.crop_side):
             box.setRange(0, 100_000)
@@ -143,15 +144,21 @@ class InvertPanel(QWidget):
         model_row = QHBoxLayout()
         model_row.addWidget(self.tuned_button)
         model_row.addWidget(self.original_button)
-        layout = QVBoxLayout(self)
+        content = QWidget()   # scrolls, so the panel never forces a minimum height on the window
+        layout = QVBoxLayout(content)
         layout.addLayout(top)
         layout.addWidget(self.photo_label)
-        layout.addLayout(views, 1)
+        layout.addLayout(views)
         layout.addLayout(form)
         layout.addLayout(run_row)
         layout.addWidget(self.status)
         layout.addWidget(self.curve_plot)
         layout.addLayout(model_row)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        QVBoxLayout(self).addWidget(scroll)
 
         # wiring
         self.open_button.clicked.connect(self._on_open_clicked)
