@@ -33,6 +33,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def write_json(path, value, indent: int = 1) -> None:
+    """Atomically write `value` as JSON text (workspace, timeline and other small user files)."""
+    text = json.dumps(value, indent=indent)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def write_safetensors(path, tensors: dict, metadata: dict[str, str]) -> None:
     """Atomically write a safetensors file of torch tensors. Serialised in memory and written with
     Python's own I/O, so a full disk is an OSError like any other write failure (safetensors' own

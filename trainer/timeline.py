@@ -274,9 +274,8 @@ class Timeline:
                    checkpoint_sha256=str(d.get("checkpoint_sha256", "")), model=model)
 
     def save(self, path) -> None:
-        from .files import atomic_write
-        text = json.dumps(self.to_dict(), indent=1)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        from .files import write_json
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> "Timeline":

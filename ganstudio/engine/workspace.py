@@ -104,9 +104,8 @@ class Workspace:
         return cls(**_checked(values))
 
     def save(self, path) -> None:
-        from trainer.files import atomic_write
-        text = json.dumps(self.to_dict(), indent=1)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        from trainer.files import write_json
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> "Workspace":
