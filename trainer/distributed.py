@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
 import time
 from dataclasses import dataclass
@@ -97,8 +98,11 @@ def wrap(module: nn.Module, ranks: Ranks, device: torch.device) -> nn.Module:
     broadcast from rank 0 on every forward: the loop averages them once per step instead."""
     if not ranks.active:
         return module
-    return nn.parallel.DistributedDataParallel(
-        module, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    # newer torch renames the option; both spellings mean: no buffer broadcast before each forward
+    no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                      else {"broadcast_buffers": False})
+    return ddp(module, device_ids=[device.index] if device.type == "cuda" else None, **no_buffer_sync)
 
 
 def sync_unless_accumulating(module: nn.Module, last_round: bool):
