@@ -103,3 +103,50 @@ def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path):
         assert torch.allclose(rank0["G"]["mapping.w_avg"], one["G"]["mapping.w_avg"], atol=1e-5)
     # only rank 0 wrote into the run directory
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoints", "config.json", "samples", "state"]
+
+
+def _feature_setup():
+    """A tiny generator and a small fixed feature network (the sharding, not Inception, is under test)."""
+    from trainer.models.stylegan2 import StyleGAN2Generator
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(8, 0, 8, 8, 1, width=4, max_width=4, mapping_layers=1).eval()
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return G, lambda images: net(images.float() / 127.5 - 1)
+
+
+def features_rank_main(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    import numpy as np
+    import torch.distributed as dist
+    from trainer.distributed import ranks_from_environment
+    from trainer.metrics.sharded import sharded_generator_features
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        G, net = _feature_setup()
+        feats = sharded_generator_features(net, G, 10, 4, "cpu", ranks_from_environment(), seed=3)
+        if rank == 0:
+            np.save(out, feats)
+        else:
+            assert feats is None
+    finally:
+        dist.destroy_process_group()
+
+
+def test_metric_features_shared_by_two_ranks_equal_one_process(tmp_path):
+    import numpy as np
+    from trainer.metrics.features import extract_features, generator_source
+    G, net = _feature_setup()
+    alone = extract_features(net, generator_source(G, 10, "cpu", seed=3), 4, "cpu", progress=False)
+    context = mp.start_processes(features_rank_main, args=(2, free_port(), str(tmp_path / "f.npy")), nprocs=2,
+                                 join=False, start_method="spawn")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in context.processes:
+                p.kill()
+            pytest.fail("ranks did not finish")
+    shared = np.load(tmp_path / "f.npy")
+    assert shared.shape == alone.shape == (10, 6)
+    np.testing.assert_allclose(shared, alone, atol=1e-6)

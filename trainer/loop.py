@@ -338,9 +338,8 @@ class Trainer(GanSteps):
 
     def _run_metrics(self):
         """Metrics inform; they never end a run. Expected failures are logged per metric by
-        log_training_metrics; anything else (a bug, a missing package) is logged here."""
-        if not self.ranks.is_main:
-            return
+        log_training_metrics; anything else (a bug, a missing package) is logged here. Every rank
+        calls it: the ranks share the feature extraction."""
         try:
             from .metrics.training import log_training_metrics
             log_training_metrics(self)
