@@ -65,8 +65,13 @@ def start(device_request: str) -> tuple[Ranks, torch.device | None]:
     use_cuda = device_request in ("auto", "cuda") and torch.cuda.is_available()
     if device_request.startswith("cuda") and not use_cuda:
         raise ValueError(f"--device {device_request}: no CUDA device here")
+    if device_request == "mps":
+        raise ValueError("--device mps: several processes train on CUDA GPUs (NCCL) or CPUs (gloo), not mps")
     device = torch.device("cuda", ranks.local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
+        if ranks.local_rank >= torch.cuda.device_count():
+            raise ValueError(f"process {ranks.local_rank} on this machine has no GPU of its own "
+                             f"({torch.cuda.device_count()} visible): start at most that many processes per machine")
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)

@@ -32,14 +32,15 @@ class GeneratorForTraining(nn.Module):
         self.G = G
         self.style_based = getattr(G, "num_ws", 0) > 0
 
-    def forward(self, z, c, z_mix=None, cutoff: int = 0):
-        """z: [N, z_dim]; z_mix and cutoff: mix in a second w from layer `cutoff` on (0: none).
-        -> (img [NCHW], ws [N, num_ws, w_dim] or None)"""
+    def forward(self, z, c, z_mix=None, cutoff=None):
+        """z: [N, z_dim]; z_mix and cutoff (a 0-dim tensor, so a compiled graph serves every
+        cutoff): w from z_mix from layer `cutoff` on. -> (img [NCHW], ws [N, num_ws, w_dim] or None)"""
         if not self.style_based:
             return self.G(z, c), None
         ws = self.G.mapping(z, c)
-        if cutoff:
-            ws = torch.cat([ws[:, :cutoff], self.G.mapping(z_mix, c)[:, cutoff:]], dim=1)
+        if z_mix is not None:
+            from_first = torch.arange(ws.shape[1], device=ws.device) < cutoff   # [num_ws]
+            ws = torch.where(from_first[None, :, None], ws, self.G.mapping(z_mix, c))
         return self.G.synthesis(ws, noise_mode="random"), ws
 
 
@@ -59,12 +60,12 @@ class GanSteps:
         torch.manual_seed(micro_batch_seed(self.cfg.train.seed, phase, counter, index))
 
     def _mixing(self, z):
-        """(z_mix, cutoff) for style-mixing regularisation, or (None, 0)."""
+        """(z_mix, cutoff) for style-mixing regularisation, or (None, None)."""
         mixing = self.cfg.train.style_mixing
         if not self.style_based or mixing <= 0 or torch.rand([]).item() >= mixing:
-            return None, 0
-        cutoff = int(torch.randint(1, self.G.num_ws, []).item())
-        return torch.randn_like(z), cutoff
+            return None, None
+        cutoff = torch.randint(1, self.G.num_ws, [])
+        return torch.randn_like(z), cutoff.to(z.device)
 
     def _generate(self, z, c, through=None):
         """Images from z as in training (through DDP when given) -> (img, ws or None)."""
