@@ -22,7 +22,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"   # CPUs without bf16 arithmetic units run autocast slower than fp32
+        return "fp32"   # bf16 pays on CPUs with AMX / AVX512-BF16 only: there, ask for it by name
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("--precision bf16: this GPU has no bf16 arithmetic; use --precision fp16 or auto")
     return requested
