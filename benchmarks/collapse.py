@@ -8,11 +8,13 @@ and saves a figure of sample scatters.
                                 [--figure assets/readme/collapse.png]
 
 Remedies: none, pack<m>, fm<w> (feature matching), hist<w> (historical averaging), ms<w> (mode
-seeking), unrolled<k>; e.g. pack4, fm1, hist0.001, ms0.1, unrolled5.
+seeking), unrolled<k>, mbstd<group> (minibatch standard deviation in D), mbd (minibatch
+discrimination); e.g. pack4, fm1, hist0.001, ms0.1, unrolled5, mbstd8.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -34,15 +36,24 @@ from trainer.presets import PRESETS  # noqa: E402
 
 LOSS_PRESETS = {"minimax": "toy-minimax", "nonsat": "toy-gan", "lsgan": "toy-lsgan", "hinge": "toy-hinge-sn",
                 "wgan-gp": "toy-wgan-gp"}
-REMEDY = re.compile(r"^(none|pack(\d+)|fm([\d.e-]+)|hist([\d.e-]+)|ms([\d.e-]+)|unrolled(\d+))$")
+REMEDY = re.compile(r"^(none|pack(\d+)|fm([\d.e-]+)|hist([\d.e-]+)|ms([\d.e-]+)|unrolled(\d+)|mbstd(\d+)|mbd)$")
 
 
 def remedy_options(name: str) -> dict:
+    """-> the run-config sections a remedy sets, e.g. {"train": {"pack": 4}}."""
     m = REMEDY.match(name)
     if not m:
         raise SystemExit(f"unknown remedy {name!r} (see --help)")
     if name == "none":
         return {}
+    if name == "mbd":
+        return {"model": {"minibatch_discrimination": True}}
+    if m.group(7):
+        return {"model": {"mbstd": True, "mbstd_group": int(m.group(7))}}
+    return {"train": _train_remedy(m)}
+
+
+def _train_remedy(m) -> dict:
     if m.group(2):
         return {"pack": int(m.group(2))}
     if m.group(3):
@@ -54,12 +65,15 @@ def remedy_options(name: str) -> dict:
     return {"unrolled_steps": int(m.group(6))}
 
 
-def run_one(data: str, loss: str, remedy: str, seed: int, kimg: float, samples: int, outdir: str):
+def run_one(data: str, loss: str, remedy: str, seed: int, kimg: float, samples: int, outdir: str,
+            overrides: dict | None = None):
     preset = LOSS_PRESETS[loss]
-    cfg = RunConfig.from_dict(merge(merge(RunConfig().to_dict(), PRESETS[preset]),
-                                    {"preset": preset, "data": {"source": data},
-                                     "train": {"kimg": kimg, "seed": seed, "snapshot_kimg": kimg,
-                                               "sample_kimg": kimg, **remedy_options(remedy)}}))
+    values = merge(RunConfig().to_dict(), PRESETS[preset])
+    values = merge(values, {"preset": preset, "data": {"source": data},
+                            "train": {"kimg": kimg, "seed": seed, "snapshot_kimg": kimg, "sample_kimg": kimg}})
+    for section in (remedy_options(remedy), overrides or {}):
+        values = merge(values, section)
+    cfg = RunConfig.from_dict(values)
     t0 = time.time()
     result = train(cfg, outdir=outdir, progress=False)
     seconds = time.time() - t0
@@ -95,10 +109,14 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--figure", default=None, help="save scatters of seed 0 of every row here (PNG)")
+    p.add_argument("--override", default="{}", help='run-config sections over every preset, as JSON, '
+                   'e.g. \'{"train": {"g_lr": 1e-3}}\'')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = json.loads(args.override)
     outdir = tempfile.mkdtemp(prefix="collapse-")
-    print(f"{args.kimg:g} kimg per run, {args.seeds} seed(s), {args.samples} samples, torch {torch.__version__}, "
+    print(f"{args.kimg:g} kimg per run, {args.seeds} seed(s), {args.samples} samples, overrides {args.override}, "
+          f"torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)\n")
     print("| data | loss | remedy | modes captured | high-quality share | reverse KL | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -112,7 +130,8 @@ def main() -> None:
             for remedy in args.remedies:
                 reports, times = [], []
                 for seed in range(args.seeds):
-                    report, points, seconds = run_one(data, loss, remedy, seed, args.kimg, args.samples, outdir)
+                    report, points, seconds = run_one(data, loss, remedy, seed, args.kimg, args.samples, outdir,
+                                                      overrides)
                     reports.append(report)
                     times.append(seconds)
                     if seed == 0:

@@ -95,3 +95,49 @@ def test_combinations_the_remedies_cannot_serve_are_refused(tiny, tmp_path):
     with pytest.raises(ConfigError, match="--pack 0"):
         train(tiny("dcgan", train={"pack": 0}), outdir=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
+
+
+def _batch_dependence(D, x) -> float:
+    """How much sample 0's logit moves when only the other samples change: 0 for a D that judges
+    each sample alone."""
+    with torch.no_grad():
+        before = D(x)[0][0]
+        changed = x.clone()
+        changed[1:] = changed[1:] * 3.0
+        return float((D(changed)[0][0] - before).abs())
+
+
+@pytest.mark.parametrize("arch, shape, extra", [("mlp", (8, 2), {}), ("dcgan", (8, 1, 16, 16), {"d_norm": "none"}),
+                                                ("stylegan2", (8, 1, 16, 16), {})])
+def test_every_family_can_judge_the_batch_as_a_whole(arch, shape, extra):
+    """Minibatch standard deviation and minibatch discrimination are options of every family:
+    with either on, D's verdict on one sample depends on the others (that is how D sees a
+    collapsed batch); with both off it does not."""
+    from trainer.config import ModelConfig
+    from trainer.models import build_discriminator
+    channels = 2 if arch == "mlp" else 1
+    base = dict(arch=arch, img_resolution=0 if arch == "mlp" else 16, img_channels=channels, width=8, max_width=16,
+                hidden=16, depth=2, **extra)
+    x = torch.randn(*shape)
+    torch.manual_seed(0)
+    alone = build_discriminator(ModelConfig(**base, mbstd_group=0))
+    assert _batch_dependence(alone, x) == 0
+    for option in ({"mbstd": True, "mbstd_group": 4}, {"minibatch_discrimination": True, "mbstd_group": 0}):
+        if arch == "stylegan2" and "mbstd" in option:
+            option = {"mbstd_group": 4}                         # stylegan2's D has it unless the group is 0
+        torch.manual_seed(0)
+        D = build_discriminator(ModelConfig(**base, **option))
+        assert _batch_dependence(D, x) > 1e-6, option
+
+
+def test_a_toy_run_with_batch_features_trains_and_resumes_exactly(tiny, tmp_path):
+    model = {"mbstd": True, "mbstd_group": 4, "minibatch_discrimination": True}
+    straight = train(tiny("toy-gan", source="ring8", resolution=0, model=model,
+                          train={"kimg": 0.064, "snapshot_kimg": 0.032}), outdir=tmp_path / "straight", progress=False)
+    first = train(tiny("toy-gan", source="ring8", resolution=0, model=model,
+                       train={"kimg": 0.032, "snapshot_kimg": 0.032}), outdir=tmp_path / "halves", progress=False)
+    resumed = train(run_dir=first.run_dir, resume=True, kimg=0.064, progress=False)
+    from trainer.checkpoint import load_state
+    a = load_state(straight.run_dir / "state" / "last.pt")["D"]
+    b = load_state(resumed.run_dir / "state" / "last.pt")["D"]
+    assert any("minibatch.T" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)

@@ -429,6 +429,27 @@ def test_training_logs_kid_with_a_confidence_interval_on_images(tmp_path, shared
     assert kid[0]["provenance"]["split"] == "train" and kid[0]["provenance"]["num_real"] == 5
 
 
+def test_training_logs_the_class_histogram_and_the_monitor_plots_it_with_diversity(tmp_path, shared_cache,
+                                                                                    monkeypatch):
+    from ganstudio.engine.plot_layout import plot_for
+    from trainer.events import read_events
+    from trainer.loop import train
+    import conftest
+    monkeypatch.setenv("GANSTUDIO_CACHE", str(shared_cache))   # the digits classifier trains once
+    cfg = conftest.tiny_config("cgan", resolution=16, data={"conditional": True},
+                               train={"metrics": "classes40", "kimg": 0.016})
+    run = train(cfg, outdir=tmp_path, progress=False)
+    events = read_events(run.run_dir / "events.jsonl")
+    shares = [e["values"] for e in events if e["kind"] == "scalars" and "classes/0" in e["values"]]
+    assert len(shares) == 1 and sorted(shares[0]) == sorted(f"classes/{i}" for i in range(10))
+    assert abs(sum(shares[0].values()) - 1) < 1e-3
+    tvd = [e for e in events if e["kind"] == "metric" and e["name"] == "class_tvd"][0]
+    assert tvd["provenance"]["generated_histogram"] == [shares[0][f"classes/{i}"] for i in range(10)]
+    assert plot_for("classes/7", is_metric=False) == "classes" and plot_for("class_tvd", is_metric=True) == "classes"
+    assert plot_for("recall", True) == plot_for("near_duplicates", True) == "diversity"
+    assert plot_for("classes/7", is_metric=True) == "other" and plot_for("loss/G", False) == "losses"
+
+
 def test_an_unexpected_metric_failure_does_not_end_the_run(tmp_path, monkeypatch):
     """Fault injection: a metric module that raises something unforeseen (a bug, a broken install)."""
     import trainer.metrics.training as training

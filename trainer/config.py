@@ -126,8 +126,9 @@ class ModelConfig(_Config):
                        choices=("projection", "acgan", "concat"))
     d_norm: str = _opt("batch", "normalisation inside D (dcgan): batch, layer or none", choices=("batch", "layer", "none"))
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer")
-    minibatch_discrimination: bool = _opt(False, "minibatch discrimination features in D (dcgan)")
-    mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (stylegan2; 0 off)", low=0)
+    minibatch_discrimination: bool = _opt(False, "Salimans' minibatch discrimination features in D (every family)")
+    mbstd: bool = _opt(False, "minibatch standard deviation in D for dcgan and mlp (stylegan2 always has it)")
+    mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (0 turns it off)", low=0)
 
 
 @dataclass

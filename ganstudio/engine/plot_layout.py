@@ -10,6 +10,8 @@ class PlotSpec:
     title: str
     scalars: tuple[str, ...] = ()      # scalar names shown here, in legend order
     metrics: str = ""                  # metrics whose name starts with this ("fid", "kid")
+    metric_names: tuple[str, ...] = ()  # metrics shown here by their exact name
+    scalar_prefix: str = ""            # scalars whose name starts with this ("classes/")
     catch_all: bool = False            # metrics and scalars no other plot shows
 
 
@@ -22,12 +24,21 @@ PLOTS = (
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
     PlotSpec("fid", "FID", metrics="fid"),
     PlotSpec("kid", "KID", metrics="kid"),
+    # The collapse alarm's figures beside recall, so a researcher sees diversity fall as it falls.
+    PlotSpec("diversity", "Diversity (recall, near-duplicates)",
+             metric_names=("recall", "precision", "near_duplicates", "high_quality")),
+    PlotSpec("classes", "Classes: generated shares, TVD",
+             metric_names=("class_tvd", "class_accuracy"), scalar_prefix="classes/"),
     PlotSpec("other", "Other metrics and scalars", catch_all=True),
 )
+
+
 def plot_for(name: str, is_metric: bool) -> str:
     """The key of the plot that shows a scalar or metric called `name`."""
     for spec in PLOTS:
         if (spec.metrics and is_metric and name.lower().startswith(spec.metrics)) or \
-                (not is_metric and name in spec.scalars):
+                (is_metric and name in spec.metric_names) or \
+                (not is_metric and (name in spec.scalars or
+                                    (spec.scalar_prefix and name.startswith(spec.scalar_prefix)))):
             return spec.key
     return "other"

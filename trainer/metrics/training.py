@@ -74,6 +74,9 @@ def log_training_metrics(trainer) -> list:
     alarm = {f"collapse/{r.name}": r.value for r in results if r.name in ("cosine_mean", "near_duplicates")}
     if alarm:
         trainer.writer.write("scalars", trainer.step, trainer.kimg, values=alarm)
+    shares = class_shares(results)
+    if shares:
+        trainer.writer.write("scalars", trainer.step, trainer.kimg, values=shares)
     return results
 
 
@@ -88,3 +91,13 @@ def _features_from_all_ranks(trainer, reference: DataConfig, specs):
     labels = load_dataset(reference_config(reference, G.img_resolution, G.img_channels)).labels
     net, _ = feature_network(device=trainer.device)
     return sharded_generator_features(net, G, max(counts), 64, trainer.device, trainer.ranks, seed=0, labels=labels)
+
+
+def class_shares(results) -> dict[str, float]:
+    """The generated class histogram as scalars `classes/<name>`, so the monitor draws each
+    class's share over training and a class that dies out is seen as its line falls to zero."""
+    for r in results:
+        if r.name == "class_tvd":
+            names, shares = r.provenance.get("class_names", []), r.provenance.get("generated_histogram", [])
+            return {f"classes/{name}": float(share) for name, share in zip(names, shares)}
+    return {}

@@ -31,21 +31,23 @@ ARCHS: dict[str, Arch] = {
     "mlp": Arch(
         "mlp",
         lambda m: MLPGenerator(m.z_dim, m.c_dim, m.img_channels, m.hidden, m.depth, m.cond_g),
-        lambda m: MLPDiscriminator(m.img_channels, m.c_dim, m.hidden, m.depth, m.cond_d),
+        lambda m: MLPDiscriminator(m.img_channels, m.c_dim, m.hidden, m.depth, m.cond_d,
+                                   m.minibatch_discrimination, m.mbstd_group if m.mbstd else 0),
         "fully connected G and D for 2-D points"),
     "dcgan": Arch(
         "dcgan",
         lambda m: DCGANGenerator(m.z_dim, m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
                                  m.cond_g),
         lambda m: DCGANDiscriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
-                                     m.d_norm, m.cond_d, m.minibatch_discrimination),
+                                     m.d_norm, m.cond_d, m.minibatch_discrimination,
+                                     m.mbstd_group if m.mbstd else 0),
         "Radford et al.'s convolutional GAN"),
     "stylegan2": Arch(
         "stylegan2",
         lambda m: StyleGAN2Generator(m.z_dim, m.c_dim, m.w_dim, m.img_resolution, m.img_channels, m.width,
                                      m.max_width, m.mapping_layers),
         lambda m: StyleGAN2Discriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width,
-                                         m.mbstd_group, m.cond_d),
+                                         m.mbstd_group, m.cond_d, m.minibatch_discrimination),
         "style-based generator with modulated convolutions; residual D"),
     NVLABS_ARCH: Arch(
         NVLABS_ARCH,

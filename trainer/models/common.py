@@ -75,3 +75,40 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.Linear)) or (hasattr(m, "weight") and getattr(m, "equalized", False)):
             spectral_norm(m)
     return module
+
+
+class MinibatchStd(nn.Module):
+    """Appends the std of features across a group of samples: a cheap diversity signal for D."""
+
+    def __init__(self, group_size: int):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x):
+        """x: [N, C, H, W] feature maps or [N, F] feature vectors -> one more channel / feature."""
+        if x.ndim == 2:
+            return self.forward(x[:, :, None, None])[:, :, 0, 0]
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        while n % g:  # a group size that divides the batch
+            g -= 1
+        y = x.reshape(g, -1, c, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # [N/G, C, H, W]
+        y = y.mean(dim=[1, 2, 3])[:, None, None, None].repeat(g, 1, h, w)  # [N, 1, H, W]
+        return torch.cat([x, y], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. (2016): each sample gets features saying how close it is to the rest of
+    the batch, so D can spot a batch of near-identical fakes (mode collapse)."""
+
+    def __init__(self, in_features: int, kernels: int = 32, kernel_dim: int = 8):
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.02)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        m = (h @ self.T).view(-1, self.kernels, self.kernel_dim)       # [N, K, D]
+        l1 = (m[:, None] - m[None]).abs().sum(dim=3)                     # [N, N, K]
+        o = torch.exp(-l1).sum(dim=1) - 1                                # exclude self (exp(0) = 1)
+        return torch.cat([h, o], dim=1)

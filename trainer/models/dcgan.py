@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .common import ConditionalHead, as_onehot, concat_label_maps, dcgan_init
+from .common import (ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps,
+                     dcgan_init)
 
 
 def feature_maps(resolution: int, img_resolution: int, width: int, max_width: int) -> int:
@@ -64,22 +65,6 @@ class DCGANGenerator(nn.Module):
         return img
 
 
-class MinibatchDiscrimination(nn.Module):
-    """Salimans et al. (2016): each sample gets features saying how close it is to the rest of
-    the batch, so D can spot a batch of near-identical fakes (mode collapse)."""
-
-    def __init__(self, in_features: int, kernels: int = 32, kernel_dim: int = 8):
-        super().__init__()
-        self.kernels, self.kernel_dim = kernels, kernel_dim
-        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.02)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        m = (h @ self.T).view(-1, self.kernels, self.kernel_dim)       # [N, K, D]
-        l1 = (m[:, None] - m[None]).abs().sum(dim=3)                     # [N, N, K]
-        o = torch.exp(-l1).sum(dim=1) - 1                                # exclude self (exp(0) = 1)
-        return torch.cat([h, o], dim=1)
-
-
 class DCGANDiscriminator(nn.Module):
     def __init__(self,
                  c_dim: int,           # classes; 0 = unconditional
@@ -90,6 +75,7 @@ class DCGANDiscriminator(nn.Module):
                  norm: str = "batch",  # "batch" | "layer" | "none" (no batch norm for WGAN-GP critics)
                  cond_d: str = "projection",  # "projection" | "acgan" | "concat"
                  minibatch_discrimination: bool = False,  # add Salimans' minibatch features
+                 mbstd_group: int = 0,  # minibatch standard deviation group size; 0 = off
                  ):
         super().__init__()
         _check_resolution(img_resolution)
@@ -108,7 +94,8 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, True))
             res //= 2
         self.net = nn.Sequential(*layers)
-        features = ch(4) * 16
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
+        features = (ch(4) + (1 if mbstd_group else 0)) * 16
         self.minibatch = MinibatchDiscrimination(features) if minibatch_discrimination else None
         head_in = features + (self.minibatch.kernels if self.minibatch is not None else 0)
         self.head = ConditionalHead(head_in, c_dim, cond_d)
@@ -119,7 +106,10 @@ class DCGANDiscriminator(nn.Module):
         onehot = as_onehot(c, self.c_dim, img.shape[0], img.device)
         if onehot is not None and self.cond_d == "concat":
             img = concat_label_maps(img, onehot)
-        h = self.net(img).flatten(1)  # [N, ch(4) * 4 * 4]
+        h = self.net(img)  # [N, ch(4), 4, 4]
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        h = h.flatten(1)
         if self.minibatch is not None:
             h = self.minibatch(h)
         return self.head(h, onehot)

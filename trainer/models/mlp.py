@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .common import ConditionalHead, as_onehot, concat_label_maps
+from .common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
 
 
 class MLPGenerator(nn.Module):
@@ -50,6 +50,8 @@ class MLPDiscriminator(nn.Module):
                  hidden: int,          # units per hidden layer
                  depth: int,           # hidden layers
                  cond_d: str = "projection",  # "projection" | "acgan" | "concat"
+                 minibatch_discrimination: bool = False,  # add Salimans' minibatch features before the head
+                 mbstd_group: int = 0,  # minibatch standard deviation group size; 0 = off
                  ):
         super().__init__()
         self.c_dim, self.cond_d = c_dim, cond_d
@@ -59,10 +61,19 @@ class MLPDiscriminator(nn.Module):
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
             width = hidden
         self.net = nn.Sequential(*layers)
-        self.head = ConditionalHead(hidden, c_dim, cond_d)
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
+        features = hidden + (1 if mbstd_group else 0)
+        self.minibatch = MinibatchDiscrimination(features) if minibatch_discrimination else None
+        head_in = features + (self.minibatch.kernels if self.minibatch is not None else 0)
+        self.head = ConditionalHead(head_in, c_dim, cond_d)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
         onehot = as_onehot(c, self.c_dim, x.shape[0], x.device)
         if onehot is not None and self.cond_d == "concat":
             x = concat_label_maps(x, onehot)
-        return self.head(self.net(x), onehot)
+        h = self.net(x)  # [N, hidden]
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        if self.minibatch is not None:
+            h = self.minibatch(h)
+        return self.head(h, onehot)

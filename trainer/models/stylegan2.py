@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..latents import truncate
-from .common import ConditionalHead, as_onehot, concat_label_maps
+from .common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
 
 SQRT2 = math.sqrt(2.0)
 
@@ -310,24 +310,6 @@ class StyleGAN2Generator(nn.Module):
         return self.synthesis(ws, noise_mode)
 
 
-class MinibatchStd(nn.Module):
-    """Appends the std of features across a group of samples: a cheap diversity signal for D."""
-
-    def __init__(self, group_size: int):
-        super().__init__()
-        self.group_size = group_size
-
-    def forward(self, x):
-        n, c, h, w = x.shape
-        g = min(self.group_size, n)
-        while n % g:  # a group size that divides the batch
-            g -= 1
-        y = x.reshape(g, -1, c, h, w)
-        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # [N/G, C, H, W]
-        y = y.mean(dim=[1, 2, 3])[:, None, None, None].repeat(g, 1, h, w)  # [N, 1, H, W]
-        return torch.cat([x, y], dim=1)
-
-
 class DiscriminatorBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, img_channels: int, first: bool):
         super().__init__()
@@ -356,6 +338,7 @@ class StyleGAN2Discriminator(nn.Module):
                  max_width: int = 256, # cap on feature maps at low resolutions
                  mbstd_group: int = 4, # minibatch-std group size; 0 = off
                  cond_d: str = "projection",  # "projection" | "acgan" | "concat"
+                 minibatch_discrimination: bool = False,  # add Salimans' minibatch features before the head
                  ):
         super().__init__()
         _check_resolution(img_resolution)
@@ -371,7 +354,9 @@ class StyleGAN2Discriminator(nn.Module):
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
         self.conv = Conv2dLayer(ch(4) + (1 if mbstd_group else 0), ch(4), 3, activation="lrelu")
         self.fc = FullyConnected(ch(4) * 16, ch(4), activation="lrelu")
-        self.head = ConditionalHead(ch(4), c_dim, cond_d, linear=FullyConnected)
+        self.minibatch = MinibatchDiscrimination(ch(4)) if minibatch_discrimination else None
+        head_in = ch(4) + (self.minibatch.kernels if self.minibatch is not None else 0)
+        self.head = ConditionalHead(head_in, c_dim, cond_d, linear=FullyConnected)
 
     def forward(self, img, c=None):
         """img: [NCHW] -> (logits [N], class logits [N, c_dim] or None)"""
@@ -385,4 +370,6 @@ class StyleGAN2Discriminator(nn.Module):
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.fc(self.conv(x).flatten(1))
+        if self.minibatch is not None:
+            x = self.minibatch(x)
         return self.head(x, onehot)
