@@ -101,7 +101,9 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--presets", nargs="+", default=["dcgan", "stylegan2"])
     p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   default=[v for v in VARIANTS if v != "fp16" or torch.cuda.is_available()],
+                   help="default: all but fp16 on CPUs (fp16 arithmetic is emulated there, ~100x slower)")
     p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args()
     lines = []

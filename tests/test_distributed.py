@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from trainer.config import RunConfig
 
-STEPS = 3
+STEPS = 2   # R1 comes on the 2nd D step, path length on the 1st G step
 
 
 def free_port() -> int:
@@ -43,27 +43,42 @@ def train_steps(cfg_json: str, run_dir: str, out: str) -> None:
                 "pl_mean": trainer.pl_mean, "nimg": trainer.nimg}, out)
 
 
-def rank_main(rank: int, world: int, port: int, cfg_json: str, run_dir: str, out_pattern: str) -> None:
+def rank_main(rank: int, world: int, port: int, jobs: list[tuple[str, str, str]], features_out: str) -> None:
+    """One rank: the training jobs (config JSON, run dir, output pattern), then the metric features."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
+    import torch.distributed as dist
     try:
-        train_steps(cfg_json, run_dir, out_pattern.format(rank=rank))
+        for cfg_json, run_dir, out_pattern in jobs:
+            train_steps(cfg_json, run_dir, out_pattern.format(rank=rank))
+        sharded_features(features_out)
     finally:
-        import torch.distributed as dist
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def run_ranks(world: int, cfg: RunConfig, run_dir, out_pattern: str, timeout: float = 240) -> None:
+def run_ranks(world: int, jobs, features_out: str, timeout: float = 240) -> None:
     """Spawn `world` processes and wait; a hang fails the test instead of blocking it."""
-    context = mp.start_processes(rank_main, args=(world, free_port(), cfg.to_json(), str(run_dir), out_pattern),
-                                 nprocs=world, join=False, start_method="spawn")
+    context = mp.start_processes(rank_main, args=(world, free_port(), jobs, features_out), nprocs=world,
+                                 join=False, start_method="spawn")
     deadline = time.monotonic() + timeout
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
             for p in context.processes:
                 p.kill()
             pytest.fail(f"{world} ranks did not finish within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """One 2-rank job for the whole module (spawning is the slow part): dcgan and stylegan2 steps,
+    then the shared metric features. -> its folder."""
+    from conftest import tiny_config
+    root = tmp_path_factory.mktemp("ranks")
+    jobs = [(config(tiny_config, preset, batch_gpu=0).to_json(), str(root / preset), str(root / f"{preset}-{{rank}}.pt"))
+            for preset in ("dcgan", "stylegan2")]
+    run_ranks(2, jobs, str(root / "features.npy"))
+    return root
 
 
 def max_difference(a: dict, b: dict, skip=("running_", "num_batches")) -> float:
@@ -79,7 +94,7 @@ def max_difference(a: dict, b: dict, skip=("running_", "num_batches")) -> float:
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "stylegan2"])
-def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path):
+def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path, two_ranks):
     threads = torch.get_num_threads()
     try:
         train_steps(config(tiny, preset, batch_gpu=4).to_json(), str(tmp_path / "one"), str(tmp_path / "one.pt"))
@@ -87,9 +102,8 @@ def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path):
                     str(tmp_path / "half.pt"))
     finally:
         torch.set_num_threads(threads)
-    run_ranks(2, config(tiny, preset, batch_gpu=0), tmp_path / "two", str(tmp_path / "rank{rank}.pt"))
     one, half = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("one", "half"))
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    rank0, rank1 = (torch.load(two_ranks / f"{preset}-{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["nimg"] == one["nimg"] == STEPS * 8
     assert max_difference(rank0, rank1) == 0.0, "ranks drifted apart: gradients or EMA not identical"
     agreement = max_difference(rank0, one)
@@ -102,7 +116,7 @@ def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path):
         assert rank0["G"]["mapping.w_avg"].abs().sum() > 0
         assert torch.allclose(rank0["G"]["mapping.w_avg"], one["G"]["mapping.w_avg"], atol=1e-5)
     # only rank 0 wrote into the run directory
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoints", "config.json", "samples", "state"]
+    assert sorted(p.name for p in (two_ranks / preset).iterdir()) == ["checkpoints", "config.json", "samples", "state"]
 
 
 def _feature_setup():
@@ -114,39 +128,28 @@ def _feature_setup():
     return G, lambda images: net(images.float() / 127.5 - 1)
 
 
-def features_rank_main(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+def sharded_features(out: str) -> None:
+    """Rank r's part of the shared feature extraction; rank 0 saves the gathered result."""
     import numpy as np
     import torch.distributed as dist
     from trainer.distributed import ranks_from_environment
     from trainer.metrics.sharded import sharded_generator_features
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo")
-    try:
-        G, net = _feature_setup()
-        feats = sharded_generator_features(net, G, 10, 4, "cpu", ranks_from_environment(), seed=3)
-        if rank == 0:
-            np.save(out, feats)
-        else:
-            assert feats is None
-    finally:
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    ranks = ranks_from_environment()
+    G, net = _feature_setup()
+    feats = sharded_generator_features(net, G, 10, 4, "cpu", ranks, seed=3)   # batches of 4, 4, 2
+    if ranks.is_main:
+        np.save(out, feats)
+    else:
+        assert feats is None
 
 
-def test_metric_features_shared_by_two_ranks_equal_one_process(tmp_path):
+def test_metric_features_shared_by_two_ranks_equal_one_process(two_ranks):
     import numpy as np
     from trainer.metrics.features import extract_features, generator_source
     G, net = _feature_setup()
     alone = extract_features(net, generator_source(G, 10, "cpu", seed=3), 4, "cpu", progress=False)
-    context = mp.start_processes(features_rank_main, args=(2, free_port(), str(tmp_path / "f.npy")), nprocs=2,
-                                 join=False, start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in context.processes:
-                p.kill()
-            pytest.fail("ranks did not finish")
-    shared = np.load(tmp_path / "f.npy")
+    shared = np.load(two_ranks / "features.npy")
     assert shared.shape == alone.shape == (10, 6)
     np.testing.assert_allclose(shared, alone, atol=1e-6)
