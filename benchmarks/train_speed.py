@@ -1,52 +1,144 @@
-"""Training throughput: img/s (real images shown to D per second) for dcgan and stylegan2
-presets at 32x32 and 64x64 on real digits upsampled, on this machine's device.
+"""Training throughput side by side: img/s (real images shown to D per second) for the dcgan and
+stylegan2 presets on real digits, each variant as a ratio to the 1-process fp32 eager row of the
+same run:
 
-  python benchmarks/train_speed.py [--steps 6] [--device auto] [--threads 0]
+  1 proc         one process, --threads threads (the baseline)
+  2 proc gloo    two processes under torch.distributed (gloo), same global batch, --threads each
+  bf16 / fp16    autocast (fp16 with a gradient scaler), 1 process
+  channels_last  channels-last memory order, 1 process
+  compile        torch.compile of G's and D's main forward passes, 1 process (compile time apart)
+
+On a GPU it adds img/s at 32x32 and 256x256 (stylegan2, bf16/fp16 auto, batch 32) next to
+NVlabs' published StyleGAN2-ADA figures; without one it prints those reference rows only. The
+load average is printed beside the figures: on a shared machine other work takes cores.
+
+  python benchmarks/train_speed.py [--steps 4] [--threads 1] [--presets dcgan stylegan2]
+                                   [--resolution 32] [--variants ...] [--out results/train_speed.txt]
 """
 import argparse
+import os
+import socket
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+import torch.multiprocessing as mp
 
 from trainer.config import RunConfig, merge
-from trainer.loop import Trainer
 from trainer.presets import PRESETS
+
+VARIANTS = {"1 proc": ({}, 1), "2 proc gloo": ({}, 2), "bf16": ({"precision": "bf16"}, 1),
+            "fp16": ({"precision": "fp16"}, 1), "channels_last": ({"channels_last": True}, 1),
+            "compile": ({"compile": True}, 1)}
+# NVlabs stylegan2-ada-pytorch README, "Expected training time": 256x256, 1 GPU.
+NVLABS_REFERENCE = [("V100 (NVlabs, stylegan2-ada-pytorch)", 256, "21.6-24.2 s/kimg", 1000 / 24.2, 1000 / 21.6),
+                    ("A100 (NVlabs, stylegan2-ada-pytorch)", 256, "12.5 s/kimg", 1000 / 12.5, 1000 / 12.5)]
+
+
+def config(preset: str, resolution: int, device: str, threads: int, options: dict) -> RunConfig:
+    d = merge(RunConfig().to_dict(), PRESETS[preset])
+    d = merge(d, {"preset": preset, "data": {"source": "digits", "resolution": resolution},
+                  "train": {"device": device, "threads": threads, **options}})
+    return RunConfig.from_dict(d)
+
+
+def timed_steps(cfg_json: str, steps: int, out: str) -> None:
+    """Build a Trainer (one rank, or the whole job), warm up, time `steps` steps; rank 0 writes
+    'img_s first_step_s' to `out`."""
+    from trainer.loop import Trainer
+    trainer = Trainer(RunConfig.from_json(cfg_json), tempfile.mkdtemp(prefix="speed-"), progress=False,
+                      log=lambda *_: None)
+    t0 = time.perf_counter()
+    trainer.train_step()   # warm-up: allocations, the first R1/PL step, compilation
+    trainer.train_step()
+    first = time.perf_counter() - t0
+    _barrier(trainer)
+    n0, t0 = trainer.nimg, time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    _barrier(trainer)
+    rate = (trainer.nimg - n0) / (time.perf_counter() - t0)
+    if trainer.ranks.is_main:
+        Path(out).write_text(f"{rate} {first}")
+
+
+def _barrier(trainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    if trainer.ranks.active:
+        torch.distributed.barrier()
+
+
+def _rank(rank: int, world: int, port: int, cfg_json: str, steps: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    timed_steps(cfg_json, steps, out)
+    torch.distributed.destroy_process_group()
+
+
+def measure(cfg: RunConfig, steps: int, world: int) -> tuple[float, float]:
+    """(img/s, seconds of the two warm-up steps) on `world` processes."""
+    out = tempfile.mktemp(suffix=".txt")
+    if world == 1:
+        threads = torch.get_num_threads()
+        timed_steps(cfg.to_json(), steps, out)
+        torch.set_num_threads(threads)
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mp.start_processes(_rank, args=(world, port, cfg.to_json(), steps, out), nprocs=world, start_method="spawn")
+    rate, first = map(float, Path(out).read_text().split())
+    os.unlink(out)
+    return rate, first
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--presets", nargs="+", default=["dcgan", "stylegan2"])
-    p.add_argument("--resolutions", nargs="+", type=int, default=[32, 64])
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   default=[v for v in VARIANTS if v != "fp16" or torch.cuda.is_available()],
+                   help="default: all but fp16 on CPUs (fp16 arithmetic is emulated there, ~100x slower)")
+    p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    rows = []
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"torch {torch.__version__}; {os.cpu_count()} CPU cores; {args.threads} thread(s) per process; "
+        f"load average before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    say(f"{'preset':10s} {'res':>4s} {'variant':14s} {'batch':>5s} {'img/s':>8s} {'ratio':>6s} {'warm-up s':>9s}")
     for preset in args.presets:
-        for res in args.resolutions:
-            cfg = RunConfig.from_dict(merge(merge(RunConfig().to_dict(), PRESETS[preset]),
-                                            {"preset": preset, "data": {"source": "digits", "resolution": res},
-                                             "train": {"device": args.device}}))
-            trainer = Trainer(cfg, tempfile.mkdtemp(prefix="speed-"), progress=False)
-            trainer.train_step()  # warm-up (allocations, first R1/PL step)
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
-            n0, t0 = trainer.nimg, time.perf_counter()
-            for _ in range(args.steps):
-                trainer.train_step()
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
-            rate = (trainer.nimg - n0) / (time.perf_counter() - t0)
-            rows.append((preset, res, trainer.device.type, cfg.train.batch, rate))
-            print(f"{preset:10s} {res:4d}px  {trainer.device.type:5s} batch {cfg.train.batch:3d}  {rate:8.1f} img/s",
-                  flush=True)
-    base = rows[0][4]
-    print("ratio to the first row: " + ", ".join(f"{p}@{r}={v / base:.2f}" for p, r, _, _, v in rows))
+        base = None
+        for name in args.variants:
+            options, world = VARIANTS[name]
+            cfg = config(preset, args.resolution, "cpu", args.threads, options)
+            rate, first = measure(cfg, args.steps, world)
+            base = base or rate
+            say(f"{preset:10s} {args.resolution:4d} {name:14s} {cfg.train.batch:5d} {rate:8.1f} {rate / base:6.2f} "
+                f"{first:9.1f}   (load {os.getloadavg()[0]:.2f})")
+    say()
+    say("GPU rows (stylegan2 preset, batch 32, img/s):")
+    if torch.cuda.is_available():
+        for res in (32, 256):
+            cfg = config("stylegan2", res, "cuda", 0, {"precision": "auto"})
+            rate, _ = measure(cfg, args.steps, 1)
+            say(f"  {torch.cuda.get_device_name():38s} {res:4d}px  {rate:8.1f} img/s (measured here)")
+    else:
+        say("  not measured here: this machine has no GPU")
+    for name, res, published, low, high in NVLABS_REFERENCE:
+        say(f"  {name:38s} {res:4d}px  {low:5.1f}-{high:5.1f} img/s ({published}, published reference)")
+    say(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

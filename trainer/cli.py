@@ -44,6 +44,9 @@ def train_parser() -> argparse.ArgumentParser:
                         "--sample-kimg, --snapshot-kimg, --log-every, --threads and --device may change")
     p.add_argument("--config", metavar="JSON", default=None,
                    help="start from a config.json (e.g. an earlier run's) instead of a preset")
+    p.add_argument("--nproc", "--gpus", dest="nproc", type=_positive, default=1, metavar="N",
+                   help="train on N processes on this machine (one per GPU; gloo on CPU) by starting torchrun; "
+                        "the batch is split across them. For several machines run torchrun yourself (README)")
     for section, cls in SECTIONS:
         group = p.add_argument_group(f"{section} options")
         for f in dataclasses.fields(cls):
@@ -75,8 +78,19 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict(merge(base, overrides))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def run_train(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
+    from .distributed import ranks_from_environment
+    if args.nproc > 1 and not ranks_from_environment().active:
+        from .launch import launch_torchrun
+        return launch_torchrun(args.nproc, argv)
     from .loop import train
     from .data import DataError
     from .checkpoint import CheckpointError
@@ -90,8 +104,9 @@ def run_train(argv: list[str]) -> int:
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as exc:
         print(f"ganstudio-train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"{result.state}: {result.run_dir} at step {result.step} ({result.kimg:.1f} kimg)"
-          + (f"\n{result.message}" if result.message else ""))
+    if ranks_from_environment().is_main:
+        print(f"{result.state}: {result.run_dir} at step {result.step} ({result.kimg:.1f} kimg)"
+              + (f"\n{result.message}" if result.message else ""))
     return EXIT_FAILED if result.state == "failed" else EXIT_OK
 
 

@@ -171,6 +171,15 @@ class TrainConfig(_Config):
     metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
     explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)
     grid_size: int = _opt(8, "sample grid is grid_size x grid_size", low=1)
+    batch_gpu: int = _opt(0, "images per process per forward pass (0: batch / processes); the batch is done in "
+                             "batch / (batch_gpu x processes) rounds, so batch statistics (batch norm, minibatch std) "
+                             "see the same groups however many processes share the work", low=0)
+    precision: str = _opt("fp32", "mixed precision: fp32 (off), bf16 or fp16 autocast (fp16 with a gradient scaler), "
+                                  "auto (bf16 where the device has it, else fp16 on GPUs, fp32 on CPUs)",
+                          choices=("fp32", "auto", "bf16", "fp16"))
+    channels_last: bool = _opt(False, "keep images and convolution weights in channels-last memory order")
+    compile: bool = _opt(False, "torch.compile the forward passes of G and D's main steps "
+                                "(regularisation steps stay eager: they differentiate twice)")
 
 
 @dataclass

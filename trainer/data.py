@@ -277,10 +277,14 @@ class BatchSampler:
     """Epoch-wise shuffled batches whose order depends only on (seed, epoch, position),
     so a resumed run draws exactly the batches the uninterrupted run would have drawn."""
 
-    def __init__(self, dataset: Dataset, batch: int, seed: int, xflip: bool, device: torch.device):
+    def __init__(self, dataset: Dataset, batch: int, seed: int, xflip: bool, device: torch.device,
+                 rank: int = 0,    # this process; it receives the rank-th contiguous share of each batch
+                 world: int = 1,   # processes sharing each batch (DistributedSampler-style sharding)
+                 ):
         if len(dataset) < 1:
             raise DataError(f"dataset '{dataset.name}' is empty")
         self.dataset, self.batch, self.seed, self.xflip, self.device = dataset, batch, seed, xflip, device
+        self.rank, self.world = rank, world
         self.epoch, self.position = 0, 0
         self._order = self._permutation()
 
@@ -301,12 +305,17 @@ class BatchSampler:
                 self.epoch, self.position = self.epoch + 1, 0
                 self._order = self._permutation()
         idx = torch.cat(picks)
+        share = slice(self.rank * len(idx) // self.world, (self.rank + 1) * len(idx) // self.world)
+        if self.xflip:   # drawn for the whole batch, so a share flips as it would in one process
+            gen = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 1_000_003 + self.position)
+            flip = (torch.rand(len(idx), generator=gen) < 0.5)[share]
+        idx = idx[share]
         data = self.dataset.data[idx]
         if self.dataset.is_image:
-            data = data.to(self.device, torch.float32) / 127.5 - 1
+            if self.device.type == "cuda":   # page-locked uint8, so the copy overlaps with compute
+                data = data.pin_memory()
+            data = data.to(self.device, non_blocking=True).float() / 127.5 - 1
             if self.xflip:
-                gen = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 1_000_003 + self.position)
-                flip = torch.rand(len(idx), generator=gen) < 0.5
                 data = torch.where(flip.to(self.device)[:, None, None, None], data.flip(3), data)
         else:
             data = data.to(self.device)

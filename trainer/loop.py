@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import losses
-from .augment import diff_augment, parse_policy
+from . import distributed
+from .augment import parse_policy
 from .checkpoint import export_generator, load_state, save_state
 from .config import ConfigError, RunConfig
 from .data import TOY_STD, BatchSampler, Dataset, load_dataset
 from .device import select_device
-from .diversity import Remedies, build_packed, unrolled_fake_logits
+from .diversity import Remedies, build_packed
 from .diversity import check_options as check_diversity_options
+from .gan_steps import GanSteps, GeneratorForTraining
+from .precision import Precision, maybe_compile
 from .files import atomic_write, new_run_dir  # noqa: F401 (new_run_dir: part of the loop's API)
 from .events import EventWriter
 from .images import make_grid, save_png, scatter_image, to_uint8
@@ -93,7 +94,7 @@ class _StopRequest:
         return self.event.is_set()
 
 
-class Trainer:
+class Trainer(GanSteps):
     def __init__(self, cfg: RunConfig, run_dir, resume: bool = False, progress: bool = True,
                  stop_event: threading.Event | None = None, log=print):
         self.run_dir = Path(run_dir)
@@ -101,35 +102,50 @@ class Trainer:
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = select_device(t.device)
+        self.ranks, rank_device = distributed.start(t.device)
+        self.device = rank_device or select_device(t.device)
         self.dataset = load_dataset(cfg.data)
-        if self.dataset.skipped:
+        if self.dataset.skipped and self.ranks.is_main:
             self.log(f"skipped {len(self.dataset.skipped)} unreadable file(s), e.g. "
                      f"{self.dataset.skipped[0][0]} ({self.dataset.skipped[0][1]})")
         self.cfg = resolve_config(cfg, self.dataset)
+        # batch_gpu is saved resolved: a resume on another process count keeps the same micro-batches
+        self.batch_gpu, self.rounds = distributed.layout(t.batch, t.batch_gpu, self.ranks.world)
+        t.batch_gpu = self.batch_gpu
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
         m = self.cfg.model
-        self.G = build_generator(m).to(self.device).train()
+        self.precision = Precision(t.precision, t.channels_last, self.device)
+        self.G = self.precision.prepare(build_generator(m).to(self.device).train())
         self.D = (build_packed(build_discriminator, m, t.pack) if t.pack > 1 else build_discriminator(m))
-        self.D = self.D.to(self.device).train()
+        self.D = self.precision.prepare(self.D.to(self.device).train())
         self.remedies = Remedies(self.cfg, self.G, self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = self._optimizer(self.G, t.g_lr)
         self.opt_D = self._optimizer(self.D, t.d_lr)
-        self.sampler = BatchSampler(self.dataset, t.batch, t.seed, cfg.data.xflip, self.device)
+        self.scaler_G, self.scaler_D = self.precision.scaler(), self.precision.scaler()
+        self.sampler = BatchSampler(self.dataset, t.batch, t.seed, cfg.data.xflip, self.device,
+                                    self.ranks.rank, self.ranks.world)
         self.policy = parse_policy(t.augment)
         self.style_based = getattr(self.G, "num_ws", 0) > 0
         self.step, self.nimg, self.d_steps, self.elapsed = 0, 0, 0, 0.0
         self.pl_mean = torch.zeros([], device=self.device)
         self.last_checkpoint = ""
-        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
-        (self.run_dir / "state").mkdir(exist_ok=True)
-        if resume:
-            self._load_state(load_state(self.run_dir / "state" / "last.pt"))
-        atomic_write(self.run_dir / "config.json",
-                     lambda tmp: Path(tmp).write_text(self.cfg.to_json() + "\n", encoding="utf-8"))
+        if self.ranks.is_main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+            (self.run_dir / "state").mkdir(exist_ok=True)
+        if resume:   # rank 0 reads the state; the others receive it
+            self._load_state(distributed.from_main(self.ranks, lambda: load_state(self.run_dir / "state" / "last.pt")))
+        if self.ranks.is_main:
+            atomic_write(self.run_dir / "config.json",
+                         lambda tmp: Path(tmp).write_text(self.cfg.to_json() + "\n", encoding="utf-8"))
+        # What DDP wraps: G's training forward and D, each used through DDP only while it learns
+        self.G_train = GeneratorForTraining(self.G)
+        self.G_ddp = distributed.wrap(self.G_train, self.ranks, self.device)
+        self.D_ddp = distributed.wrap(self.D, self.ranks, self.device)
+        self.G_fast = maybe_compile(self.G_ddp, t.compile, self.log)
+        self.D_fast = maybe_compile(self.D_ddp, t.compile, self.log)
         # Fixed latents for the sample grids, drawn from their own generator so that writing a
         # grid never moves the training random stream (exact resume depends on that).
         gen = torch.Generator().manual_seed(t.seed + 31337)
@@ -145,134 +161,6 @@ class Trainer:
             return torch.optim.RMSprop(module.parameters(), lr=lr)
         return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
-    def _augment(self, x):
-        return diff_augment(x, self.policy) if self.policy else x
-
-    def _fake_labels(self, c_real):
-        if not self.cfg.model.c_dim:
-            return None
-        return c_real[torch.randperm(c_real.shape[0], device=c_real.device)]
-
-    def _generate(self, z, c, update_emas=False, return_ws=False):
-        """Run G as in training: random noise and style-mixing regularisation for style-based G."""
-        if not self.style_based:
-            img = self.G(z, c)
-            return (img, None) if return_ws else img
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        mixing = self.cfg.train.style_mixing
-        if mixing > 0 and torch.rand([]).item() < mixing:
-            cutoff = int(torch.randint(1, ws.shape[1], []).item())
-            ws2 = self.G.mapping(torch.randn_like(z), c)
-            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        if return_ws:
-            ws = ws.detach().requires_grad_(True)
-        img = self.G.synthesis(ws, noise_mode="random")
-        return (img, ws) if return_ws else img
-
-    # -----------------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
-        t, kind = self.cfg.train, self.cfg.train.loss
-        z_dim = self.cfg.model.z_dim
-        stats: dict[str, float] = {}
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
-        for _ in range(t.n_critic):
-            real, c_real = self.sampler.next()
-            c_fake = self._fake_labels(c_real)
-            with torch.no_grad():
-                fake = self._generate(torch.randn(real.shape[0], z_dim, device=self.device), c_fake)
-            d_real, aux_real = self.D(self._augment(real), c_real if c_fake is not None else None)
-            d_fake, aux_fake = self.D(self._augment(fake), c_fake)
-            loss_d = losses.d_loss(kind, d_real, d_fake, t.real_label)
-            if aux_real is not None:
-                loss_d = loss_d + t.acgan_weight * (F.cross_entropy(aux_real, c_real)
-                                                    + F.cross_entropy(aux_fake, c_fake))
-            if kind == "wgan-gp":
-                gp = losses.gradient_penalty(self.D, real, fake, c_real if c_fake is not None else None)
-                loss_d = loss_d + t.gp_weight * gp
-                stats["gp"] = gp.item()
-            loss_d = loss_d + self.remedies.d_penalty(self.D, stats)
-            self.opt_D.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_D.step()
-            self.d_steps += 1
-            if t.r1_gamma > 0 and self.d_steps % t.r1_every == 0:
-                r1 = losses.r1_penalty(self.D, real, c_real if c_fake is not None else None,
-                                       self._augment if self.policy else None)
-                self.opt_D.zero_grad(set_to_none=True)
-                (r1 * (t.r1_gamma / 2) * t.r1_every).backward()
-                self.opt_D.step()
-                stats["r1"] = r1.item()
-            if kind == "wgan":
-                with torch.no_grad():
-                    for p in self.D.parameters():
-                        p.clamp_(-t.clip, t.clip)
-            self.nimg += real.shape[0]
-        stats["loss/D"] = loss_d.item()
-        stats["D/real"] = losses.d_readout(kind, d_real)
-        stats["D/fake"] = losses.d_readout(kind, d_fake)
-        if kind in losses.CRITIC_LOSSES:
-            stats["wasserstein"] = (d_real.mean() - d_fake.mean()).item()
-
-        # Generator step.
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        c_fake = self._fake_labels(c_real)
-        z = torch.randn(t.batch, z_dim, device=self.device)
-        fake = self._augment(self._generate(z, c_fake, update_emas=True))
-        d_fake, aux_fake = self.D(fake, c_fake)
-        c_seen = c_real if c_fake is not None else None
-        if t.unrolled_steps:   # G answers to D as it will be a few steps from now
-            real_seen = self._augment(real)
-            d_fake = unrolled_fake_logits(self.D, kind, t.unrolled_steps, t.unrolled_lr, real_seen, fake,
-                                          c_seen, c_fake)
-        loss_g = losses.g_loss(kind, d_fake)
-        if aux_fake is not None:
-            loss_g = loss_g + t.acgan_weight * F.cross_entropy(aux_fake, c_fake)
-        loss_g = loss_g + self.remedies.g_terms(self.G, self.D, kind, z, fake, self._augment(real), c_seen,
-                                                c_fake, stats)
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
-        stats["loss/G"] = loss_g.item()
-        self.remedies.after_steps(self.G, self.D)
-        if self.style_based and t.pl_weight > 0 and self.step % t.pl_every == 0:
-            stats["pl"] = self._path_length_step()
-        self.step += 1
-        self._update_ema()
-        return stats
-
-    def _path_length_step(self) -> float:
-        """Path-length regularisation (Karras et al., 2020), on half a batch, lazily."""
-        t = self.cfg.train
-        n = max(t.batch // 2, 1)
-        c = self._fake_labels(self.sampler.dataset.labels[:n].to(self.device)) if self.cfg.model.c_dim else None
-        img, ws = self._generate(torch.randn(n, self.cfg.model.z_dim, device=self.device), c, return_ws=True)
-        noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-        lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()
-        self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
-        penalty = (lengths - self.pl_mean).square().mean()
-        self.opt_G.zero_grad(set_to_none=True)
-        (penalty * t.pl_weight * t.pl_every).backward()
-        self.opt_G.step()
-        return penalty.item()
-
-    @torch.no_grad()
-    def _update_ema(self):
-        t = self.cfg.train
-        if t.ema_kimg > 0:
-            ema_nimg = t.ema_kimg * 1000
-            if t.ema_rampup > 0:
-                ema_nimg = min(ema_nimg, self.nimg * t.ema_rampup)
-            beta = 0.5 ** (t.batch / max(ema_nimg, 1e-8))
-        else:
-            beta = 0.0
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
-
     # -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
@@ -280,7 +168,8 @@ class Trainer:
                  "rng_cpu": torch.get_rng_state(), "sampler": self.sampler.state_dict(),
                  "step": self.step, "nimg": self.nimg, "d_steps": self.d_steps, "elapsed": self._elapsed(),
                  "pl_mean": self.pl_mean.detach().cpu(), "config": self.cfg.to_json(),
-                 "last_checkpoint": self.last_checkpoint, "remedies": self.remedies.state_dict()}
+                 "last_checkpoint": self.last_checkpoint, "remedies": self.remedies.state_dict(),
+                 "scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()}
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -300,6 +189,9 @@ class Trainer:
         self.pl_mean = state["pl_mean"].to(self.device)
         self.last_checkpoint = state.get("last_checkpoint", "")
         self.remedies.load_state_dict(state.get("remedies", {}))
+        for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
+            if state.get(name) and scaler.is_enabled():   # fp16's loss scale carries over
+                scaler.load_state_dict(state[name])
 
     def _elapsed(self) -> float:
         return self.writer.elapsed() if getattr(self, "writer", None) else self.elapsed
@@ -311,6 +203,8 @@ class Trainer:
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def write_samples(self):
+        if not self.ranks.is_main:
+            return
         path = f"samples/step-{self.step:06d}.png"
         out = []
         for z, c in zip(self.grid_z.split(256), (self.grid_c.split(256) if self.grid_c is not None
@@ -332,6 +226,8 @@ class Trainer:
             if not all(torch.isfinite(p).all() for p in module.parameters()):
                 raise TrainingFailed(f"{name}'s weights are not finite at step {self.step}; "
                                      f"not saving over {self.last_checkpoint or 'the last checkpoint'}")
+        if not self.ranks.is_main:   # the check above ran on every rank, so all fail together
+            return
         path = f"checkpoints/step-{self.step:06d}.safetensors"
         export_generator(self.G_ema, self.run_dir / path, self.cfg.model, self.step, self.kimg,
                          self.dataset.describe())
@@ -339,13 +235,15 @@ class Trainer:
         save_state(self.run_dir / "state" / "last.pt", self.state_dict())
         self.writer.write("checkpoint", self.step, self.kimg, path=path)
 
-    def _check(self, stats: dict[str, float]):
+    def _problem(self, stats: dict[str, float]) -> str:
+        """Why the run cannot go on after these statistics ("" when it can)."""
         for name, value in stats.items():
             if not math.isfinite(value):
-                raise TrainingFailed(f"{name} became {value} at step {self.step}")
+                return f"{name} became {value} at step {self.step}"
             if name.startswith("loss/") and abs(value) > self.cfg.train.explode_threshold:
-                raise TrainingFailed(f"{name} exploded to {value:.3g} at step {self.step} "
-                                     f"(threshold {self.cfg.train.explode_threshold:g})")
+                return (f"{name} exploded to {value:.3g} at step {self.step} "
+                        f"(threshold {self.cfg.train.explode_threshold:g})")
+        return ""
 
     # -----------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -355,12 +253,14 @@ class Trainer:
         if resumed and self.nimg >= total:   # before the log says "running" again
             raise ValueError(f"the run is already at {self.kimg:.3f} kimg, so --kimg {t.kimg:g} trains nothing "
                              "more: give a larger --kimg to continue it")
-        self.writer = EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed)
+        self.writer = (EventWriter(self.run_dir / "events.jsonl", elapsed=self.elapsed) if self.ranks.is_main
+                       else distributed.SilentWriter(self.elapsed))
+        where = self.device.type + (f" x {self.ranks.world} processes" if self.ranks.active else "")
         self.writer.write("status", self.step, self.kimg, state="running",
                           message=(f"resumed at step {self.step}" if resumed else "started") +
-                          f" on {self.device.type}; {len(self.dataset)} training items")
+                          f" on {where}; {len(self.dataset)} training items")
         bar = None
-        if self.progress:
+        if self.progress and self.ranks.is_main:
             from tqdm import tqdm
             bar = tqdm(total=round(t.kimg, 3), initial=min(round(self.kimg, 3), round(t.kimg, 3)), unit="kimg",
                        dynamic_ncols=True, mininterval=0.5,
@@ -374,18 +274,21 @@ class Trainer:
                 if not resumed:
                     self.write_samples()
                 while self.nimg < total:
-                    if stop:
+                    if distributed.any_rank(self.ranks, bool(stop), self.device):   # Ctrl-C on any rank stops all
                         state, message = "stopped", f"stopped at step {self.step} on request"
                         break
                     before = self.nimg
                     stats = self.train_step()
-                    self._check(stats)
+                    problem = self._problem(stats)
+                    if distributed.any_rank(self.ranks, bool(problem), self.device):
+                        raise TrainingFailed(problem or f"another process's losses diverged at step {self.step}")
                     for k, v in stats.items():
                         sums[k] = sums.get(k, 0.0) + v
                         counts[k] = counts.get(k, 0) + 1
                     if self.step % t.log_every == 0:
                         now = time.time()
-                        values = {k: sums[k] / counts[k] for k in sums}
+                        values = distributed.mean_values(self.ranks, {k: sums[k] / counts[k] for k in sums},
+                                                         self.device)
                         values["lr/G"] = self.opt_G.param_groups[0]["lr"]
                         values["lr/D"] = self.opt_D.param_groups[0]["lr"]
                         values["speed/img_s"] = (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)
@@ -435,7 +338,8 @@ class Trainer:
 
     def _run_metrics(self):
         """Metrics inform; they never end a run. Expected failures are logged per metric by
-        log_training_metrics; anything else (a bug, a missing package) is logged here."""
+        log_training_metrics; anything else (a bug, a missing package) is logged here. Every rank
+        calls it: the ranks share the feature extraction."""
         try:
             from .metrics.training import log_training_metrics
             log_training_metrics(self)
@@ -455,39 +359,64 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
 # What a resumed run may change: when it ends, what it writes and where it runs. Everything else
 # (data, model, losses, learning rates, seed) would make it a different run, not a continuation.
 RESUME_OVERRIDABLE = ("kimg", "metrics", "metrics_kimg", "sample_kimg", "snapshot_kimg", "log_every",
-                      "threads", "device")
+                      "threads", "device", "precision", "channels_last", "compile")
 
 
 def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool = False,
           kimg: float | None = None, resume_overrides: dict | None = None, **kwargs) -> RunResult:
     """Start a run in a new numbered directory under `outdir`, or resume the one at `run_dir`
     with its saved config (`kimg`, when given, moves its end; `resume_overrides` may change the
-    train fields named in RESUME_OVERRIDABLE)."""
+    train fields named in RESUME_OVERRIDABLE). Under torchrun every process calls this; rank 0
+    alone reads and writes the run directory."""
     if resume:
         for name in resume_overrides or {}:   # checked first: no file is read for a refused change
             if name not in RESUME_OVERRIDABLE:
                 raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the run would no "
                                  f"longer continue the same training (changeable: "
                                  f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDABLE)})")
-        run_dir = Path(run_dir)
-        config_file = run_dir / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory (it has no config.json)")
-        cfg = RunConfig.from_json(config_file.read_text(encoding="utf-8"))
-        for name, value in (resume_overrides or {}).items():
-            setattr(cfg.train, name, value)
-    if kimg is not None:
-        cfg.train.kimg = float(kimg)
-    cfg.validate()   # options are checked before anything is written
-    if cfg.data.source not in TOY_STD and cfg.data.resolution < 4:   # 2-D point data have no resolution
-        raise ConfigError(f"--resolution {cfg.data.resolution}: must be at least 4 for image data")
-    created = not resume and run_dir is None
-    if created:
-        run_dir = new_run_dir(outdir, cfg)
+    joined = distributed.ranks_from_environment().active and not torch.distributed.is_initialized()
+    ranks, _ = distributed.start(_requested_device(cfg, run_dir if resume else None, resume_overrides))
     try:
-        trainer = Trainer(cfg, run_dir, resume=resume, **kwargs)
-    except BaseException:
-        if created:   # a run that never started leaves no directory behind
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    return trainer.run()
+        if resume:
+            run_dir = Path(run_dir)
+            cfg = RunConfig.from_json(distributed.from_main(ranks, lambda: _read_run_config(run_dir)))
+            for name, value in (resume_overrides or {}).items():
+                setattr(cfg.train, name, value)
+        if kimg is not None:
+            cfg.train.kimg = float(kimg)
+        cfg.validate()   # options are checked before anything is written
+        if cfg.data.source not in TOY_STD and cfg.data.resolution < 4:   # 2-D point data have no resolution
+            raise ConfigError(f"--resolution {cfg.data.resolution}: must be at least 4 for image data")
+        distributed.layout(cfg.train.batch, cfg.train.batch_gpu, ranks.world)   # splits, before a folder exists
+        created = not resume and run_dir is None
+        if created:
+            run_dir = Path(distributed.from_main(ranks, lambda: str(new_run_dir(outdir, cfg))))
+        try:
+            trainer = Trainer(cfg, run_dir, resume=resume, **kwargs)
+        except BaseException:
+            if created and ranks.is_main:   # a run that never started leaves no directory behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return trainer.run()
+    finally:
+        if joined:
+            distributed.finish(ranks)
+
+
+def _read_run_config(run_dir: Path) -> str:
+    config_file = run_dir / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (it has no config.json)")
+    return config_file.read_text(encoding="utf-8")
+
+
+def _requested_device(cfg: RunConfig | None, run_dir, overrides: dict | None) -> str:
+    """The device a run asks for, known before the processes connect (they pick NCCL or gloo by it)."""
+    if overrides and overrides.get("device"):
+        return overrides["device"]
+    if cfg is not None:
+        return cfg.train.device
+    try:   # a resume: its saved choice, where this process can see the run directory
+        return RunConfig.from_json(_read_run_config(Path(run_dir))).train.device
+    except (OSError, ValueError):
+        return "auto"

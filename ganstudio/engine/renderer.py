@@ -101,9 +101,13 @@ class Renderer:
     def __init__(self,
                  device: str = "auto",    # "auto" picks cuda, then mps, then cpu
                  half: bool = False,      # float16 synthesis on GPU devices (ignored on cpu)
+                 compile: bool = False,   # torch.compile synthesis (CUDA graphs on GPUs): the first render
+                                          # of each batch shape waits for the compiler, later ones run faster
                  ):
         self.device = pick_device(device)
         self.half = half and self.device != "cpu"
+        self.compile = compile
+        self._compiled = None   # (the synthesis network it was made for, its compiled form or None)
         self.G: torch.nn.Module | None = None
         self.mapper: LatentMapper | None = None   # the one path from latent settings to tensors
         self.info: ModelInfo | None = None
@@ -158,6 +162,7 @@ class Renderer:
     def set_device(self, device: str, half: bool) -> None:
         device = pick_device(device)
         self.device, self.half = device, half and device != "cpu"
+        self._compiled = None
         if self.G is not None:
             self.G = self.G.float().to(device)
             if self.half and self.G.num_ws:
@@ -166,7 +171,24 @@ class Renderer:
 
     def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
+        compiled = self._compiled_synthesis()
+        if compiled is not None:
+            try:
+                return to_uint8(compiled(ws.to(dtype), noise_mode=noise_mode))
+            except Exception:  # noqa: BLE001 - a compiler that fails here: render eager from now on
+                self._compiled = (self.G.synthesis, None)
         return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
+
+    def _compiled_synthesis(self):
+        """The open model's synthesis network compiled (once per model and device), or None when
+        compiling is off or failed. On CUDA, mode reduce-overhead records CUDA graphs per fixed batch
+        shape, so a frame is one graph launch instead of hundreds of small kernel launches."""
+        if not self.compile:
+            return None
+        if self._compiled is None or self._compiled[0] is not self.G.synthesis:
+            mode = "reduce-overhead" if str(self.device).startswith("cuda") else None
+            self._compiled = (self.G.synthesis, torch.compile(self.G.synthesis, mode=mode, dynamic=False))
+        return self._compiled[1]
 
     # ---- rendering ----
     def render(self, req: RenderRequest) -> RenderResult:

@@ -155,7 +155,8 @@ def reference_config(data_cfg, resolution: int | None = None, channels: int | No
 
 def compute_metrics(subject, data_cfg, metrics=("fid",), num_samples: int = 10000, num_real: int | None = None,
                     device="auto", batch: int = 64, progress: bool = True, seed: int = 0,
-                    feature_net_path=None, truncation_psi: float = 1.0) -> list[MetricResult]:
+                    feature_net_path=None, truncation_psi: float = 1.0,
+                    fake_features: np.ndarray | None = None) -> list[MetricResult]:
     """Evaluate a generator against a dataset.
 
     subject: a generator module, a checkpoint file, a run directory (newest checkpoint) or a
@@ -165,6 +166,8 @@ def compute_metrics(subject, data_cfg, metrics=("fid",), num_samples: int = 1000
     metrics: names or 'fid10k,kid'-style specs (see the module docstring).
     num_samples: generated samples for a metric named without a count.
     num_real: reference images (default: as many as generated, at most the whole split).
+    fake_features: Inception features of G's samples computed already (by the ranks of a
+      distributed run, trainer.metrics.sharded), in the order generator_source gives them.
     Returns one MetricResult per figure (pr gives precision and recall, classes several).
     """
     specs = parse_metrics(metrics)
@@ -186,6 +189,7 @@ def compute_metrics(subject, data_cfg, metrics=("fid",), num_samples: int = 1000
         generated_ds = None
     evaluator = _ImageEvaluation(G, generated_ds, reference, data, device, batch, progress, seed,
                                  feature_net_path, truncation_psi, num_samples, num_real)
+    evaluator._fake_feats = fake_features
     results = []
     for spec in specs:
         results.extend(evaluator.run(spec, {s.name for s in specs}))

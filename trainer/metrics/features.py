@@ -31,24 +31,28 @@ class ImageSource:
 
 
 def generator_batches(G, count: int, batch: int, device, seed: int = 0, labels: torch.Tensor | None = None,
-                      truncation_psi: float = 1.0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+                      truncation_psi: float = 1.0, shard: tuple[int, int] = (0, 1),
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """`count` samples of G as (uint8 [B, C, H, W] on `device`, classes [B] or None); the same
     seed gives the same samples. A conditional G gets classes drawn from `labels` (the reference
-    data's labels, so classes appear as often as in the data), else uniformly."""
+    data's labels, so classes appear as often as in the data), else uniformly. shard=(rank, world)
+    yields only batches rank, rank + world, ... (every latent is still drawn, so each batch is the
+    one a single process would make)."""
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    done = 0
+    done, index = 0, 0
     while done < count:
         n = min(batch, count - done)
-        z = torch.randn(n, G.z_dim, generator=gen).to(device)
+        z = torch.randn(n, G.z_dim, generator=gen)
         c = None
         if G.c_dim:
             pool = labels if labels is not None and len(labels) else torch.arange(G.c_dim)
             c = pool[torch.randint(len(pool), (n,), generator=gen)].to(device)
-        with torch.inference_mode():
-            out = G(z, c, truncation_psi=truncation_psi)
-        yield to_uint8_nchw(out), c
-        done += n
+        if index % shard[1] == shard[0]:
+            with torch.inference_mode():
+                out = G(z.to(device), c, truncation_psi=truncation_psi)
+            yield to_uint8_nchw(out), c
+        done, index = done + n, index + 1
 
 
 def generator_source(G, count: int, device, seed: int = 0, labels: torch.Tensor | None = None,

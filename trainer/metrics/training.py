@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from ..config import DataConfig
-from ..data import DataError
-from .compute import MetricError, compute_metrics, parse_metrics
+from ..data import DataError, load_dataset
+from .compute import INCEPTION_METRICS, MetricError, compute_metrics, feature_network, parse_metrics, reference_config
+from .sharded import sharded_generator_features
 from .inception import FeatureNetError
 
 IN_TRAINING_SAMPLES = 2000
@@ -40,10 +41,14 @@ def log_training_metrics(trainer) -> list:
         trainer.log(f"metrics: {exc}")
         return results
     reference = reference_for_training(cfg.data)
+    fake_features = _features_from_all_ranks(trainer, reference, specs)
+    if not trainer.ranks.is_main:
+        return results
 
     def evaluate(group):
         return compute_metrics(trainer.G_ema, reference, group, num_samples=IN_TRAINING_SAMPLES,
-                               device=trainer.device, progress=trainer.progress, seed=0)
+                               device=trainer.device, progress=trainer.progress, seed=0,
+                               fake_features=fake_features)
 
     # One evaluation for all metrics, so the generated images and their features are shared;
     # only when it fails, one per metric, so each failing metric gets its own NaN line.
@@ -73,6 +78,19 @@ def log_training_metrics(trainer) -> list:
     if shares:
         trainer.writer.write("scalars", trainer.step, trainer.kimg, values=shares)
     return results
+
+
+def _features_from_all_ranks(trainer, reference: DataConfig, specs):
+    """On several processes: the Inception features of the generated samples, each rank embedding
+    its share (the costly part of FID/KID/PR), gathered on rank 0. None on one process, when no
+    Inception metric is asked for, and on ranks other than 0."""
+    counts = [spec.num_samples or IN_TRAINING_SAMPLES for spec in specs if spec.name in INCEPTION_METRICS]
+    if not trainer.ranks.active or not counts or not trainer.dataset.is_image:
+        return None
+    G = trainer.G_ema
+    labels = load_dataset(reference_config(reference, G.img_resolution, G.img_channels)).labels
+    net, _ = feature_network(device=trainer.device)
+    return sharded_generator_features(net, G, max(counts), 64, trainer.device, trainer.ranks, seed=0, labels=labels)
 
 
 def class_shares(results) -> dict[str, float]:

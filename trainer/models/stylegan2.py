@@ -32,6 +32,29 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * SQRT2  # gain keeps activations at unit variance
 
 
+# Mixed precision as in StyleGAN2-ADA: only the highest resolutions compute in fp16/bf16 (the low
+# ones are cheap and where the signal is coarse), and activations there are clamped.
+REDUCED_PRECISION_RESOLUTIONS = 4   # NVlabs' num_fp16_res
+ACTIVATION_CLAMP = 256.0            # NVlabs' conv_clamp
+
+
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
+def _clamp_if_reduced(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(-ACTIVATION_CLAMP, ACTIVATION_CLAMP) if _autocasting(x) else x
+
+
+def in_full_precision(fn, *tensors):
+    """fn(*tensors) in fp32 with autocast off, when autocast is on; plainly otherwise."""
+    device = next(t for t in tensors if t is not None).device
+    if not torch.is_autocast_enabled(device.type):
+        return fn(*tensors)
+    with torch.autocast(device.type, enabled=False):
+        return fn(*(None if t is None else t.float() for t in tensors))
+
+
 class FullyConnected(nn.Module):
     equalized = True
 
@@ -154,8 +177,8 @@ class SynthesisLayer(nn.Module):
             x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
                                 dtype=x.dtype) * self.noise_strength
         elif noise_mode == "const":
-            x = x + self.noise_const * self.noise_strength
-        return lrelu(x + self.bias[None, :, None, None])
+            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
+        return _clamp_if_reduced(lrelu(x + self.bias.to(x.dtype)[None, :, None, None]))   # stays fp16/bf16
 
 
 class ToRGBLayer(nn.Module):
@@ -168,7 +191,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x, w):
         styles = self.affine(w) * self.weight_gain
-        return modulated_conv2d(x, self.weight, styles, demodulate=False) + self.bias[None, :, None, None]
+        rgb = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        return _clamp_if_reduced(rgb + self.bias.to(rgb.dtype)[None, :, None, None])
 
 
 class SynthesisBlock(nn.Module):
@@ -190,8 +214,14 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim)
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1
+        self.full_precision = False   # set by the network: the lowest resolutions stay fp32 under autocast
 
     def forward(self, x, img, ws, noise_mode):
+        if self.full_precision:
+            return in_full_precision(lambda *t: self._forward(*t, noise_mode), x, img, ws)
+        return self._forward(x, img, ws, noise_mode)
+
+    def _forward(self, x, img, ws, noise_mode):
         """ws: [N, num_conv + num_torgb, w_dim]; x: [NCHW] features from below (None first)."""
         if self.conv0 is None:
             x = self.conv1(self.const[None].expand(ws.shape[0], -1, -1, -1), ws[:, 0], noise_mode)
@@ -233,6 +263,7 @@ class SynthesisNetwork(nn.Module):
         for res in resolutions:
             out_ch = channels_at(res, img_resolution, width, max_width)
             self.blocks.append(SynthesisBlock(in_ch, out_ch, w_dim, res, img_channels))
+            self.blocks[-1].full_precision = len(resolutions) - len(self.blocks) >= REDUCED_PRECISION_RESOLUTIONS
             in_ch = out_ch
         self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb
 
@@ -286,12 +317,16 @@ class DiscriminatorBlock(nn.Module):
         self.conv0 = Conv2dLayer(in_channels, in_channels, 3, activation="lrelu")
         self.conv1 = Conv2dLayer(in_channels, out_channels, 3, activation="lrelu", down=True)
         self.skip = Conv2dLayer(in_channels, out_channels, 1, bias=False)
+        self.full_precision = False   # set by the network: the lowest resolutions stay fp32 under autocast
 
     def forward(self, x):
+        return in_full_precision(self._forward, x) if self.full_precision else self._forward(x)
+
+    def _forward(self, x):
         if self.fromrgb is not None:
             x = self.fromrgb(x)
         skip = self.skip(F.avg_pool2d(x, 2))
-        return (skip + self.conv1(self.conv0(x))) / SQRT2
+        return _clamp_if_reduced((skip + self.conv1(self.conv0(x))) / SQRT2)
 
 
 class StyleGAN2Discriminator(nn.Module):
@@ -313,6 +348,7 @@ class StyleGAN2Discriminator(nn.Module):
         blocks, res = [], img_resolution
         while res > 4:
             blocks.append(DiscriminatorBlock(ch(res), ch(res // 2), in_img, first=res == img_resolution))
+            blocks[-1].full_precision = len(blocks) > REDUCED_PRECISION_RESOLUTIONS
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
@@ -328,6 +364,9 @@ class StyleGAN2Discriminator(nn.Module):
         if onehot is not None and self.cond_d == "concat":
             img = concat_label_maps(img, onehot)
         x = self.blocks(img)  # [N, ch(4), 4, 4]
+        return in_full_precision(self._epilogue, x, onehot)   # 4x4: always fp32
+
+    def _epilogue(self, x, onehot):
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.fc(self.conv(x).flatten(1))
