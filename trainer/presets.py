@@ -7,8 +7,10 @@ _STYLEGAN2_TRAIN = {"loss": "nonsat", "optimizer": "adam", "g_lr": 0.0025, "d_lr
                     "beta2": 0.99, "batch": 32, "r1_gamma": 0.1, "r1_every": 16, "pl_weight": 2.0,
                     "pl_every": 4, "style_mixing": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05}
 _TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
-_TOY_TRAIN = {"batch": 64, "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "ema_kimg": 0.0,
-              "sample_kimg": 50.0, "snapshot_kimg": 100.0, "grid_size": 32}
+# Measured on grid25 (benchmarks/collapse.py): batch 256, lr 1e-3 and an EMA of G sharpen the
+# modes (high-quality share 0.02 at batch 64, lr 1e-4, no EMA, 100 kimg).
+_TOY_TRAIN = {"batch": 256, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.5, "beta2": 0.999, "ema_kimg": 10.0,
+              "sample_kimg": 200.0, "snapshot_kimg": 1000.0, "grid_size": 32}
 
 PRESETS: dict[str, dict] = {
     # Radford et al.: Adam 2e-4, beta1 0.5, batch norm, non-saturating G loss.
