@@ -103,3 +103,9 @@ def test_the_encoder_command_writes_beside_the_checkpoint(tmp_path, capsys):
     assert "PSNR" in out and str(default_encoder_path(checkpoint)) in out
     assert read_encoder_metadata(default_encoder_path(checkpoint))["generator_sha256"] == file_sha256(checkpoint)
     assert cli_main(["encoder", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_a_model_without_w_gets_a_clear_message(tmp_path, capsys):
+    dcgan = export_tiny(tmp_path / "dcgan.safetensors", arch="dcgan")
+    assert cli_main(["encoder", "--checkpoint", str(dcgan), "--kimg", "0.016"]) == 2
+    assert "no W space" in capsys.readouterr().err
