@@ -109,3 +109,15 @@ def test_a_model_without_w_gets_a_clear_message(tmp_path, capsys):
     dcgan = export_tiny(tmp_path / "dcgan.safetensors", arch="dcgan")
     assert cli_main(["encoder", "--checkpoint", str(dcgan), "--kimg", "0.016"]) == 2
     assert "no W space" in capsys.readouterr().err
+
+
+def test_a_damaged_encoder_file_is_said_and_skipped(trained, tmp_path):
+    checkpoint, G, result = trained
+    path = default_encoder_path(checkpoint)
+    save_encoder(path, result.encoder, checkpoint, {})
+    path.write_bytes(path.read_bytes()[:200])                  # cut short inside its tensors
+    try:
+        r = project(G, torch.zeros(1, 1, 16, 16), ProjectionSettings(steps=1))
+        assert r.start == "best_of_n" and "cannot read encoder" in r.notes[0]
+    finally:
+        path.unlink()

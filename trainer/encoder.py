@@ -165,7 +165,10 @@ def load_encoder(path, checkpoint_sha256: str | None = None, device="cpu") -> La
         config = EncoderConfig.from_dict(json.loads(meta.get("config", "")))
     except (json.JSONDecodeError, TypeError) as exc:
         raise EncoderError(f"{path.name} has an unusable encoder config: {exc}") from None
-    tensors = load_file(str(path), device="cpu")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:   # safetensors' own error type for a damaged file; OSError for an unreadable one
+        raise EncoderError(f"cannot read encoder {path.name}: {exc}") from None
     for name in ("w_avg", "w_spread"):
         if name not in tensors:
             raise EncoderError(f"{path.name} lacks the tensor {name!r}")
@@ -193,7 +196,7 @@ def find_encoder(checkpoint_path, explicit: str = "") -> tuple[Path | None, str]
     sha = file_sha256(checkpoint_path)
     if explicit:
         try:
-            load_check(explicit, sha)
+            check_encoder_file(explicit, sha)
         except EncoderError as exc:
             return None, str(exc)
         return Path(explicit), ""
@@ -202,7 +205,7 @@ def find_encoder(checkpoint_path, explicit: str = "") -> tuple[Path | None, str]
     others = sorted(p for p in named.parent.glob("*.safetensors") if p != named) if named.parent.is_dir() else []
     for candidate in ([named] if named.is_file() else []) + others:
         try:
-            load_check(candidate, sha)
+            check_encoder_file(candidate, sha)
         except EncoderError as exc:
             if candidate == named:
                 refusals.append(str(exc))
@@ -211,7 +214,7 @@ def find_encoder(checkpoint_path, explicit: str = "") -> tuple[Path | None, str]
     return None, "; ".join(refusals)
 
 
-def load_check(path, checkpoint_sha256: str) -> None:
+def check_encoder_file(path, checkpoint_sha256: str) -> None:
     """Raise EncoderError unless `path` is a readable encoder trained for the checkpoint with this sha256."""
     path = Path(path)
     if not path.is_file():
