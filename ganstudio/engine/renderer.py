@@ -377,7 +377,7 @@ def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
     """The mixing grid the workspace asks for on the model `info` describes (the photo only where
     its W+ fits that model)."""
     photo = ws.photo_ws
-    fits = photo is not None and ws.grid_photo in ("row", "column") and photo.shape == (info.num_ws, info.w_dim)
+    fits = photo is not None and ws.grid_photo in GRID_PHOTO_PLACES[1:] and photo.shape == (info.num_ws, info.w_dim)
     return MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds),
                       photo_ws=np.array(photo, dtype=np.float32) if fits else None,
                       photo_as=ws.grid_photo if fits else "")

@@ -14,6 +14,9 @@ from .image_view import ImageView
 
 MAX_GRID_SEEDS = 8
 PHOTO_PLACES = (("", "not in the grid"), ("row", "as the first row"), ("column", "as the first column"))
+PHOTO_TIP = ("The photo inverted in the Invert panel, as a row (the photo with each column's checked layers) "
+             "or a column (the photo's checked layers on every row seed)")
+NO_PHOTO_TIP = "Invert a photo (Invert tab) to mix it here"
 
 
 def parse_grid_seeds(text: str) -> tuple[int, ...]:
@@ -52,8 +55,6 @@ class MixingPanel(QWidget):
         self.grid_photo = QComboBox()
         for place, text in PHOTO_PLACES:
             self.grid_photo.addItem(text, place)
-        self.grid_photo.setToolTip("The photo inverted in the Invert panel, as a row (its fine layers under the "
-                                   "columns' checked layers) or a column (its checked layers on every row)")
         self.grid_caption = QLabel()
         self.grid_caption.setWordWrap(True)
         self.grid_error = QLabel()
@@ -184,7 +185,7 @@ class MixingPanel(QWidget):
             if any(mask) else "Check layers or pick a preset to mix; until then every row repeats its seed.")
         has_photo = ws.photo_ws is not None
         self.grid_photo.setEnabled(has_photo)
-        self.grid_photo.setToolTip(self.grid_photo.toolTip() if has_photo else "Invert a photo (Invert tab) to mix it here")
+        self.grid_photo.setToolTip(PHOTO_TIP if has_photo else NO_PHOTO_TIP)
         self.grid_photo.blockSignals(True)
         self.grid_photo.setCurrentIndex(max(0, self.grid_photo.findData(ws.grid_photo)))
         self.grid_photo.blockSignals(False)
