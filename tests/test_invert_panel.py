@@ -155,3 +155,56 @@ def test_models_without_w_cannot_run(qtbot, window, tmp_path):
     window.open_photo(photo(tmp_path))
     assert "no W space" in panel.status.text() or not panel.run_button.isEnabled()
     assert not panel.run()
+
+
+def wait_grid(qtbot, window):
+    c = window.controller
+    qtbot.waitUntil(lambda: c.last_grid is not None and not c.grid_dirty and c.shown_grid_id == c.requested_grid_id
+                    and not window.is_busy(), timeout=TIMEOUT_MS)
+    return window.last_grid
+
+
+def click_grid(qtbot, panel, row, col, cell):
+    """Click grid tile (row, col), counting the header row and column as 0."""
+    view = panel.grid_view
+    scene_point = view.item.mapToScene(QPointF(col * cell + 3.5, row * cell + 3.5))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.mapFromScene(scene_point))
+
+
+def test_the_inverted_photo_as_a_row_or_a_column_of_the_mixing_grid(qtbot, window, tmp_path):
+    panel, mixing, ws = window.invert_panel, window.mixing_panel, window.workspace
+    window.panels.setCurrentWidget(mixing)
+    assert not mixing.grid_photo.isEnabled()                  # nothing inverted yet
+    plain = wait_grid(qtbot, window).image.copy()
+    assert window.open_photo(photo(tmp_path))
+    panel.steps.setValue(10)
+    assert panel.run()
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=TIMEOUT_MS)
+    photo_image = panel.outcome.reconstruction.astype(int)    # [16, 16, 3] the photo as the model draws it
+    window.panels.setCurrentWidget(mixing)
+    assert mixing.grid_photo.isEnabled() and np.array_equal(ws.photo_ws, panel.outcome.ws)
+    mixing.grid_photo.setCurrentIndex(mixing.grid_photo.findData("row"))
+    assert ws.grid_photo == "row"
+    grid = wait_grid(qtbot, window)
+    cell = grid.cell_size
+    assert grid.image.shape[0] == plain.shape[0] + cell and grid.image.shape[1] == plain.shape[1]
+    assert grid.cell_ws.shape[:2] == (len(ws.grid_row_seeds) + 1, len(ws.grid_col_seeds))
+    row_header = grid.image[cell:cell + 16, :16].astype(int)   # first row's header: the photo itself
+    assert np.abs(row_header - photo_image).max() <= 1
+    mixing.preset_buttons["fine"].click()                      # the photo's coarse layers, the columns' fine ones
+    grid = wait_grid(qtbot, window)
+    mixes = [grid.image[cell:cell + 16, (c + 1) * cell:(c + 1) * cell + 16] for c in range(len(ws.grid_col_seeds))]
+    assert all(not np.array_equal(m, mixes[0]) for m in mixes[1:])          # each column changes the photo
+    assert np.allclose(grid.cell_ws[0, 1][:3], ws.photo_ws[:3])            # coarse layers stay the photo's
+    seed_before = ws.seed
+    click_grid(qtbot, mixing, 1, 2, cell)                      # a mix of the photo becomes the current latent
+    assert ws.seed == seed_before and ws.mix_seed == ws.grid_col_seeds[1]
+    assert np.array_equal(ws.base_ws, grid.cell_ws[0, 1])
+    assert np.array_equal(wait_shown(qtbot, window), grid.image[cell:cell + 16, 2 * cell:2 * cell + 16])
+
+    mixing.grid_photo.setCurrentIndex(mixing.grid_photo.findData("column"))  # the photo gives its fine layers
+    grid = wait_grid(qtbot, window)
+    assert grid.image.shape[1] == plain.shape[1] + cell and grid.image.shape[0] == plain.shape[0]
+    assert grid.cell_ws.shape[:2] == (len(ws.grid_row_seeds), len(ws.grid_col_seeds) + 1)
+    assert np.allclose(grid.cell_ws[2, 0][3:], ws.photo_ws[3:])
+    assert np.abs(grid.image[:16, cell:cell + 16].astype(int) - photo_image).max() <= 1   # its header

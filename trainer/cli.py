@@ -5,6 +5,7 @@
   ganstudio-train generate --checkpoint C --seeds 0-63 --out grid.png    sample a checkpoint
   ganstudio-train metrics ...                                            evaluate (see its --help)
   ganstudio-train invert --checkpoint C IMAGE... --out DIR                invert photos (see its --help)
+  ganstudio-train encoder --checkpoint C [--out E.safetensors]           train a W+ encoder for inversion
   ganstudio-train presets                                                list the presets
   ganstudio-train import NETWORK.pkl --out model.safetensors             open an NVlabs/rosinality model
   ganstudio-train render-video TIMELINE.json --out film.mp4              a timeline (or --preset) to video
@@ -33,7 +34,7 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ganstudio-train",
         description="Train a GAN and write a run directory (config.json, events.jsonl, samples/, "
-                    "checkpoints/, state/). Other commands: generate, metrics, invert, presets "
+                    "checkpoints/, state/). Other commands: generate, metrics, invert, encoder, presets "
                     "(`ganstudio-train generate --help`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="dcgan", choices=sorted(PRESETS),
@@ -252,13 +253,18 @@ def run_invert(argv: list[str]) -> int:
     return invert_main(argv)
 
 
+def run_encoder(argv: list[str]) -> int:
+    from .encoder_train import main as encoder_main
+    return encoder_main(argv)
+
+
 def run_import(argv: list[str]) -> int:
     from .importers.cli import run_import as import_main
     return import_main(argv)
 
 
 COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "import": run_import,
-            "render-video": video_cli.main, "invert": run_invert}
+            "render-video": video_cli.main, "invert": run_invert, "encoder": run_encoder}
 
 
 def main(argv: list[str] | None = None) -> int:

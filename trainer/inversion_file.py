@@ -39,7 +39,7 @@ def inversion_from_batch(result, index: int, target: np.ndarray, meta: dict) -> 
                  "steps": result.steps_done, "cancelled": result.cancelled,
                  "settings": result.settings.to_dict(), "losses": dict(result.settings.losses),
                  "psnr": float(result.psnr[index]), "ssim": float(result.ssim[index]),
-                 "class": result.classes[index]})
+                 "class": result.classes[index], "start": result.start, "notes": list(result.notes)})
     return Inversion(result.ws[index], {k: v[index] for k, v in result.noise.items()}, np.asarray(target),
                      result.reconstruction[index],
                      {"step": result.record["step"], **{k: result.record[k][:, index] for k in ("loss", "psnr", "ssim")}},

@@ -24,10 +24,11 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from .encoder import encoder_for_inversion, predicted_start
 from .image_losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
 
 SPACES = ("w", "w+")
-INITS = ("w_avg", "class_mean", "best_of_n")
+INITS = ("auto", "encoder", "best_of_n", "class_mean", "w_avg")
 SCHEDULES = ("nvlabs", "constant")
 W_STD_SAMPLES = 2000          # mapped z for the scale of W (NVlabs use 10000; the mean is stable long before)
 W_STD_SEED = 4321             # fixes those z, so the noise on w repeats
@@ -57,7 +58,10 @@ class ProjectionSettings:
     noise_regularize: float = 1e5   # weight of the noise maps' autocorrelation penalty (NVlabs)
     layer_regularize: float = 0.0   # e4e-style pull of each layer's w toward the mean of the layers
     losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0})  # name -> weight
-    init: str = "best_of_n"         # "w_avg" | "class_mean" | "best_of_n" (random w, class means, w_avg)
+    init: str = "auto"              # "auto": "encoder" when one for the checkpoint exists, else "best_of_n";
+                                    # "encoder" (trainer/encoder.py's W+ prediction) | "best_of_n" (random w,
+                                    # class means, w_avg) | "class_mean" | "w_avg"
+    encoder: str = ""               # an encoder file; "" = look beside the checkpoint (trainer.encoder.find_encoder)
     init_samples: int = 512         # random w tried by best_of_n
     seed: int = 0                   # fixes best_of_n's samples and the noise on w
     report_every: int = 10          # steps between records (and previews)
@@ -117,6 +121,8 @@ class ProjectionResult:
     psnr: np.ndarray                      # [N] dB
     ssim: np.ndarray                      # [N]
     classes: list[int | None]             # the class each start came from (conditional models)
+    start: str                            # the start used: "encoder", "best_of_n", "class_mean" or "w_avg"
+    notes: tuple[str, ...]                # for the user: e.g. why an encoder was not used
     record: dict[str, np.ndarray]         # "step" [R], "loss"/"psnr"/"ssim" [R, N]
     steps_done: int
     cancelled: bool
@@ -238,10 +244,7 @@ def starting_w(G,
     device = targets.device
     n = targets.shape[0]
     classes = list(classes) if classes is not None else [None] * n
-    if G.c_dim:
-        for k in classes:
-            if k is not None and not 0 <= int(k) < G.c_dim:
-                raise InversionError(f"class {k} is out of range for a model with {G.c_dim} classes (0-{G.c_dim - 1})")
+    check_classes(G, classes)
     if settings.init == "w_avg" or (settings.init == "class_mean" and not G.c_dim):
         return G.w_avg.float().expand(n, -1).clone(), [None] * n
     if G.c_dim and class_means is None:
@@ -278,6 +281,13 @@ def starting_w(G,
             allowed[i] = torch.tensor([lbl == k for lbl in labels], device=device)
     best = errors.masked_fill(~allowed, float("inf")).argmin(1)
     return pool_w[best].clone(), [labels[int(j)] for j in best]
+
+
+def check_classes(G, classes: list[int | None]) -> None:
+    """Raise InversionError for a class a conditional model does not have."""
+    for k in classes if G.c_dim else ():
+        if k is not None and not 0 <= int(k) < G.c_dim:
+            raise InversionError(f"class {k} is out of range for a model with {G.c_dim} classes (0-{G.c_dim - 1})")
 
 
 def learning_rate(settings: ProjectionSettings, t: float) -> float:
@@ -355,9 +365,23 @@ def project(G,
         loss = ReconstructionLoss(settings.losses, device, checkpoint_path,
                                   getattr(G, "checkpoint_info", {}).get("config"))
     _, w_std = w_statistics(G, device)
-    start, start_classes = starting_w(G, targets, settings, classes, class_means)
+    encoder, note = (None, "") if settings.init not in ("auto", "encoder") else \
+        encoder_for_inversion(G, settings.init == "encoder", settings.encoder,
+                              checkpoint_path or getattr(G, "checkpoint_info", {}).get("path", ""))
+    notes = (note,) if note else ()
+    if encoder is not None:
+        check_classes(G, list(classes) if classes is not None else [])
+        if G.c_dim and class_means is None:
+            from .latents import estimate_class_means
+            class_means = _cached(G, "class_means", lambda: estimate_class_means(G, device))
+        start_ws, start_classes = predicted_start(G, encoder, targets, classes, class_means)
+        start_name = "encoder"
+    else:
+        start_name = "best_of_n" if settings.init in ("auto", "encoder") else settings.init
+        start, start_classes = starting_w(G, targets, settings.replace(init=start_name), classes, class_means)
+        start_ws = start[:, None, :].expand(n, num_ws, -1)
     layers = 1 if settings.space == "w" else num_ws
-    latent = start[:, None, :].repeat(1, layers, 1).requires_grad_(True)    # [N, 1 or num_ws, w_dim]
+    latent = (start_ws.mean(1, keepdim=True) if layers == 1 else start_ws).clone().requires_grad_(True)  # [N, 1 or num_ws, w_dim]
     styles = None
     if settings.space == "w+" and settings.precondition and can_precondition(G):
         styles = StylePreconditioner(G, latent)
@@ -430,7 +454,7 @@ def project(G,
         ws=best_ws.cpu().numpy().astype(np.float32),
         noise={k: v[:, 0].cpu().numpy().astype(np.float32) for k, v in best_maps.items()},
         reconstruction=to_uint8_nhwc(final), psnr=psnr(final, targets).cpu().numpy(),
-        ssim=ssim(final, targets).cpu().numpy(), classes=start_classes,
+        ssim=ssim(final, targets).cpu().numpy(), classes=start_classes, start=start_name, notes=notes,
         record={k: np.asarray(v) for k, v in record.items()} if record["step"] else
         {"step": np.zeros(0, int), "loss": np.zeros((0, n)), "psnr": np.zeros((0, n)), "ssim": np.zeros((0, n))},
         steps_done=steps_done, cancelled=cancelled, seconds=time.perf_counter() - started, settings=settings)

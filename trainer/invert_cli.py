@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
                    help="weighted losses: mse, l1, ssim, ms_ssim, inception, discriminator (the run's D, when "
                         "its state/ is there), lpips (where installed)")
     p.add_argument("--init", default=d.init, choices=INITS, help="where the optimisation starts")
+    p.add_argument("--encoder", default=d.encoder,
+                   help="an encoder file for the start (default: encoders/<checkpoint stem>.safetensors beside the "
+                        "checkpoint, used when it was trained for this checkpoint; see `ganstudio-train encoder`)")
     p.add_argument("--init-samples", type=int, default=d.init_samples, help="random w tried by best_of_n")
     p.add_argument("--class", dest="class_index", type=int, default=None,
                    help="conditional models: the photos' class (default: search)")
@@ -103,7 +106,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, steps=args.steps, lr=args.lr,
                                       schedule=args.schedule, w_noise=args.w_noise, layer_regularize=args.layer_reg,
-                                      losses=parse_losses(args.loss), init=args.init,
+                                      losses=parse_losses(args.loss), init=args.init, encoder=args.encoder,
                                       init_samples=args.init_samples, seed=args.seed)
         pti_settings = PTISettings(steps=args.pti_steps, lr=args.pti_lr, losses=settings.losses, seed=args.seed)
         device = pick_device(args.device)
@@ -142,6 +145,8 @@ def main(argv: list[str]) -> int:
 
     try:
         result = project(G, targets, settings, classes, on_report=advance, checkpoint_path=checkpoint)
+        for note in result.notes:
+            tqdm.write(f"ganstudio-train invert: note: {note}", file=sys.stderr)
         checkpoint_sha = file_sha256(checkpoint)
         stems = unique_stems([Path(p.path).stem for p, _, _ in photos])
         for i, ((photo, target, box), stem) in enumerate(zip(photos, stems)):

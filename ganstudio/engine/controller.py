@@ -31,8 +31,10 @@ from .workspace import Workspace
 # Which workspace fields ask for which render. `directions` (the list of sliders) asks for none:
 # only the offsets move the image.
 GRID_FIELDS = frozenset({"class_index", "psi", "cutoff", "truncation_center", "noise_mode", "mix_layers",
-                         "grid_row_seeds", "grid_col_seeds", "direction_offsets", "direction_layers"})
-IMAGE_FIELDS = (GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds"}) | {"seed", "z_threshold", "mix_seed", "base_ws"}
+                         "grid_row_seeds", "grid_col_seeds", "direction_offsets", "direction_layers",
+                         "photo_ws", "grid_photo"})
+IMAGE_FIELDS = (GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds", "photo_ws", "grid_photo"}) \
+    | {"seed", "z_threshold", "mix_seed", "base_ws"}
 
 Progress = Callable[[float, str], None]      # (fraction 0-1, message); raises Cancelled once cancelled
 Preview = Callable[[Any], None]              # plain data for the GUI while a job runs (an image, a curve point)
@@ -262,7 +264,8 @@ class RenderController:
             elif keep_state and previous is not None and previous.num_ws == info.num_ws:
                 ws.update(checkpoint=info.path)
             else:
-                ws.update(checkpoint=info.path, base_ws=None, directions={}, direction_offsets={},
+                ws.update(checkpoint=info.path, base_ws=None, photo_ws=None, grid_photo="", directions={},
+                          direction_offsets={},
                           direction_layers=(0, None), cutoff=None, mix_layers=(False,) * info.num_ws,
                           class_index=min(ws.class_index, max(info.c_dim - 1, 0)),
                           truncation_center="class" if info.c_dim and info.has_w else "global")

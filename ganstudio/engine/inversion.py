@@ -63,6 +63,8 @@ class InversionOutcome:
     tuned_psnr: float = 0.0
     record_psnr: tuple[float, ...] = field(default=())
     generation: int = 0
+    start: str = ""                      # where the optimisation started: "encoder", "best_of_n", ...
+    notes: tuple[str, ...] = ()          # for the user, e.g. why an encoder was not used
 
 
 def inversion_folder() -> Path:
@@ -163,4 +165,5 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
                             psnr=float(inv.meta["psnr"]), ssim=float(inv.meta["ssim"]),
                             steps_done=result.steps_done, cancelled=result.cancelled or stopped[0],
                             npz_path=str(npz_path), tuned_checkpoint=tuned_path, tuned_psnr=tuned_psnr,
-                            record_psnr=tuple(float(v) for v in inv.record["psnr"]), generation=renderer.generation)
+                            record_psnr=tuple(float(v) for v in inv.record["psnr"]), generation=renderer.generation,
+                            start=result.start, notes=result.notes)

@@ -61,11 +61,30 @@ class ModelInfo:
         return self.img_resolution == 0
 
 
-@dataclass(frozen=True)
+GRID_PHOTO_PLACES = ("", "row", "column")   # where an inverted photo joins the mixing grid ("" = not at all)
+
+
+@dataclass(frozen=True, eq=False)
 class MixingGrid:
-    """What to render besides the latent itself: a style-mixing grid of row x column seeds."""
+    """What to render besides the latent itself: a style-mixing grid of row x column seeds, with
+    an inverted photo's W+ as an extra first row or first column."""
     row_seeds: tuple[int, ...]            # rows keep their unmixed layers
     col_seeds: tuple[int, ...]            # columns give the layers the latent's mix_mask picks
+    photo_ws: np.ndarray | None = None    # [num_ws, w_dim] the inverted photo's W+; None = no photo
+    photo_as: str = ""                    # "row" | "column": where the photo goes; "" = not shown
+
+    @property
+    def rows(self) -> tuple[int | None, ...]:
+        """The grid's row sources top to bottom: a seed, or None for the photo."""
+        return ((None,) if self.shows_photo("row") else ()) + tuple(self.row_seeds)
+
+    @property
+    def cols(self) -> tuple[int | None, ...]:
+        """The grid's column sources left to right: a seed, or None for the photo."""
+        return ((None,) if self.shows_photo("column") else ()) + tuple(self.col_seeds)
+
+    def shows_photo(self, place: str) -> bool:
+        return self.photo_ws is not None and self.photo_as == place
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,7 @@ class RenderRequest:
 
     @property
     def is_grid(self) -> bool:
-        return self.grid is not None and bool(self.grid.row_seeds and self.grid.col_seeds)
+        return self.grid is not None and bool(self.grid.rows and self.grid.cols)
 
 
 @dataclass(frozen=True)
@@ -235,24 +254,32 @@ class Renderer:
         return {"image": frames[-1], "frames": frames}
 
     def _render_grid(self, req: RenderRequest) -> dict:
-        """(rows + 1) x (cols + 1) mosaic: the top row shows the column seeds, the left column the
-        row seeds, and cell (r, c) the row seed with the masked layers of the column seed. Every
-        image takes the latent's class, truncation and offsets."""
+        """(rows + 1) x (cols + 1) mosaic: the top row shows the column sources, the left column the
+        row sources, and cell (r, c) the row source with the masked layers of the column source.
+        A source is a seed, or the inverted photo's W+ (MixingGrid.photo_ws). Every image takes the
+        latent's class, truncation and offsets."""
         G, mapper, latent = self.G, self.mapper, req.latent
         if not G.num_ws:
             raise ValueError("style mixing needs a model with a W space")
-        rows, cols = list(req.grid.row_seeds), list(req.grid.col_seeds)
+        rows, cols = list(req.grid.rows), list(req.grid.cols)
         R, C, L, W = len(rows), len(cols), G.num_ws, G.w_dim
-        seed_states = [latent.replace(seed=s, mix_mask=(), ws=None) for s in cols + rows]
+        photo = req.grid.photo_ws
+        if photo is not None and photo.shape != (L, W):
+            raise ValueError(f"the inverted photo's W+ has shape {photo.shape}, the model needs ({L}, {W})")
+
+        def source(seed: int | None) -> LatentState:   # None: the photo, drawn from its explicit W+
+            return latent.replace(mix_mask=(), ws=photo) if seed is None else latent.replace(seed=seed, mix_mask=(), ws=None)
+
+        seed_states = [source(s) for s in cols + rows]
         mapped = mapper.untruncated_ws(seed_states)                    # [C + R, L, W]
         ws_cols, ws_rows = mapped[:C], mapped[C:]
         mask = latent.mix_mask if len(latent.mix_mask) == L else (False,) * L
         cells = mix_layers(ws_rows[:, None].expand(R, C, L, W).reshape(R * C, L, W),
                            ws_cols[None].expand(R, C, L, W).reshape(R * C, L, W), mask)
-        cell_states = [latent.replace(seed=r, mix_mask=(), ws=None) for r in rows for _ in cols]
+        cell_states = [source(r) for r in rows for _ in cols]
         # The header images (the seeds unmixed) do not depend on the mask: while only the mask
         # changes, they are reused rather than synthesised again.
-        header_key = self._grid_header_key(latent, rows, cols)
+        header_key = self._grid_header_key(latent, rows, cols, photo)
         if header_key is not None and self._grid_headers[0] == header_key:
             headers = self._grid_headers[1]
             cell_images = self._synthesize(mapper.finish(cells, cell_states), latent.noise_mode)
@@ -269,14 +296,15 @@ class Renderer:
         return {"image": image, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(),
                 "cell_size": G.img_resolution + 1}
 
-    def _grid_header_key(self, latent: LatentState, rows, cols):
+    def _grid_header_key(self, latent: LatentState, rows, cols, photo: np.ndarray | None = None):
         """What the grid's header images depend on (None: never reuse, e.g. random noise)."""
         if latent.noise_mode == "random":
             return None
         offset = None if latent.w_offset is None else latent.w_offset.tobytes()
+        photo = None if photo is None or None not in (*rows, *cols) else photo.tobytes()
         return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
                 latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
-                latent.offset_layers)
+                latent.offset_layers, photo)
 
     def _render_points(self, state: LatentState) -> dict:
         """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed, with the one
@@ -367,10 +395,19 @@ def latent_from_workspace(ws, info: ModelInfo) -> LatentState:
                                 info.c_dim, info.num_ws, info.w_dim)
 
 
+def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
+    """The mixing grid the workspace asks for on the model `info` describes (the photo only where
+    its W+ fits that model)."""
+    photo = ws.photo_ws
+    fits = photo is not None and ws.grid_photo in GRID_PHOTO_PLACES[1:] and photo.shape == (info.num_ws, info.w_dim)
+    return MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds),
+                      photo_ws=np.array(photo, dtype=np.float32) if fits else None,
+                      photo_as=ws.grid_photo if fits else "")
+
+
 def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False) -> RenderRequest:
     """Freeze the workspace into a request for the model `info` describes."""
     latent = latent_from_workspace(ws, info)
     if grid:
-        return RenderRequest(request_id, info.generation, latent.replace(ws=None),
-                             grid=MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds)))
+        return RenderRequest(request_id, info.generation, latent.replace(ws=None), grid=grid_from_workspace(ws, info))
     return RenderRequest(request_id, info.generation, latent)

@@ -55,6 +55,8 @@ class Workspace:
     photo_crop: tuple[int, int, int] | None = None  # its square (left, top, side) in pixels; None = centre
     inversion_path: str = ""                  # the inversion .npz whose latent base_ws came from ("" = none)
     tuned_checkpoint: str = ""                # a PTI-tuned checkpoint made for the photo ("" = none)
+    photo_ws: np.ndarray | None = None        # [num_ws, w_dim] the inverted photo's W+ (kept while base_ws is edited)
+    grid_photo: str = ""                      # the photo in the mixing grid: "row" | "column" (first one); "" = not
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -173,9 +175,11 @@ def _checked(v: dict) -> dict:
             need(name, isinstance(v[name], list) and all(is_int(x) and 0 <= x <= MAX_SEED for x in v[name]),
                  "a list of seeds")
             out[name] = tuple(v[name])
-    if v.get("base_ws") is not None:
-        arr = _array(v, "base_ws", 2)
-        out["base_ws"] = arr
+    for name in ("base_ws", "photo_ws"):
+        if v.get(name) is not None:
+            out[name] = _array(v, name, 2)
+    if "grid_photo" in v:
+        need("grid_photo", v["grid_photo"] in ("", "row", "column"), '"", "row" or "column"')
     if "directions" in v:
         need("directions", isinstance(v["directions"], dict), "an object of name -> vector")
         out["directions"] = {str(k): _array({k: x}, k, 1) for k, x in v["directions"].items()}

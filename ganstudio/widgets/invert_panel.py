@@ -363,20 +363,22 @@ class InvertPanel(QWidget):
         self.reconstruction_view.set_image(outcome.reconstruction)
         ws = self.workspace
         # ψ 1, no mix, no offsets: the photo is drawn exactly; later changes are edits the user asked for
-        changes = dict(base_ws=outcome.ws.copy(), psi=1.0, noise_mode="const", direction_offsets={},
+        changes = dict(base_ws=outcome.ws.copy(), photo_ws=outcome.ws.copy(), psi=1.0, noise_mode="const", direction_offsets={},
                        mix_layers=(False,) * self.info.num_ws, inversion_path=outcome.npz_path,
                        tuned_checkpoint=outcome.tuned_checkpoint)
         if self.info.c_dim and outcome.class_index is not None:
             changes["class_index"] = int(outcome.class_index)
         ws.update(**changes)
         text = f"PSNR {outcome.psnr:.2f} dB, SSIM {outcome.ssim:.3f} after {outcome.steps_done} steps"
+        text += " from the encoder's start" if outcome.start == "encoder" else ""
         if outcome.cancelled:
             text = f"Cancelled: kept the best latent so far ({text})."
         if outcome.tuned_checkpoint:
             text += f"; PTI: {outcome.tuned_psnr:.2f} dB — the tuned model opens now."
             self.original_checkpoint = self.info.path
             self.open_model_requested.emit(outcome.tuned_checkpoint)
-        self.status.setText(text + f"<br>Saved {Path(outcome.npz_path).name}.")
+        notes = "".join(f"<br>Note: {html.escape(note)}" for note in outcome.notes)
+        self.status.setText(text + f"<br>Saved {Path(outcome.npz_path).name}." + notes)
         self._update_buttons()
         self.inversion_finished.emit(outcome)
 

@@ -17,7 +17,7 @@ from trainer.device import available_devices
 
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
 from ..engine.controller import RenderController
-from ..engine.renderer import ModelInfo, Renderer, RenderResult
+from ..engine.renderer import ModelInfo, Renderer, RenderResult, grid_from_workspace
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
@@ -335,9 +335,15 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         if grid is None or grid.cell_ws is None or row >= grid.cell_ws.shape[0] or col >= grid.cell_ws.shape[1]:
             return
-        with self.controller.held():   # one render for the three fields
-            ws.update(seed=ws.grid_row_seeds[row], mix_seed=ws.grid_col_seeds[col],
-                      base_ws=grid.cell_ws[row, col].copy())
+        sources = grid_from_workspace(ws, self.controller.info) if self.controller.info is not None else None
+        if sources is None or row >= len(sources.rows) or col >= len(sources.cols):
+            return
+        seed, mix_seed = sources.rows[row], sources.cols[col]   # None: the inverted photo
+        changes = {"base_ws": grid.cell_ws[row, col].copy()}
+        changes.update({} if seed is None else {"seed": seed})
+        changes.update({} if mix_seed is None else {"mix_seed": mix_seed})
+        with self.controller.held():   # one render for the fields
+            ws.update(**changes)
 
     # ---- export ----
     def export_image(self, path, scale: int = 1) -> None:

@@ -3,16 +3,20 @@ a grid of row seeds x column seeds showing the mixes, and committing a mix as th
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QVBoxLayout, QWidget)
 
 from trainer.latents import layer_groups, parse_seeds
-from ..engine.renderer import ModelInfo
+from ..engine.renderer import ModelInfo, grid_from_workspace
 from ..engine.workspace import Workspace
 from .seed_box import SeedBox
 from .image_view import ImageView
 
 MAX_GRID_SEEDS = 8
+PHOTO_PLACES = (("", "not in the grid"), ("row", "as the first row"), ("column", "as the first column"))
+PHOTO_TIP = ("The photo inverted in the Invert panel, as a row (the photo with each column's checked layers) "
+             "or a column (the photo's checked layers on every row seed)")
+NO_PHOTO_TIP = "Invert a photo (Invert tab) to mix it here"
 
 
 def parse_grid_seeds(text: str) -> tuple[int, ...]:
@@ -32,6 +36,7 @@ class MixingPanel(QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.layer_buttons: list[QPushButton] = []
+        self.info: ModelInfo | None = None
         self.presets: dict[str, tuple[bool, ...]] = {}
         self.cell_size = 0
         # widgets
@@ -47,6 +52,9 @@ class MixingPanel(QWidget):
         self.col_seeds = QLineEdit()
         self.row_seeds.setToolTip("Rows keep their own unchecked layers, e.g. 0-3")
         self.col_seeds.setToolTip("Columns supply the checked layers, e.g. 10-13")
+        self.grid_photo = QComboBox()
+        for place, text in PHOTO_PLACES:
+            self.grid_photo.addItem(text, place)
         self.grid_caption = QLabel()
         self.grid_caption.setWordWrap(True)
         self.grid_error = QLabel()
@@ -63,6 +71,7 @@ class MixingPanel(QWidget):
         grid_form = QFormLayout()
         grid_form.addRow("Row seeds", self.row_seeds)
         grid_form.addRow("Column seeds", self.col_seeds)
+        grid_form.addRow("Inverted photo", self.grid_photo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.layer_box)
@@ -82,11 +91,14 @@ class MixingPanel(QWidget):
         self.row_seeds.editingFinished.connect(self._on_grid_seeds_changed)
         self.col_seeds.editingFinished.connect(self._on_grid_seeds_changed)
         self.grid_view.clicked.connect(self._on_grid_clicked)
+        self.grid_photo.currentIndexChanged.connect(self._on_grid_photo_changed)
         events = workspace.events
         events.mix_seed.connect(lambda v: self._show())
         events.mix_layers.connect(lambda v: self._show())
         events.grid_row_seeds.connect(lambda v: self._show())
         events.grid_col_seeds.connect(lambda v: self._show())
+        events.photo_ws.connect(lambda v: self._show())
+        events.grid_photo.connect(lambda v: self._show())
         self.set_model(None)
 
     def set_model(self, info: ModelInfo | None) -> None:
@@ -94,6 +106,7 @@ class MixingPanel(QWidget):
             self.layer_grid.removeWidget(button)
             button.deleteLater()
         self.layer_buttons = []
+        self.info = info
         has_w = bool(info and info.has_w)
         self.setEnabled(has_w)
         self.layer_box.setTitle("Layers taken from the style seed" if has_w or info is None
@@ -133,17 +146,25 @@ class MixingPanel(QWidget):
         self.grid_error.setText("")
         self.workspace.update(grid_row_seeds=rows, grid_col_seeds=cols)
 
+    def _on_grid_photo_changed(self, _index: int) -> None:
+        self.workspace.grid_photo = self.grid_photo.currentData() or ""
+
     def _on_grid_clicked(self, y: int, x: int) -> None:
-        if not self.cell_size:
+        if not self.cell_size or self.info is None:
             return
         row, col = y // self.cell_size - 1, x // self.cell_size - 1  # row/col 0 are the seed headers
-        rows, cols = self.workspace.grid_row_seeds, self.workspace.grid_col_seeds
+        grid = grid_from_workspace(self.workspace, self.info)
+        rows, cols = grid.rows, grid.cols     # seeds, and None for the inverted photo
+        if row >= len(rows) or col >= len(cols):
+            return
         if row >= 0 and col >= 0:
             self.cell_chosen.emit(row, col)
+        elif row >= 0 and rows[row] is None:
+            self.workspace.base_ws = grid.photo_ws.copy()
         elif row >= 0:
             self.workspace.base_ws = None
             self.workspace.seed = rows[row]
-        elif col >= 0:
+        elif col >= 0 and cols[col] is not None:
             self.workspace.mix_seed = cols[col]
 
     def _show(self) -> None:
@@ -162,6 +183,12 @@ class MixingPanel(QWidget):
             "Top row: column seeds. Left column: row seeds. Each cell: its row seed with the checked layers "
             "of its column seed. Click a cell to make it the current latent."
             if any(mask) else "Check layers or pick a preset to mix; until then every row repeats its seed.")
+        has_photo = ws.photo_ws is not None
+        self.grid_photo.setEnabled(has_photo)
+        self.grid_photo.setToolTip(PHOTO_TIP if has_photo else NO_PHOTO_TIP)
+        self.grid_photo.blockSignals(True)
+        self.grid_photo.setCurrentIndex(max(0, self.grid_photo.findData(ws.grid_photo)))
+        self.grid_photo.blockSignals(False)
         if not self.row_seeds.hasFocus():
             self.row_seeds.setText(format_seeds(ws.grid_row_seeds))
         if not self.col_seeds.hasFocus():
