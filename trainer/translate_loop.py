@@ -131,7 +131,7 @@ class TranslationTrainer:
         """Fixed held-out images for the sample strips (training images when there is no test part)."""
         n = self.cfg.train.grid_size
         try:
-            held = load_translation_data(held_out_config(self.cfg.data), paired=not self.cyclegan)
+            held = load_translation_data(held_out_config(self.cfg.data, n), paired=not self.cyclegan)
         except DataError:
             held = self.data
         to_float = lambda x: x[:n].to(self.device, torch.float32) / 127.5 - 1   # noqa: E731

@@ -87,9 +87,10 @@ def load_translation_data(cfg: TranslationDataConfig, paired: bool) -> Translati
     return data
 
 
-def held_out_config(cfg: TranslationDataConfig) -> TranslationDataConfig:
-    """The same data's test part (built-ins: Fashion-MNIST's test split; folders: test/ or testA, testB)."""
-    return TranslationDataConfig.from_dict(dict(cfg.to_dict(), split="test", xflip=False, max_images=0))
+def held_out_config(cfg: TranslationDataConfig, count: int = 0) -> TranslationDataConfig:
+    """The same data's test part (built-ins: Fashion-MNIST's test split; folders: test/ or testA, testB),
+    its first `count` images per domain (0: all)."""
+    return TranslationDataConfig.from_dict(dict(cfg.to_dict(), split="test", xflip=False, max_images=count))
 
 
 # ---------------------------------------------------------------------------------------------

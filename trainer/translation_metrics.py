@@ -70,7 +70,7 @@ def evaluate_translation(G, cfg, device, spec: str, count: int, progress: bool =
     from .translation_data import held_out_config, load_translation_data
     names = parse_translation_metrics(spec)
     cyclegan = cfg.model.arch == "cyclegan"
-    held = load_translation_data(held_out_config(cfg.data), paired=not cyclegan)
+    held = load_translation_data(held_out_config(cfg.data, count), paired=not cyclegan)
     inputs, targets = (held.a, held.b) if cfg.model.direction == "AtoB" else (held.b, held.a)
     inputs, targets = inputs[:count], targets[:count]
     was_training = G.training
