@@ -17,7 +17,7 @@ from trainer.translation_config import preset_config
 
 TIMEOUT_MS = 60000
 TINY = {"data": {"resolution": 16, "max_images": 16}, "model": {"g_width": 4, "d_width": 4, "resnet_blocks": 1},
-        "train": {"batch": 4, "kimg": 0.016, "threads": 1, "metrics": "", "grid_size": 2}}
+        "train": {"batch": 4, "kimg": 0.016, "threads": 1, "metrics": "", "grid_size": 2, "log_every": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,11 @@ def test_window_cyclegan_both_ways_with_round_trip_then_back_to_a_latent_model(q
     qtbot.waitUntil(lambda: window.last_result is not None and not window.is_busy(), timeout=TIMEOUT_MS)
     assert window.panels.isTabEnabled(window.panels.indexOf(window.latent_panel))
     assert window.panels.currentWidget() is not panel and not window.translate_panel.open_button.isEnabled()
+
+
+def test_monitor_reads_a_cyclegan_run_with_its_own_losses(runs):
+    from ganstudio.engine.runlog.runlog import RunLog
+    log = RunLog(runs["cyclegan"])
+    log.poll(None)
+    assert {"loss/adversarial", "loss/cycle_A", "loss/cycle_B", "loss/identity", "loss/D"} <= set(log.series_names())
+    assert log.state == "finished" and log.checkpoint_files()
