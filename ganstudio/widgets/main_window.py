@@ -302,10 +302,11 @@ class MainWindow(QMainWindow):
         self._update_model_label()
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        # tabs first: enabling a tab enables its panel, which set_model may then disable again
+        apply_translation_mode(self.panels, self.translate_panel, info.translates)
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
                       self.timeline_panel, self.invert_panel, self.translate_panel):
             panel.set_model(info)
-        apply_translation_mode(self.panels, self.translate_panel, info.translates)
         self._add_recent(self._pending_recent or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
         self._update_model_label()
