@@ -21,7 +21,7 @@ OUT = ROOT / "assets" / "readme"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("pix2pix", help="a Pix2Pix run directory or checkpoint")
-    p.add_argument("cyclegan", help="a CycleGAN run directory or checkpoint")
+    p.add_argument("cyclegan", nargs="?", default=None, help="a CycleGAN run directory or checkpoint")
     p.add_argument("--pick", type=int, default=3, help="the held-out input shown (1-based)")
     args = p.parse_args()
     import torch
@@ -47,6 +47,8 @@ def main() -> int:
         return lambda: (panel.view is not None and panel.picture_name == name and not window.is_busy())
 
     for run, name, direction in ((args.pix2pix, "translate-pix2pix.png", 0), (args.cyclegan, "translate-cyclegan.png", 1)):
+        if run is None:
+            continue
         window.open_checkpoint(run)
         wait(shows("held-out input 1"))
         if direction:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
 
 from ganstudio.engine.controller import RenderController
 from ganstudio.engine.renderer import Renderer, RenderRequest
@@ -60,9 +61,19 @@ def test_panel_output_changes_when_the_input_changes(qtbot, runs):
         panel.set_pixels(picture(200), "bars")
     assert not np.array_equal(panel.view.output, first)
     assert np.array_equal(panel.output_view.image, panel.view.output)
+    panel.resize(500, 700)
+    panel.show()
+    assert drawn_spread(panel.output_view) > 5 and drawn_spread(panel.held_out_view) > 5   # painted, not blank
     before = panel.view
     assert not panel.set_pixels(np.zeros((4, 4, 3), np.uint8))          # too small: refused, nothing changes
     assert "at least 8 pixels" in panel.last_error and panel.view is before
+
+
+def drawn_spread(view) -> float:
+    """Standard deviation of the grey levels the view paints: 0 for an empty view."""
+    image = view.grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    bits = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return float(bits[:, :image.width()].std())
 
 
 @pytest.fixture

@@ -113,8 +113,9 @@ class TranslatePanel(QWidget):
         for widget in (self.round_trip_view, self.round_trip_caption):
             widget.setVisible(cyclegan)
         self.view, self._waiting = None, None
+        blank = np.full((8, 8, 3), 32, np.uint8)   # not ImageView.clear(): a cleared pyqtgraph item stays blank
         for view in (self.input_view, self.output_view, self.round_trip_view, self.held_out_view):
-            view.clear()
+            view.set_image(blank)
         if not usable:
             return
         self.status.setText(f"{self.info.translation}: {self.info.img_resolution}×{self.info.img_resolution}, "
