@@ -70,7 +70,7 @@ def test_canny_draws_the_outline_of_a_square():
     assert not edges[10:14, 10:14].any() and not edges[:3].any()    # nothing inside or far away
 
 
-def test_pix2pix_trains_logs_exports_and_translates(tmp_path):
+def test_pix2pix_trains_logs_exports_and_translates(tmp_path, capsys):
     result = train_translation(tiny("pix2pix"), outdir=tmp_path, progress=False)
     assert result.state == "finished" and result.step == 8
     events = read_events(result.run_dir / "events.jsonl")
@@ -89,6 +89,13 @@ def test_pix2pix_trains_logs_exports_and_translates(tmp_path):
     assert G.translates and not G.training
     out = translate_pixels(G, np.full((40, 30), 200, np.uint8))
     assert out.output.shape == (16, 16, 3) and out.round_trip is None
+    from trainer.cli import main           # headless, the same path: files in, translations out
+    Image.new("L", (30, 20), 255).save(tmp_path / "drawing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    code = main(["translate", "--checkpoint", str(result.run_dir), str(tmp_path / "drawing.png"),
+                 str(tmp_path / "notes.png"), "--out", str(tmp_path / "out")])
+    assert code == 2 and Image.open(tmp_path / "out" / "drawing-translated.png").size == (16, 16)
+    assert "notes.png is not an image file" in capsys.readouterr().err
 
 
 def test_pix2pix_lr_decays_linearly_to_zero(tmp_path):
