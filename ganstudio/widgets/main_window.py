@@ -21,7 +21,7 @@ from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
-from .invert_panel import InvertPanel, is_photo_file
+from .invert_panel import PHOTO_FILTER, InvertPanel, is_photo_file
 from .latent_panel import LatentPanel
 from .look import app_icon
 from .mixing_panel import MixingPanel
@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
         self.import_action = ImportAction(self)   # NVlabs .pkl / rosinality .pt -> checkpoint, then open
         self._action(file_menu, "&Import NVlabs / rosinality network…", self.import_action.ask)
         self._action(file_menu, "Open &workspace…", self._on_open_workspace_dialog)
-        self._action(file_menu, "Open &photo to invert…", self.invert_panel._on_open_clicked)
+        self._action(file_menu, "Open &photo (invert, or translate)…", self._on_open_photo_dialog)
         self._action(file_menu, "&Save workspace…", self._on_save_workspace_dialog, QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self._action(file_menu, "&Export image (PNG, native size)…", lambda: self._on_export_dialog(1))
@@ -385,6 +385,11 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open workspace", "", "Workspace (*.json)")
         if path:
             self.open_workspace(path)
+
+    def _on_open_photo_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", "", PHOTO_FILTER)
+        if path:
+            self.open_photo(path)   # the Translate panel for image-to-image models, else Invert
 
     def _on_open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
