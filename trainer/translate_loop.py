@@ -377,8 +377,10 @@ class TranslationTrainer:
             self.log(f"metrics failed: {message}")
             return
         for name, value in results.items():
+            features = "inception-2015-12-05 against held-out targets" if name.endswith("fid") else \
+                "pixels of held-out images"
             self.writer.write("metric", self.step, self.kimg, name=name, value=value,
-                              num_samples=self.cfg.train.metrics_images, features="held-out pairs")
+                              num_samples=self.cfg.train.metrics_images, features=features)
 
 
 def train_translation(cfg: TranslationRunConfig | None = None, outdir=None, run_dir=None, resume: bool = False,
