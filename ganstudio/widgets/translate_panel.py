@@ -74,6 +74,8 @@ class TranslatePanel(QWidget):
                                                   (self.round_trip_view, self.round_trip_caption))):
             views.addWidget(view, 0, column)
             views.addWidget(caption, 1, column)
+            views.setColumnStretch(column, 1)   # equal columns, whatever the captions say
+            caption.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.round_trip)
@@ -121,8 +123,9 @@ class TranslatePanel(QWidget):
         self.status.setText(f"{self.info.translation}: {self.info.img_resolution}×{self.info.img_resolution}, "
                             f"trained on {self.info.dataset or 'unknown data'}. Open or drop a picture, or click "
                             "a held-out input.")
-        self._load_held_out(pick_first=self.pixels is None)
-        if self.pixels is not None:
+        from_held_out = self.pixels is None or self.picture_name.startswith("held-out")   # the old model's
+        self._load_held_out(pick_first=from_held_out)
+        if not from_held_out:   # the user's own picture stays, translated by the new model
             self._request()
 
     # ---- pictures ----
