@@ -134,3 +134,14 @@ def test_monitor_reads_a_cyclegan_run_with_its_own_losses(runs):
     log.poll(None)
     assert {"loss/adversarial", "loss/cycle_A", "loss/cycle_B", "loss/identity", "loss/D"} <= set(log.series_names())
     assert log.state == "finished" and log.checkpoint_files()
+
+
+def test_monitor_new_run_form_starts_a_translation_run(tmp_path):
+    from ganstudio.widgets.monitor_control import NewRunRequest
+    from trainer.cli import main
+    request = NewRunRequest(preset="cyclegan", dataset="sneakers2boots", resolution=16, kimg=0.008,
+                            outdir=str(tmp_path), metrics="cycle", threads=1,
+                            extra="--max-images 8 --g-width 4 --d-width 4 --resnet-blocks 1 --metrics-images 4")
+    assert main(request.arguments()) == 0      # the arguments the Monitor's form passes to the trainer
+    with pytest.raises(SystemExit):            # in-training metrics are the GAN trainer's only
+        main(request.arguments() + ["--metrics-kimg", "1"])

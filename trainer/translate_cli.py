@@ -56,6 +56,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", default="runs", help="parent folder of new run directories")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR")
     p.add_argument("--config", metavar="JSON", default=None, help="start from a translation run's config.json")
+    p.add_argument("--metrics-kimg", "--metrics-every", dest="metrics_kimg", type=float, default=0.0,
+                   help="translation metrics run once, at the end: only 0 is accepted (the GAN trainer's option)")
     for section, cls in SECTIONS:
         group = p.add_argument_group(f"{section} options")
         for f in dataclasses.fields(cls):
@@ -87,7 +89,11 @@ def config_from_args(args: argparse.Namespace) -> TranslationRunConfig:
 
 
 def run_train(argv: list[str]) -> int:
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    if args.metrics_kimg:
+        parser.error(f"--metrics-kimg {args.metrics_kimg:g}: translation metrics are computed at the end of a run "
+                     "only (give 0)")
     from .checkpoint import CheckpointError
     from .data import DataError
     from .translate_loop import train_translation
