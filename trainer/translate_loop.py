@@ -51,7 +51,9 @@ class ImagePool:
     probability 1/2, swapped for a stored one, which D sees instead. Draws from torch's global
     generator, which the resume state saves."""
 
-    def __init__(self, size: int):
+    def __init__(self,
+                 size: int,   # images kept; 0 turns the pool off (D sees only the newest fakes)
+                 ):
         self.size = size
         self.images: list[torch.Tensor] = []      # each [C, H, W]
 
@@ -94,8 +96,14 @@ def resolve_config(cfg: TranslationRunConfig, data: TranslationData) -> Translat
 
 
 class TranslationTrainer:
-    def __init__(self, cfg: TranslationRunConfig, run_dir, resume: bool = False, progress: bool = True,
-                 stop_event: threading.Event | None = None, log=print):
+    def __init__(self,
+                 cfg: TranslationRunConfig,                  # validated; shapes are filled from the data
+                 run_dir,                                    # the run directory (created by train_translation)
+                 resume: bool = False,                       # continue from run_dir/state/last.pt
+                 progress: bool = True,                      # print a line per logged step
+                 stop_event: threading.Event | None = None,  # set it to stop between steps (None: signals only)
+                 log=print,                                  # where messages for people go
+                 ):
         self.run_dir = Path(run_dir)
         self.progress, self.stop_event, self.log = progress, stop_event, log
         t = cfg.train

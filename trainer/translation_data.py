@@ -235,7 +235,13 @@ class TranslationSampler:
     or the two domains each in their own order. Reuses `BatchSampler`, so the order depends only
     on (seed, epoch, position) and a resumed run draws the batches the uninterrupted one would."""
 
-    def __init__(self, data: TranslationData, batch: int, seed: int, xflip: bool, device: torch.device):
+    def __init__(self,
+                 data: TranslationData,     # pairs or two domains, uint8 on the host
+                 batch: int,                # images per domain per batch
+                 seed: int,                 # fixes the order (domain B's order uses seed + 1)
+                 xflip: bool,               # mirror random rows (a pair's two images together)
+                 device: torch.device,      # where batches go
+                 ):
         self.data, self.paired = data, data.paired
         self.a_channels = int(data.a.shape[1])
         if data.paired:

@@ -30,7 +30,11 @@ class TranslatePanel(QWidget):
     translated = Signal(object)       # TranslationView, right after it went on screen
     strip_ready = Signal(object)      # uint8 [R, W, 3]: input | output (| round trip), for the big view
 
-    def __init__(self, workspace, controller, parent=None):
+    def __init__(self,
+                 workspace,           # the window's Workspace (the open checkpoint)
+                 controller,          # RenderController: runs jobs on the worker that owns the model
+                 parent=None,
+                 ):
         super().__init__(parent)
         self.workspace = workspace
         self.controller = controller            # runs the generator on the thread that owns the model
