@@ -151,7 +151,13 @@ def main() -> None:
             out.append("")
             print("\n".join(out), flush=True)
     target = ROOT / "benchmarks/results/img2img.txt"
-    target.write_text("\n".join(out) + "\n", encoding="utf-8")
+    text = "\n".join(out) + "\n"
+    if args.only and target.is_file():   # keep the other model's section from an earlier run
+        other = "## CycleGAN" if args.only == "pix2pix" else "## Pix2Pix"
+        for block in target.read_text(encoding="utf-8").split("\n# "):
+            if other in block:
+                text += "\n# " + block.lstrip("# ").rstrip("\n") + "\n"
+    target.write_text(text, encoding="utf-8")
     print(f"wrote {target}")
 
 
