@@ -116,7 +116,8 @@ def save_screenshot_when_ready(window, path: str, app) -> None:
 
     def check():
         monitor_busy = window.monitor.is_loading()   # runs opened with --monitor still being read
-        ready = window.last_result is not None and not window.is_busy() and not monitor_busy
+        shown = window.last_result is not None or window.translate_panel.view is not None   # image-to-image
+        ready = shown and not window.is_busy() and not monitor_busy
         failed = window.error_box is not None or time.monotonic() - started > SCREENSHOT_TIMEOUT_S
         no_model = (window.info is None and not window.is_busy() and window.placeholder.isVisible()
                     and not monitor_busy)

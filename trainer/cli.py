@@ -9,6 +9,8 @@
   ganstudio-train presets                                                list the presets
   ganstudio-train import NETWORK.pkl --out model.safetensors             open an NVlabs/rosinality model
   ganstudio-train render-video TIMELINE.json --out film.mp4              a timeline (or --preset) to video
+  ganstudio-train --preset pix2pix|cyclegan ...                          image-to-image (trainer/translate_cli.py)
+  ganstudio-train translate --checkpoint C IMAGE... --out DIR             translate images with such a model
 """
 from __future__ import annotations
 
@@ -240,6 +242,10 @@ def run_presets(argv: list[str]) -> int:
         train = preset.get("train", {})
         print(f"{name:16s} arch={model.get('arch', 'stylegan2'):10s} loss={train.get('loss', 'nonsat'):8s}"
               f" conditional={preset.get('data', {}).get('conditional', False)}")
+    from .translation_config import TRANSLATION_PRESETS
+    for name, preset in sorted(TRANSLATION_PRESETS.items()):
+        print(f"{name:16s} arch={preset['model']['arch']:10s} loss={preset['train']['loss']:8s}"
+              f" data={preset['data']['source']} (image-to-image)")
     return EXIT_OK
 
 
@@ -258,19 +264,29 @@ def run_encoder(argv: list[str]) -> int:
     return encoder_main(argv)
 
 
+def run_translate(argv: list[str]) -> int:
+    from .translate_cli import run_translate as translate_main
+    return translate_main(argv)
+
+
 def run_import(argv: list[str]) -> int:
     from .importers.cli import run_import as import_main
     return import_main(argv)
 
 
 COMMANDS = {"generate": run_generate, "metrics": run_metrics, "presets": run_presets, "import": run_import,
-            "render-video": video_cli.main, "invert": run_invert, "encoder": run_encoder}
+            "render-video": video_cli.main, "invert": run_invert, "encoder": run_encoder,
+            "translate": run_translate}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
+    from .translate_cli import wants_translation
+    if wants_translation(argv):   # Pix2Pix / CycleGAN runs have their own config and loop
+        from .translate_cli import run_train as run_translation_train
+        return run_translation_train(argv)
     return run_train(argv)
 
 

@@ -133,7 +133,7 @@ class RenderController:
 
     def request_render(self) -> None:
         """Render the workspace's image (the newest request wins on the backend)."""
-        if self.info is None:
+        if self.info is None or self.info.translates:   # translations are the Translate panel's jobs
             return
         self.requested_id = self._new_id()
         self.renders_requested += 1

@@ -51,6 +51,14 @@ class ModelInfo:
     generation: int             # increases with each load; requests name the one they were built for
     sha256: str = ""            # of the checkpoint file: caches, timelines and inversions name it
     note: str = ""              # what loading found worth saying (e.g. an old file without a checksum)
+    translation: str = ""       # "pix2pix" / "cyclegan" for image-to-image models (no latent), else ""
+    directions: tuple[str, ...] = ()     # what an image-to-image model translates: "AtoB", "BtoA"
+    in_channels: int = 0        # input channels of an image-to-image model in its own direction
+    domains: tuple[str, ...] = ()        # names of domains A and B ("edges", "fashion")
+
+    @property
+    def translates(self) -> bool:
+        return bool(self.translation)
 
     @property
     def has_w(self) -> bool:
@@ -142,6 +150,8 @@ class Renderer:
         progress(0.05, f"reading {path}")
         G = load_generator(path, device="cpu")
         sha256 = file_sha256(G.checkpoint_info["path"])
+        if getattr(G, "translates", False):   # Pix2Pix / CycleGAN: no latent to map or render
+            return self._load_translation(G.to(self.device), sha256, progress)
         progress(0.3, "preparing the model")
         mapper = LatentMapper(G, "cpu")
         if G.c_dim and G.num_ws:   # class centres now, so the first render with them does not stall
@@ -167,6 +177,20 @@ class Renderer:
         progress(1.0, "ready")
         return info
 
+    def _load_translation(self, G, sha256: str, progress: Progress) -> ModelInfo:
+        from trainer.translate import directions
+        ckpt = G.checkpoint_info
+        ds = ckpt.get("dataset", {})
+        info = ModelInfo(path=ckpt["path"], arch=ckpt["config"]["arch"], step=ckpt["step"], kimg=ckpt["kimg"],
+                         z_dim=0, c_dim=0, w_dim=0, num_ws=0, img_resolution=G.img_resolution,
+                         img_channels=G.img_channels, class_names=(), layer_resolutions=(),
+                         dataset=str(ds.get("name", "")), generation=self.generation + 1, sha256=sha256,
+                         note=ckpt.get("note", ""), translation=ckpt["config"]["arch"], directions=directions(G),
+                         in_channels=G.in_channels, domains=tuple(str(d) for d in ds.get("domains", ("A", "B")))[:2])
+        self.G, self.mapper, self.info, self.generation = G, None, info, info.generation
+        progress(1.0, "ready")
+        return info
+
     def _mapper_on_device(self, G, mapper: LatentMapper) -> LatentMapper:
         means = mapper._class_means
         return LatentMapper(G, self.device, None if means is None else means.to(self.device))
@@ -186,7 +210,8 @@ class Renderer:
             self.G = self.G.float().to(device)
             if self.half and self.G.num_ws:
                 self.G.synthesis.half()
-            self.mapper = self._mapper_on_device(self.G, self.mapper)
+            if self.mapper is not None:   # image-to-image models have none
+                self.mapper = self._mapper_on_device(self.G, self.mapper)
 
     def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
@@ -218,6 +243,8 @@ class Renderer:
                 raise RuntimeError("no model is open")
             if req.generation != self.generation:
                 raise RuntimeError("request was built for a model that is no longer open")
+            if self.mapper is None:
+                raise RuntimeError("this image-to-image model draws from pictures, not latents: use the Translate panel")
             with torch.inference_mode():
                 if req.frames:
                     fields = self._render_frames(req.frames)

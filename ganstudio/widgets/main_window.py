@@ -21,18 +21,19 @@ from ..engine.renderer import ModelInfo, Renderer, RenderResult, grid_from_works
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
-from .invert_panel import InvertPanel, is_photo_file
+from .invert_panel import PHOTO_FILTER, InvertPanel, is_photo_file
 from .latent_panel import LatentPanel
 from .look import app_icon
 from .mixing_panel import MixingPanel
 from .timeline_panel import TimelinePanel
+from .translate_panel import TranslatePanel, apply_translation_mode
 from .truncation_panel import TruncationPanel
 from .worker import ControllerBridge, WorkerThread
 
 MAX_RECENT = 8
 WATCH_INTERVAL_MS = 2000
 FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
-PANELS = ("latent", "truncation", "mixing", "directions", "timeline", "invert")
+PANELS = ("latent", "truncation", "mixing", "directions", "timeline", "invert", "translate")
 
 
 class MainWindow(QMainWindow):
@@ -72,10 +73,13 @@ class MainWindow(QMainWindow):
         self.directions_panel = DirectionsPanel(self.workspace)
         self.timeline_panel = TimelinePanel(self.workspace, self.controller)
         self.invert_panel = InvertPanel(self.workspace, self.controller)
+        self.translate_panel = TranslatePanel(self.workspace, self.controller)   # image-to-image models
         self.panels = QTabWidget()
         for name, panel in zip(PANELS, (self.latent_panel, self.truncation_panel, self.mixing_panel,
-                                        self.directions_panel, self.timeline_panel, self.invert_panel)):
+                                        self.directions_panel, self.timeline_panel, self.invert_panel,
+                                        self.translate_panel)):
             self.panels.addTab(panel, name.capitalize())
+        self.translate_panel.strip_ready.connect(self.image_view.set_image)   # input | output, large
         self.timeline_panel.frame_ready.connect(self.image_view.set_image)   # scrubbed and played frames
         self.panels.setMinimumWidth(470)
         self.placeholder = QLabel()
@@ -156,7 +160,7 @@ class MainWindow(QMainWindow):
         self.import_action = ImportAction(self)   # NVlabs .pkl / rosinality .pt -> checkpoint, then open
         self._action(file_menu, "&Import NVlabs / rosinality network…", self.import_action.ask)
         self._action(file_menu, "Open &workspace…", self._on_open_workspace_dialog)
-        self._action(file_menu, "Open &photo to invert…", self.invert_panel._on_open_clicked)
+        self._action(file_menu, "Open &photo (invert, or translate)…", self._on_open_photo_dialog)
         self._action(file_menu, "&Save workspace…", self._on_save_workspace_dialog, QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self._action(file_menu, "&Export image (PNG, native size)…", lambda: self._on_export_dialog(1))
@@ -211,9 +215,10 @@ class MainWindow(QMainWindow):
     def open_photo(self, path) -> bool:
         """Show the Invert panel with this photo; a bad file gets a dialog and changes nothing."""
         self.tabs.setCurrentWidget(self.explorer)
-        self.panels.setCurrentWidget(self.invert_panel)
-        if not self.invert_panel.open_photo(path):
-            self._show_error("Cannot open photo", self.invert_panel.last_error)
+        panel = self.translate_panel if self.info is not None and self.info.translates else self.invert_panel
+        self.panels.setCurrentWidget(panel)
+        if not panel.open_photo(path):
+            self._show_error("Cannot open photo", panel.last_error)
             return False
         return True
 
@@ -297,8 +302,10 @@ class MainWindow(QMainWindow):
         self._update_model_label()
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        # tabs first: enabling a tab enables its panel, which set_model may then disable again
+        apply_translation_mode(self.panels, self.translate_panel, info.translates)
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
-                      self.timeline_panel, self.invert_panel):
+                      self.timeline_panel, self.invert_panel, self.translate_panel):
             panel.set_model(info)
         self._add_recent(self._pending_recent or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
@@ -385,6 +392,11 @@ class MainWindow(QMainWindow):
         if path:
             self.open_workspace(path)
 
+    def _on_open_photo_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", "", PHOTO_FILTER)
+        if path:
+            self.open_photo(path)   # the Translate panel for image-to-image models, else Invert
+
     def _on_open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.safetensors);;All files (*)")
         if path:
@@ -444,6 +456,7 @@ class MainWindow(QMainWindow):
         if info is None:
             return
         size = "2-D points" if info.is_points else f"{info.img_resolution}×{info.img_resolution}"
+        size += f" · {'/'.join(info.directions)}" if info.translates else ""
         device, half = self.controller.device, self.controller.half
         self.model_label.setText(f"{info.arch} · {info.dataset or 'unknown data'} {size} · step {info.step} "
                                  f"({info.kimg:g} kimg) · {device}{' fp16' if half else ''}")

@@ -171,16 +171,18 @@ class NewRunDialog(QDialog):
         super().__init__(parent)
         from trainer.data import BUILTINS
         from trainer.presets import PRESETS
+        from trainer.translation_config import TRANSLATION_PRESETS   # pix2pix, cyclegan
+        from trainer.translation_data import TRANSLATION_BUILTINS
         self.setWindowTitle("New training run")
         self.dataset = QComboBox(editable=True)
-        self.dataset.addItems(BUILTINS)
+        self.dataset.addItems(list(BUILTINS) + list(TRANSLATION_BUILTINS))
         browse_data = QPushButton("Folder…")
         browse_data.clicked.connect(self._on_browse_data_clicked)
         data_row = QHBoxLayout()
         data_row.addWidget(self.dataset, 1)
         data_row.addWidget(browse_data)
         self.preset = QComboBox()
-        self.preset.addItems(sorted(PRESETS))
+        self.preset.addItems(sorted(PRESETS) + sorted(TRANSLATION_PRESETS))
         self.preset.setCurrentText("dcgan")
         self.resolution = QSpinBox(minimum=4, maximum=1024, value=32, suffix=" px")
         self.kimg = QDoubleSpinBox(minimum=0.001, maximum=1e6, value=100.0, decimals=3)

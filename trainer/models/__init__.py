@@ -14,6 +14,9 @@ from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .stylegan2_nvlabs import (ARCH_NAME as NVLABS_ARCH, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                NVlabsGenerator, NVlabsGeneratorConfig)
 from .common import apply_spectral_norm
+from .cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
+from .pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
+from ..translation_config import TranslationModelConfig
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,15 @@ ARCHS: dict[str, Arch] = {
         config_type=NVlabsGeneratorConfig,
         discriminator_config_type=NVlabsDiscriminatorConfig,
         trainable=False),
+    # Image-to-image models: trained by trainer.translate_loop, not the latent GAN loop.
+    "pix2pix": Arch(
+        "pix2pix", build_pix2pix_generator, build_pix2pix_discriminator,
+        "Isola et al.'s U-Net generator and PatchGAN on (input, output) pairs",
+        config_type=TranslationModelConfig, trainable=False),
+    "cyclegan": Arch(
+        "cyclegan", build_cyclegan_generators, build_cyclegan_discriminators,
+        "Zhu et al.'s two ResNet generators (both exported) and two PatchGANs",
+        config_type=TranslationModelConfig, trainable=False),
 }
 
 
