@@ -60,7 +60,7 @@ class MixingPanel(QWidget):
         self.grid_error = QLabel()
         self.grid_error.setStyleSheet("color: #e06c5a")
         self.grid_view = ImageView()
-        self.grid_view.setMinimumHeight(260)
+        self.grid_view.setMinimumHeight(200)   # the whole panel must fit a 600 px tall window
         self.grid_view.setToolTip("Click a mix to make it the current latent; click a seed image to pick that seed")
         preset_row = QHBoxLayout()
         preset_row.addWidget(QLabel("Presets"))
