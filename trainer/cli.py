@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from . import video_cli
+from .options import ConfigHelpFormatter, add_config_options, overrides_from_args
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, merge
 from .latents import parse_seeds  # noqa: F401 (re-exported: scripts and tests import it from the CLI)
 from .presets import PRESETS
@@ -28,17 +28,13 @@ SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ganstudio-train",
         description="Train a GAN and write a run directory (config.json, events.jsonl, samples/, "
                     "checkpoints/, state/). Other commands: generate, metrics, invert, encoder, presets "
                     "(`ganstudio-train generate --help`).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=ConfigHelpFormatter)
     p.add_argument("--preset", default="dcgan", choices=sorted(PRESETS),
                    help="named starting configuration; the options below override it")
     p.add_argument("--outdir", default="runs", help="parent folder of new run directories")
@@ -50,20 +46,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", "--gpus", dest="nproc", type=_positive, default=1, metavar="N",
                    help="train on N processes on this machine (one per GPU; gloo on CPU) by starting torchrun; "
                         "the batch is split across them. For several machines run torchrun yourself (README)")
-    for section, cls in SECTIONS:
-        group = p.add_argument_group(f"{section} options")
-        for f in dataclasses.fields(cls):
-            flags = [_flag(f.name)] + (["--data"] if f.name == "source" else []) \
-                + (["--metrics-every"] if f.name == "metrics_kimg" else [])  # the name DESIGN.md uses
-            kwargs = {"dest": f"{section}.{f.name}", "default": None,
-                      "help": f"{f.metadata['help']} (default: {f.default!r})"}
-            if f.type in ("bool", bool):
-                kwargs["action"] = argparse.BooleanOptionalAction
-            else:
-                kwargs["type"] = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-                if "choices" in f.metadata:
-                    kwargs["choices"] = f.metadata["choices"]
-            group.add_argument(*flags, **kwargs)
+    add_config_options(p, SECTIONS, {"source": ["--data"], "metrics_kimg": ["--metrics-every"]})  # names DESIGN.md uses
     return p
 
 
@@ -73,12 +56,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     else:
         base = merge(RunConfig().to_dict(), PRESETS[args.preset])
         base["preset"] = args.preset
-    overrides: dict = {}
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            section, name = key.split(".")
-            overrides.setdefault(section, {})[name] = value
-    return RunConfig.from_dict(merge(base, overrides))
+    return RunConfig.from_dict(merge(base, overrides_from_args(args)))
 
 
 def _positive(text: str) -> int:

@@ -10,12 +10,12 @@ The options are built from the translation config's fields, like the GAN trainer
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from .config import ConfigError, merge
+from .options import ConfigHelpFormatter, add_config_options, overrides_from_args
 from .translation_config import (TRANSLATION_PRESETS, TranslationDataConfig, TranslationModelConfig,
                                  TranslationRunConfig, TranslationTrainConfig, is_translation_config)
 
@@ -49,7 +49,7 @@ def wants_translation(argv: list[str]) -> bool:
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="ganstudio-train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="ganstudio-train", formatter_class=ConfigHelpFormatter,
         description="Train an image-to-image model (Pix2Pix on pairs, CycleGAN on two unpaired domains) "
                     "and write a run directory like the GAN trainer's.")
     p.add_argument("--preset", required=False, default="pix2pix", choices=sorted(TRANSLATION_PRESETS))
@@ -58,19 +58,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="JSON", default=None, help="start from a translation run's config.json")
     p.add_argument("--metrics-kimg", "--metrics-every", dest="metrics_kimg", type=float, default=0.0,
                    help="translation metrics run once, at the end: only 0 is accepted (the GAN trainer's option)")
-    for section, cls in SECTIONS:
-        group = p.add_argument_group(f"{section} options")
-        for f in dataclasses.fields(cls):
-            flags = ["--" + f.name.replace("_", "-")] + (["--data"] if f.name == "source" else [])
-            kwargs = {"dest": f"{section}.{f.name}", "default": None,
-                      "help": f"{f.metadata['help']} (default: {f.default!r})"}
-            if f.type in ("bool", bool):
-                kwargs["action"] = argparse.BooleanOptionalAction
-            else:
-                kwargs["type"] = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-                if "choices" in f.metadata:
-                    kwargs["choices"] = f.metadata["choices"]
-            group.add_argument(*flags, **kwargs)
+    add_config_options(p, SECTIONS, {"source": ["--data"]})
     return p
 
 
@@ -80,12 +68,7 @@ def config_from_args(args: argparse.Namespace) -> TranslationRunConfig:
     else:
         base = merge(TranslationRunConfig().to_dict(), TRANSLATION_PRESETS[args.preset])
         base["preset"] = args.preset
-    overrides: dict = {}
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            section, name = key.split(".")
-            overrides.setdefault(section, {})[name] = value
-    return TranslationRunConfig.from_dict(merge(base, overrides))
+    return TranslationRunConfig.from_dict(merge(base, overrides_from_args(args)))
 
 
 def run_train(argv: list[str]) -> int:
