@@ -99,6 +99,8 @@ def test_window_opens_pix2pix_into_the_translate_panel(qtbot, window, runs, tmp_
     panels = window.panels
     assert panels.currentWidget() is window.translate_panel
     assert not panels.isTabEnabled(panels.indexOf(window.latent_panel))
+    assert not panels.isTabVisible(panels.indexOf(window.latent_panel))   # hidden, so the tab bar fits
+    assert panels.isTabVisible(panels.indexOf(window.translate_panel))
     assert np.array_equal(window.image_view.image, view.strip())       # the big view shows input | output
     assert "AtoB" in window.model_label.text()
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
@@ -125,6 +127,10 @@ def test_window_cyclegan_both_ways_with_round_trip_then_back_to_a_latent_model(q
     window.open_checkpoint(export_tiny(tmp_path / "tiny.safetensors", resolution=16))
     qtbot.waitUntil(lambda: window.last_result is not None and not window.is_busy(), timeout=TIMEOUT_MS)
     assert window.panels.isTabEnabled(window.panels.indexOf(window.latent_panel))
+    assert not window.panels.isTabVisible(window.panels.indexOf(panel))   # no Translate tab for a latent model
+    tab_bar = window.panels.tabBar()
+    shown = [i for i in range(tab_bar.count()) if tab_bar.isTabVisible(i)]
+    assert sum(tab_bar.tabSizeHint(i).width() for i in shown) <= window.panels.width()   # every tab in sight
     assert window.panels.currentWidget() is not panel and not window.translate_panel.open_button.isEnabled()
 
 

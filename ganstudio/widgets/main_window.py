@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
                                         self.directions_panel, self.timeline_panel, self.invert_panel,
                                         self.translate_panel)):
             self.panels.addTab(panel, name.capitalize())
+        apply_translation_mode(self.panels, self.translate_panel, False)   # shown when such a model opens
         self.translate_panel.strip_ready.connect(self.image_view.set_image)   # input | output, large
         self.timeline_panel.frame_ready.connect(self.image_view.set_image)   # scrubbed and played frames
         self.panels.setMinimumWidth(470)

@@ -267,8 +267,12 @@ class TranslatePanel(QWidget):
 def apply_translation_mode(panels: QTabWidget, translate_panel: TranslatePanel, translates: bool) -> None:
     """An image-to-image model has no latent: only the Translate tab applies (and is shown);
     a latent model's tabs come back, without the Translate tab, when one opens again."""
+    # Hidden, not only disabled: seven tabs do not fit the panel column, and a tab that can never
+    # apply to the open model only pushes the ones that do out of sight.
     for index in range(panels.count()):
-        panels.setTabEnabled(index, (panels.widget(index) is translate_panel) == translates)
+        applies = (panels.widget(index) is translate_panel) == translates
+        panels.setTabEnabled(index, applies)
+        panels.setTabVisible(index, applies)
     if translates:
         panels.setCurrentWidget(translate_panel)
     elif panels.currentWidget() is translate_panel:
