@@ -84,15 +84,17 @@ def test_workspace_emits_only_real_changes():
 
 def test_workspace_file_round_trip_and_bad_files(tmp_path):
     ws = Workspace(seed=9, psi=-0.5, cutoff=3, mix_layers=(True, False), base_ws=np.arange(6, dtype=np.float32).reshape(2, 3),
-                   directions={"PC1": np.ones(3, np.float32)}, direction_offsets={"PC1": 1.5}, direction_layers=(1, None))
+                   base_noise={"b.conv": np.full((4, 4), 0.25, np.float32)}, directions={"PC1": np.ones(3, np.float32)}, direction_offsets={"PC1": 1.5}, direction_layers=(1, None))
     ws.save(tmp_path / "w.json")
     back = Workspace.load(tmp_path / "w.json")
     assert back.seed == 9 and back.psi == -0.5 and back.cutoff == 3 and back.mix_layers == (True, False)
     assert np.array_equal(back.base_ws, ws.base_ws) and np.array_equal(back.directions["PC1"], np.ones(3))
+    assert np.array_equal(back.base_noise["b.conv"], ws.base_noise["b.conv"])
     assert back.direction_offsets == {"PC1": 1.5} and back.direction_layers == (1, None)
     d = ws.to_dict()
     for field, value, words in [("noise_mode", "loud", "noise_mode"), ("seed", -1, "seed"), ("psi", "x", "psi"),
-                                ("base_ws", [[1, "a"]], "base_ws"), ("mix_layers", [1, 0], "mix_layers")]:
+                                ("base_ws", [[1, "a"]], "base_ws"), ("mix_layers", [1, 0], "mix_layers"),
+                                ("base_noise", {"b.conv": [1, 2]}, "b.conv"), ("base_noise", [1], "base_noise")]:
         with pytest.raises(WorkspaceError, match=words):
             Workspace.from_dict({**d, field: value})
     with pytest.raises(WorkspaceError, match="unknown"):

@@ -85,12 +85,22 @@ def test_images_in_a_batch_do_not_influence_each_other(demo, fashion_test):
 
 def test_the_reconstruction_is_what_the_latent_draws(demo, fashion_test):
     targets, _ = fashion_test
-    result = project(demo, targets[:2], ProjectionSettings(steps=10))
-    with torch.no_grad():
-        redrawn = demo.synthesis(torch.from_numpy(result.ws), noise_mode="const")
+    result = project(demo, targets[:2], ProjectionSettings(steps=40, report_every=40))
+    assert result.noise, "the defaults fit noise maps"
+    redrawn = redraw(demo, result)
     assert np.allclose(psnr(redrawn, targets[:2]).numpy(), result.psnr, atol=1e-3)
     record = result.record
-    assert list(record["step"]) == [10] and record["psnr"].shape == (1, 2)
+    assert list(record["step"]) == [40] and record["psnr"].shape == (1, 2)
+    # the fitted maps are part of the result: the latent alone, on the model's own noise, draws less
+    assert psnr(redraw(demo, result, with_noise=False), targets[:2]).numpy().mean() < result.psnr.mean() - 0.5
+
+
+def redraw(G, result, with_noise=True):
+    """What the studio and `generate --workspace` draw for each inverted latent (ψ 1)."""
+    states = [LatentState.explicit(result.ws[i], noise={k: v[i] for k, v in result.noise.items()} if with_noise else None)
+              for i in range(len(result.ws))]
+    with torch.no_grad():
+        return LatentMapper(G).images(states)
 
 
 def test_cancel_keeps_the_best_latent_so_far(demo, fashion_test):
@@ -101,8 +111,7 @@ def test_cancel_keeps_the_best_latent_so_far(demo, fashion_test):
                      on_report=reports.append, should_stop=lambda: len(steps_seen.append(0) or steps_seen) > 12)
     assert result.cancelled and result.steps_done == 12
     assert reports[-1].step == 12          # the last, partial stretch is reported too
-    with torch.no_grad():
-        redrawn = demo.synthesis(torch.from_numpy(result.ws), noise_mode="const")
+    redrawn = redraw(demo, result)
     best = psnr(redrawn, targets[:2]).numpy()
     assert np.allclose(best, result.psnr, atol=1e-3)
     # the kept latent's loss is the lowest of every step reported (the best is chosen by the loss,
@@ -198,7 +207,8 @@ def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test,
     targets, labels = fashion_test
     target = targets[5:6]
     projected = project(demo, target, ProjectionSettings(steps=40), labels[5:6])
-    tuned = pivotal_tuning(demo, torch.from_numpy(projected.ws[0]), target, PTISettings(steps=40))
+    noise = {k: torch.from_numpy(v[:1, None]) for k, v in projected.noise.items()}   # as the studio and CLI do
+    tuned = pivotal_tuning(demo, torch.from_numpy(projected.ws[0]), target, PTISettings(steps=40), noise=noise)
     assert tuned.psnr > projected.psnr[0] + 2, (tuned.psnr, projected.psnr)
     assert tuned.locality_psnr > 25            # latents away from the pivot still draw what they drew
     assert tuned.G is not demo and not any(p.requires_grad for p in tuned.G.parameters())
@@ -210,8 +220,7 @@ def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test,
     assert json.loads(meta["tuning"])["steps"] == 40
     reopened = load_generator(out)
     assert reopened.checkpoint_info["metadata"]["tuned_on"] == "ab" * 32
-    with torch.no_grad():
-        again = reopened.synthesis(torch.from_numpy(projected.ws), noise_mode="const")
+    again = redraw(reopened, projected)
     assert abs(float(psnr(again, target)) - tuned.psnr) < 1e-3
 
 
@@ -334,8 +343,9 @@ def test_cli_on_a_real_photo_outside_the_demos_domain(demo, tmp_path, capsys):
     inv = load_inversion(tmp_path / "out" / "coffee.npz")
     assert inv.target.shape == (32, 32, 1) and inv.meta["crop"] == [100, 0, 400]   # grey, centre square
     assert inv.meta["psnr"] > 20 and f"PSNR {inv.meta['psnr']:.2f} dB" in capsys.readouterr().out
+    assert inv.noise, "the CLI's defaults fit noise maps, and the .npz keeps them"
     with torch.no_grad():
-        redrawn = demo.synthesis(torch.from_numpy(inv.ws[None]), noise_mode="const")
+        redrawn = LatentMapper(demo).images([LatentState.explicit(inv.ws, noise=inv.noise)])
     assert float(psnr(redrawn, target_tensor(inv.target))) == pytest.approx(inv.meta["psnr"], abs=1e-3)
 
 

@@ -32,13 +32,14 @@ def test_truncated_normal_resamples_into_the_threshold():
 
 
 def test_truncate_pulls_chosen_layers_toward_center():
-    ws = torch.randn(2, 6, 4)
-    center = torch.randn(4)
+    gen = torch.Generator().manual_seed(0)
+    ws = torch.randn(2, 6, 4, generator=gen)
+    center = torch.randn(4, generator=gen)
     assert torch.equal(truncate(ws, center, 1.0, None), ws)
     out = truncate(ws, center, 0.0, 3)
     assert torch.allclose(out[:, :3], center.expand(2, 3, 4)) and torch.equal(out[:, 3:], ws[:, 3:])
     half = truncate(ws, center, 0.5, None)
-    assert torch.allclose(half, center + 0.5 * (ws - center))
+    assert torch.allclose(half, center + 0.5 * (ws - center), atol=1e-6)   # lerp rounds differently near 0
     per_sample = truncate(ws, torch.zeros(2, 4), -1.0, None)
     assert torch.allclose(per_sample, -ws)
 

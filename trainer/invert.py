@@ -13,7 +13,6 @@ No Qt here: the CLI, the benchmark and the studio's worker all call these functi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -26,6 +25,7 @@ import torch
 
 from .encoder import encoder_for_inversion, predicted_start
 from .image_losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
+from .latents import noise_layers, noise_override  # noqa: F401 - part of this module's API (PTI, tests)
 
 SPACES = ("w", "w+")
 INITS = ("auto", "encoder", "best_of_n", "class_mean", "w_avg")
@@ -47,7 +47,7 @@ class ProjectionSettings:
     """How to fit a latent. The defaults are the fast settings benchmarks/inversion.py arrived at."""
     space: str = "w+"               # "w": one w for all layers; "w+": one w per layer
     precondition: bool = True       # w+: take steps in each layer's style coordinates (see StylePreconditioner)
-    optimize_noise: bool = False    # also fit the per-pixel noise maps (NVlabs), regularised
+    optimize_noise: bool = True     # also fit the per-pixel noise maps: they take the detail W+ cannot draw
     steps: int = 100                # optimisation steps
     lr: float = 0.3                 # Adam's peak learning rate (NVlabs: 0.1, for plain W)
     schedule: str = "nvlabs"        # "nvlabs": warm-up then cosine ramp-down; "constant"
@@ -55,7 +55,8 @@ class ProjectionSettings:
     lr_rampdown: float = 0.25       # fraction of the steps at the end spent ramping down (nvlabs schedule)
     w_noise: float = 0.0            # initial noise on w, times W's std (NVlabs: 0.05); decays to 0
     w_noise_ramp: float = 0.75      # fraction of the steps after which w has no noise
-    noise_regularize: float = 1e5   # weight of the noise maps' autocorrelation penalty (NVlabs)
+    noise_regularize: float = 0.3   # weight of the noise maps' autocorrelation penalty (NVlabs: 1e5, against
+                                    # an LPIPS loss; with MSE that keeps the maps from fitting anything)
     layer_regularize: float = 0.0   # e4e-style pull of each layer's w toward the mean of the layers
     losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0})  # name -> weight
     init: str = "auto"              # "auto": "encoder" when one for the checkpoint exists, else "best_of_n";
@@ -154,30 +155,6 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
 
 
 # ---- noise buffers ----
-def noise_layers(G) -> dict[str, torch.nn.Module]:
-    """The synthesis layers with a constant noise map, by module name."""
-    return {name: m for name, m in G.synthesis.named_modules() if isinstance(getattr(m, "noise_const", None), torch.Tensor)}
-
-
-@contextlib.contextmanager
-def noise_override(G, maps: Mapping[str, torch.Tensor] | None):
-    """Synthesis with per-image noise: each layer's constant map is swapped for `maps[name]`
-    [N, 1, H, W] while the block runs ("const" noise mode broadcasts it over channels), then put
-    back. The model's API takes one noise mode, not noise tensors, hence the swap."""
-    if not maps:
-        yield
-        return
-    layers = noise_layers(G)
-    saved = {name: layers[name].noise_const for name in maps}
-    try:
-        for name, tensor in maps.items():
-            layers[name].noise_const = tensor
-        yield
-    finally:
-        for name, tensor in saved.items():
-            layers[name].noise_const = tensor
-
-
 def noise_regularisation(maps: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """NVlabs' penalty on noise maps [N, 1, H, W] -> [N]: squared autocorrelation at one-pixel
     shifts, at every scale down to 8x8, so the maps cannot smuggle the image in as structure."""

@@ -48,7 +48,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a .safetensors export or a run directory (newest checkpoint)")
     p.add_argument("--out", required=True, help="folder for the results (created)")
     p.add_argument("--space", default=d.space, choices=("w", "w+"), help="one w for all layers, or one per layer")
-    p.add_argument("--noise", action="store_true", help="also fit the per-pixel noise maps (regularised as NVlabs do)")
+    p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=d.optimize_noise,
+                   help="also fit the per-pixel noise maps (they carry the detail the latent cannot; edits keep them)")
+    p.add_argument("--noise-reg", type=float, default=d.noise_regularize,
+                   help="weight of the noise maps' autocorrelation penalty (NVlabs: 1e5, which keeps them noise)")
     p.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam's peak learning rate")
     p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
@@ -104,7 +107,8 @@ def main(argv: list[str]) -> int:
     except ValueError:
         return fail(f"--crop {args.crop!r}: expected LEFT,TOP,SIDE in pixels")
     try:
-        settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, steps=args.steps, lr=args.lr,
+        settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, noise_regularize=args.noise_reg,
+                                      steps=args.steps, lr=args.lr,
                                       schedule=args.schedule, w_noise=args.w_noise, layer_regularize=args.layer_reg,
                                       losses=parse_losses(args.loss), init=args.init, encoder=args.encoder,
                                       init_samples=args.init_samples, seed=args.seed)

@@ -13,6 +13,7 @@ the threshold are resampled (a truncated normal, as in BigGAN). ψ does not appl
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -185,6 +186,8 @@ class LatentState:
     ws: np.ndarray | None = None           # [num_ws, w_dim] explicit W+, final (see the module docstring)
     w_offset: np.ndarray | None = None     # [w_dim] direction offsets, added after truncation
     offset_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offset touches
+    noise: Mapping[str, np.ndarray] | None = None  # fitted noise maps, layer -> [H, W] (an inverted photo);
+                                           # drawn in "const" mode in place of the model's own maps
 
     def __post_init__(self):
         check_seed(self.seed)
@@ -287,6 +290,8 @@ def state_from_workspace(fields: Mapping, c_dim: int, num_ws: int, w_dim: int) -
     base = None if base is None else np.asarray(base, dtype=np.float32)
     if base is not None and base.shape != (num_ws, w_dim):
         base = None
+    # fitted noise belongs to the photo's latent: without it (a new seed) the model's own maps apply
+    noise = {str(k): np.asarray(v, dtype=np.float32) for k, v in (get("base_noise") or {}).items()}
     directions = {k: np.asarray(v, dtype=np.float32) for k, v in (get("directions") or {}).items()}
     offset = direction_offset(directions, get("direction_offsets") or {}) if num_ws else None
     if offset is not None and offset.shape != (w_dim,):
@@ -300,7 +305,8 @@ def state_from_workspace(fields: Mapping, c_dim: int, num_ws: int, w_dim: int) -
                        truncation_center=get("truncation_center", "global"),
                        z_threshold=float(get("z_threshold", 0.0)), noise_mode=get("noise_mode", "const"),
                        mix_seed=int(get("mix_seed", 0)), mix_mask=mask if len(mask) == num_ws else (),
-                       ws=base, w_offset=offset, offset_layers=(int(layers[0]), layers[1]))
+                       ws=base, w_offset=offset, offset_layers=(int(layers[0]), layers[1]),
+                       noise=noise if base is not None and noise else None)
 
 
 # ---- settings -> tensors, for one generator ----
@@ -401,7 +407,52 @@ class LatentMapper:
         G = self.G
         if not self.has_w:
             return G(self.z(states), self.labels(states))
-        return G.synthesis(self.ws(states).to(dtype), noise_mode=states[0].noise_mode)
+        with noise_override(G, fitted_noise(G, states, dtype)):
+            return G.synthesis(self.ws(states).to(dtype), noise_mode=states[0].noise_mode)
+
+
+# ---- noise maps ----
+def noise_layers(G) -> dict[str, torch.nn.Module]:
+    """The synthesis layers with a constant noise map, by module name."""
+    return {name: m for name, m in G.synthesis.named_modules() if isinstance(getattr(m, "noise_const", None), torch.Tensor)}
+
+
+@contextlib.contextmanager
+def noise_override(G, maps: Mapping[str, torch.Tensor] | None):
+    """Synthesis with per-image noise: each layer's constant map is swapped for `maps[name]`
+    [N, 1, H, W] while the block runs ("const" noise mode broadcasts it over channels), then put
+    back. The model's API takes one noise mode, not noise tensors, hence the swap."""
+    if not maps:
+        yield
+        return
+    layers = noise_layers(G)
+    saved = {name: layers[name].noise_const for name in maps}
+    try:
+        for name, tensor in maps.items():
+            layers[name].noise_const = tensor
+        yield
+    finally:
+        for name, tensor in saved.items():
+            layers[name].noise_const = tensor
+
+
+def fitted_noise(G, states: Sequence[LatentState], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor] | None:
+    """Noise maps [N, 1, H, W] for a batch in which some states carry fitted maps (inverted
+    photos): theirs where they have a map of the layer's shape, the model's own elsewhere. None
+    when no state carries any, or the batch is not drawn in "const" mode (random or no noise is
+    what the user asked for then)."""
+    if not states or states[0].noise_mode != "const" or not any(s.noise for s in states):
+        return None
+    maps = {}
+    for name, layer in noise_layers(G).items():
+        const = layer.noise_const
+        per_image = []
+        for s in states:
+            fitted = (s.noise or {}).get(name)
+            fits = fitted is not None and tuple(np.shape(fitted)) == tuple(const.shape)
+            per_image.append(torch.as_tensor(np.asarray(fitted, dtype=np.float32)).to(const.device) if fits else const.float())
+        maps[name] = torch.stack(per_image)[:, None].to(dtype)
+    return maps
 
 
 @torch.inference_mode()

@@ -136,11 +136,14 @@ def pivotal_tuning(G,
         if settings.stop_psnr and quality >= settings.stop_psnr:
             break
     # the last step's update is not yet measured: keep it only if it is better than the best seen
-    with torch.no_grad(), noise_override(tuned, maps):
-        final = tuned.synthesis(pivot, noise_mode="const").float()
+    # (the state dict is loaded outside noise_override: inside it the noise buffers hold the fitted maps)
+    with torch.no_grad():
+        with noise_override(tuned, maps):
+            final = tuned.synthesis(pivot, noise_mode="const").float()
         if best[1] is not None and float(loss(final, target)) > best[0]:
             tuned.synthesis.load_state_dict(best[1])
-            final = tuned.synthesis(pivot, noise_mode="const").float()
+            with noise_override(tuned, maps):
+                final = tuned.synthesis(pivot, noise_mode="const").float()
         near = nearby_latents()
         locality = float(psnr(tuned.synthesis(near, noise_mode="const"), G.synthesis(near, noise_mode="const")).mean())
     tuned.requires_grad_(False)

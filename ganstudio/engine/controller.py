@@ -264,7 +264,7 @@ class RenderController:
             elif keep_state and previous is not None and previous.num_ws == info.num_ws:
                 ws.update(checkpoint=info.path)
             else:
-                ws.update(checkpoint=info.path, base_ws=None, photo_ws=None, grid_photo="", directions={},
+                ws.update(checkpoint=info.path, base_ws=None, base_noise={}, photo_ws=None, photo_noise={}, grid_photo="", directions={},
                           direction_offsets={},
                           direction_layers=(0, None), cutoff=None, mix_layers=(False,) * info.num_ws,
                           class_index=min(ws.class_index, max(info.c_dim - 1, 0)),

@@ -65,6 +65,7 @@ class InversionOutcome:
     generation: int = 0
     start: str = ""                      # where the optimisation started: "encoder", "best_of_n", ...
     notes: tuple[str, ...] = ()          # for the user, e.g. why an encoder was not used
+    noise: dict = field(default_factory=dict)  # layer -> [H, W] fitted noise maps ({} when not fitted)
 
 
 def inversion_folder() -> Path:
@@ -166,4 +167,4 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
                             steps_done=result.steps_done, cancelled=result.cancelled or stopped[0],
                             npz_path=str(npz_path), tuned_checkpoint=tuned_path, tuned_psnr=tuned_psnr,
                             record_psnr=tuple(float(v) for v in inv.record["psnr"]), generation=renderer.generation,
-                            start=result.start, notes=result.notes)
+                            start=result.start, notes=result.notes, noise=dict(inv.noise))

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from trainer.device import pick_device
 from trainer.images import make_grid, to_uint8
-from trainer.latents import LatentMapper, LatentState, mix_layers, pca_directions, sample_z, state_from_workspace
+from trainer.latents import (LatentMapper, LatentState, fitted_noise, mix_layers, noise_override, pca_directions,
+                             sample_z, state_from_workspace)
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
@@ -80,6 +81,7 @@ class MixingGrid:
     col_seeds: tuple[int, ...]            # columns give the layers the latent's mix_mask picks
     photo_ws: np.ndarray | None = None    # [num_ws, w_dim] the inverted photo's W+; None = no photo
     photo_as: str = ""                    # "row" | "column": where the photo goes; "" = not shown
+    photo_noise: Mapping[str, np.ndarray] | None = None  # the noise maps fitted with photo_ws (layer -> [H, W])
 
     @property
     def rows(self) -> tuple[int | None, ...]:
@@ -213,8 +215,11 @@ class Renderer:
             if self.mapper is not None:   # image-to-image models have none
                 self.mapper = self._mapper_on_device(self.G, self.mapper)
 
-    def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> np.ndarray:
+    def _synthesize(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
+        if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
+            with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
+                return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
         compiled = self._compiled_synthesis()
         if compiled is not None:
             try:
@@ -268,7 +273,7 @@ class Renderer:
             return {"image": img[0], "z": z[0].cpu().numpy()}
         mixed = mapper.untruncated_ws([state])
         final = mapper.finish(mixed, [state])
-        img = self._synthesize(final, state.noise_mode)
+        img = self._synthesize(final, state.noise_mode, fitted_noise(G, [state]))
         return {"image": img[0], "z": z[0].cpu().numpy(), "ws": final[0].float().cpu().numpy(),
                 "mixed_ws": mixed[0].cpu().numpy()}
 
@@ -294,8 +299,11 @@ class Renderer:
         if photo is not None and photo.shape != (L, W):
             raise ValueError(f"the inverted photo's W+ has shape {photo.shape}, the model needs ({L}, {W})")
 
-        def source(seed: int | None) -> LatentState:   # None: the photo, drawn from its explicit W+
-            return latent.replace(mix_mask=(), ws=photo) if seed is None else latent.replace(seed=seed, mix_mask=(), ws=None)
+        photo_noise = dict(req.grid.photo_noise or {}) or None
+
+        def source(seed: int | None) -> LatentState:   # None: the photo, drawn from its explicit W+ and noise
+            return latent.replace(mix_mask=(), ws=photo, noise=photo_noise) if seed is None else \
+                latent.replace(seed=seed, mix_mask=(), ws=None, noise=None)
 
         seed_states = [source(s) for s in cols + rows]
         mapped = mapper.untruncated_ws(seed_states)                    # [C + R, L, W]
@@ -303,17 +311,20 @@ class Renderer:
         mask = latent.mix_mask if len(latent.mix_mask) == L else (False,) * L
         cells = mix_layers(ws_rows[:, None].expand(R, C, L, W).reshape(R * C, L, W),
                            ws_cols[None].expand(R, C, L, W).reshape(R * C, L, W), mask)
-        cell_states = [source(r) for r in rows for _ in cols]
+        # a cell with the photo on either side draws with the photo's noise, as it does once clicked
+        cell_states = [source(r).replace(noise=photo_noise if None in (r, c) else None) for r in rows for c in cols]
         # The header images (the seeds unmixed) do not depend on the mask: while only the mask
         # changes, they are reused rather than synthesised again.
-        header_key = self._grid_header_key(latent, rows, cols, photo)
+        header_key = self._grid_header_key(latent, rows, cols, photo, photo_noise)
         if header_key is not None and self._grid_headers[0] == header_key:
             headers = self._grid_headers[1]
-            cell_images = self._synthesize(mapper.finish(cells, cell_states), latent.noise_mode)
+            cell_images = self._synthesize(mapper.finish(cells, cell_states), latent.noise_mode,
+                                           fitted_noise(G, cell_states))
             images = np.concatenate([headers, cell_images])
         else:
             everything = torch.cat([mapped, cells])
-            images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode)
+            images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode,
+                                      fitted_noise(G, seed_states + cell_states))
             self._grid_headers = (header_key, images[:C + R])
         corner = np.full_like(images[0], GRID_CORNER_GREY)
         tiles = [corner, *images[:C]]
@@ -323,12 +334,14 @@ class Renderer:
         return {"image": image, "cell_ws": cells.reshape(R, C, L, W).cpu().numpy(),
                 "cell_size": G.img_resolution + 1}
 
-    def _grid_header_key(self, latent: LatentState, rows, cols, photo: np.ndarray | None = None):
+    def _grid_header_key(self, latent: LatentState, rows, cols, photo: np.ndarray | None = None,
+                         latent_photo_noise: dict | None = None):
         """What the grid's header images depend on (None: never reuse, e.g. random noise)."""
         if latent.noise_mode == "random":
             return None
         offset = None if latent.w_offset is None else latent.w_offset.tobytes()
-        photo = None if photo is None or None not in (*rows, *cols) else photo.tobytes()
+        photo = None if photo is None or None not in (*rows, *cols) else \
+            (photo.tobytes(), tuple((k, v.tobytes()) for k, v in sorted((latent_photo_noise or {}).items())))
         return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
                 latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
                 latent.offset_layers, photo)
@@ -429,7 +442,8 @@ def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
     fits = photo is not None and ws.grid_photo in GRID_PHOTO_PLACES[1:] and photo.shape == (info.num_ws, info.w_dim)
     return MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds),
                       photo_ws=np.array(photo, dtype=np.float32) if fits else None,
-                      photo_as=ws.grid_photo if fits else "")
+                      photo_as=ws.grid_photo if fits else "",
+                      photo_noise={k: np.array(v, dtype=np.float32) for k, v in ws.photo_noise.items()} if fits else None)
 
 
 def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False) -> RenderRequest:

@@ -25,7 +25,8 @@ WORKSPACE_VERSION = 1
 # The fields that name the latent on screen: trainer.latents.state_from_workspace reads them, in the
 # studio and in `ganstudio-train generate --workspace`, so both draw the same pixels.
 LATENT_FIELDS = ("seed", "class_index", "noise_mode", "psi", "cutoff", "truncation_center", "z_threshold",
-                 "mix_seed", "mix_layers", "base_ws", "directions", "direction_offsets", "direction_layers")
+                 "mix_seed", "mix_layers", "base_ws", "base_noise", "directions", "direction_offsets",
+                 "direction_layers")
 
 
 class WorkspaceError(ValueError):
@@ -47,6 +48,8 @@ class Workspace:
     grid_row_seeds: tuple[int, ...] = (0, 1, 2, 3)     # mixing grid: rows give the unmixed layers
     grid_col_seeds: tuple[int, ...] = (10, 11, 12, 13)  # columns give the mixed layers
     base_ws: np.ndarray | None = None         # [num_ws, w_dim] explicit W+ latent replacing the seed's
+    base_noise: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> [H, W] noise fitted with
+                                              # base_ws (an inverted photo); {} = the model's own maps
     directions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [w_dim], one sigma long
     direction_offsets: dict[str, float] = field(default_factory=dict)  # name -> offset in sigmas
     direction_layers: tuple[int, int | None] = (0, None)  # ws layers [start, stop) the offsets touch
@@ -56,6 +59,7 @@ class Workspace:
     inversion_path: str = ""                  # the inversion .npz whose latent base_ws came from ("" = none)
     tuned_checkpoint: str = ""                # a PTI-tuned checkpoint made for the photo ("" = none)
     photo_ws: np.ndarray | None = None        # [num_ws, w_dim] the inverted photo's W+ (kept while base_ws is edited)
+    photo_noise: dict[str, np.ndarray] = field(default_factory=dict)  # the noise maps fitted with photo_ws
     grid_photo: str = ""                      # the photo in the mixing grid: "row" | "column" (first one); "" = not
 
     def __post_init__(self):
@@ -71,6 +75,8 @@ class Workspace:
         if not same_value(old, value):
             events[name].emit(value)
             events.changed.emit(name)
+        if name == "base_ws" and value is None and self.base_noise:
+            self.base_noise = {}   # fitted noise belongs to the explicit latent: a seed draws with the model's own
 
     def update(self, **values: Any) -> None:
         """Set several fields; each emits its own event."""
@@ -82,6 +88,7 @@ class Workspace:
     def reset_latent_edits(self) -> None:
         """Forget the explicit W+ and direction offsets (a new seed starts fresh)."""
         self.base_ws = None
+        self.base_noise = {}
         self.direction_offsets = {}
 
     # ---- files ----
@@ -178,6 +185,10 @@ def _checked(v: dict) -> dict:
     for name in ("base_ws", "photo_ws"):
         if v.get(name) is not None:
             out[name] = _array(v, name, 2)
+    for name in ("base_noise", "photo_noise"):
+        if name in v:
+            need(name, isinstance(v[name], dict), "an object of layer -> 2-D noise map")
+            out[name] = {str(k): _array({k: x}, k, 2) for k, x in v[name].items()}
     if "grid_photo" in v:
         need("grid_photo", v["grid_photo"] in ("", "row", "column"), '"", "row" or "column"')
     if "directions" in v:

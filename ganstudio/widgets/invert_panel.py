@@ -29,7 +29,9 @@ from .image_view import ImageView
 
 PHOTO_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp);;All files (*)"
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-SPACES = (("W+", "w+", False), ("W (one w for all layers)", "w", False), ("W+ and noise maps", "w+", True))
+# The first is the default (benchmarks/inversion.py): noise maps carry the detail W+ cannot draw
+SPACES = (("W+ and noise maps", "w+", True), ("W+", "w+", False), ("W (one w for all layers)", "w", False),
+          ("W and noise maps", "w", True))
 LOSS_DEFAULTS = (("mse", "MSE", 1.0), ("l1", "L1", 0.0), ("ssim", "SSIM", 0.0), ("ms_ssim", "MS-SSIM", 0.0),
                  ("inception", "Inception features", 0.0), ("discriminator", "the run's D features", 0.0),
                  ("lpips", "LPIPS (if installed)", 0.0))
@@ -363,7 +365,8 @@ class InvertPanel(QWidget):
         self.reconstruction_view.set_image(outcome.reconstruction)
         ws = self.workspace
         # ψ 1, no mix, no offsets: the photo is drawn exactly; later changes are edits the user asked for
-        changes = dict(base_ws=outcome.ws.copy(), photo_ws=outcome.ws.copy(), psi=1.0, noise_mode="const", direction_offsets={},
+        changes = dict(base_ws=outcome.ws.copy(), base_noise={k: v.copy() for k, v in outcome.noise.items()},
+                       photo_ws=outcome.ws.copy(), photo_noise={k: v.copy() for k, v in outcome.noise.items()}, psi=1.0, noise_mode="const", direction_offsets={},
                        mix_layers=(False,) * self.info.num_ws, inversion_path=outcome.npz_path,
                        tuned_checkpoint=outcome.tuned_checkpoint)
         if self.info.c_dim and outcome.class_index is not None:

@@ -347,7 +347,8 @@ class MainWindow(QMainWindow):
         if sources is None or row >= len(sources.rows) or col >= len(sources.cols):
             return
         seed, mix_seed = sources.rows[row], sources.cols[col]   # None: the inverted photo
-        changes = {"base_ws": grid.cell_ws[row, col].copy()}
+        changes = {"base_ws": grid.cell_ws[row, col].copy(),   # a cell with the photo in it keeps its noise
+                   "base_noise": dict(sources.photo_noise or {}) if None in (seed, mix_seed) else {}}
         changes.update({} if seed is None else {"seed": seed})
         changes.update({} if mix_seed is None else {"mix_seed": mix_seed})
         with self.controller.held():   # one render for the fields

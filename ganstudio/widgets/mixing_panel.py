@@ -160,7 +160,8 @@ class MixingPanel(QWidget):
         if row >= 0 and col >= 0:
             self.cell_chosen.emit(row, col)
         elif row >= 0 and rows[row] is None:
-            self.workspace.base_ws = grid.photo_ws.copy()
+            self.workspace.update(base_ws=grid.photo_ws.copy(),
+                                  base_noise={k: v.copy() for k, v in (grid.photo_noise or {}).items()})
         elif row >= 0:
             self.workspace.base_ws = None
             self.workspace.seed = rows[row]
