@@ -123,6 +123,31 @@ def test_keyframes_render_exactly_as_the_studio_and_frames_repeat(G, studio):
     assert hold_start == line.frame_count - 1
 
 
+def test_a_photo_keyframe_keeps_its_fitted_noise_and_the_frames_blend_into_it(G, studio, tmp_path):
+    from trainer.latents import noise_layers
+    rng = np.random.RandomState(0)
+    fitted = {name: rng.randn(*layer.noise_const.shape).astype(np.float32) for name, layer in noise_layers(G).items()}
+    ws = LatentMapper(G).ws([LatentState(seed=3, class_index=1)])[0].detach().numpy()
+    photo = LatentState.explicit(ws, noise=fitted)               # what an inversion hands the studio
+    line = Timeline((Keyframe(LatentState(seed=1, class_index=0), 0.5, "linear"), Keyframe(photo, 0.5, "linear")),
+                    fps=10, model=model_signature(G))
+    r = TimelineRenderer(G, line)
+    frames = r.render_frames(range(line.frame_count))
+    key = r.key_frames[1]
+    assert np.array_equal(frames[key], studio_image(studio, photo))          # drawn as the Invert panel drew it
+    assert not np.array_equal(frames[key], studio_image(studio, photo.replace(noise=None)))
+    # the frame before the photo is on its way there: its noise is part of the blend
+    plain = TimelineRenderer(G, line.replace(keyframes=(line.keyframes[0], Keyframe(photo.replace(noise=None), 0.5,
+                                                                                   "linear"))))
+    assert not np.array_equal(frames[key - 1], plain.render_frames([key - 1])[0])
+    assert np.array_equal(frames[0], plain.render_frames([0])[0])            # the seed keyframe is untouched
+    line.save(tmp_path / "photo.timeline.json")
+    again = Timeline.load(tmp_path / "photo.timeline.json")
+    assert np.array_equal(again.keyframes[1].state.noise[next(iter(fitted))], fitted[next(iter(fitted))])
+    with pytest.raises(ValueError, match="noise map"):
+        LatentState.explicit(ws, noise={"layer": [[float("nan")]]})
+
+
 def test_loop_returns_smoothly_to_the_first_keyframe(G, studio):
     line = seed_walk([2, 3, 4], seconds_per_key=0.4, fps=10, base=LatentState(class_index=1), G=G)
     r = TimelineRenderer(G, line)

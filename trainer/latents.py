@@ -214,6 +214,11 @@ class LatentState:
         object.__setattr__(self, "ws", _finite_array(self.ws, 2, "an explicit W+ latent [num_ws, w_dim]"))
         object.__setattr__(self, "w_offset", _finite_array(self.w_offset, 1, "a direction offset [w_dim]"))
         object.__setattr__(self, "mix_mask", tuple(bool(m) for m in self.mix_mask))
+        if self.noise is not None:
+            if not isinstance(self.noise, Mapping):
+                raise ValueError(f"noise maps: expected an object of layer -> [H, W] map, got {type(self.noise).__name__}")
+            object.__setattr__(self, "noise", {str(k): _finite_array(v, 2, f"noise map {k!r} [H, W]")
+                                               for k, v in self.noise.items()} or None)
         object.__setattr__(self, "offset_layers", (int(layers[0]), None if layers[1] is None else int(layers[1])))
 
     @classmethod

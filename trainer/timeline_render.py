@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .latents import LatentMapper, LatentState, resolve_class
+from .latents import LatentMapper, LatentState, fitted_noise, noise_layers, noise_override, resolve_class
 from .timeline import Timeline, TimelineError, catmull_rom_weights, check_timeline_for_model, ease, slerp
 
 CHUNK_FRAMES = 8          # in-between frames are always rendered in these aligned batches
@@ -44,6 +44,7 @@ class TimelineRenderer:
         self.key_frames = timeline.keyframe_frames()[:len(self.keys)]
         self._key_of_frame = {f: i for i, f in enumerate(self.key_frames)}
         self._untruncated: dict[int, torch.Tensor] = {}
+        self._noise: dict[int, dict[str, torch.Tensor]] = {}   # keyframe -> its noise maps (see _key_noise)
         self._sound = self._sound_curves()    # [(mapping, curve [frames])], empty without sound
 
     def _sound_curves(self) -> list:
@@ -120,10 +121,11 @@ class TimelineRenderer:
             raise ValueError("this model has no W space")
         return self._with_sound(self._final_ws(list(frames)), list(frames))
 
-    def synthesize(self, ws: torch.Tensor) -> np.ndarray:
-        """Final ws [N, num_ws, w_dim] -> uint8 [N, H, W, 3], as every frame is made."""
+    def synthesize(self, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None) -> np.ndarray:
+        """Final ws [N, num_ws, w_dim] (and per-frame noise maps [N, 1, H, W], when a keyframe
+        carries fitted ones) -> uint8 [N, H, W, 3], as every frame is made."""
         from .images import to_uint8
-        with torch.inference_mode():
+        with torch.inference_mode(), noise_override(self.G, noise):
             return to_uint8(self.G.synthesis(ws.to(self.dtype), noise_mode=self.timeline.noise_mode))
 
     # ---- keyframes ----
@@ -198,9 +200,34 @@ class TimelineRenderer:
     def _images_between(self, frames: list[int]) -> np.ndarray:
         from .images import to_uint8
         if self.has_w:
-            return self.synthesize(self._with_sound(self._final_ws(frames), frames))
+            return self.synthesize(self._with_sound(self._final_ws(frames), frames), self._frame_noise(frames))
         z, c = self._z_inputs(frames)
         return to_uint8(self.G(z, c))
+
+    def _key_noise(self, i: int) -> dict[str, torch.Tensor]:
+        """Keyframe i's noise maps [1, 1, H, W]: its fitted ones (an inverted photo), else the model's."""
+        if i not in self._noise:
+            state = self.keys[i].state.replace(noise_mode="const")
+            self._noise[i] = fitted_noise(self.G, [state], self.dtype) or \
+                {name: layer.noise_const.to(self.dtype)[None, None] for name, layer in noise_layers(self.G).items()}
+        return self._noise[i]
+
+    def _frame_noise(self, frames: list[int]) -> dict[str, torch.Tensor] | None:
+        """Per-frame noise maps [N, 1, H, W] when some keyframe carries fitted maps: each frame
+        crossfades from its segment's first keyframe's maps to the next one's, at the segment's
+        mean layer progress, so a photo's keyframe is drawn as the Invert panel drew it and the
+        frames around it blend in. None otherwise (every frame uses the model's own maps)."""
+        if self.timeline.noise_mode != "const" or not any(k.state.noise for k in self.keys):
+            return None
+        segments, ts = self._segments(frames)
+        per_frame: dict[str, list[torch.Tensor]] = {}
+        for segment, t in zip(segments, ts):
+            _, a, b, _ = self._neighbours(int(segment))
+            u = float(self._layer_progress(int(segment), np.array([t]), self.G.num_ws).mean())
+            first, second = self._key_noise(a), self._key_noise(b)
+            for name, map_a in first.items():
+                per_frame.setdefault(name, []).append(torch.lerp(map_a, second[name], u))
+        return {name: torch.cat(maps) for name, maps in per_frame.items()}
 
     def _z_inputs(self, frames: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Models without W: z [N, z_dim] and soft class rows [N, c_dim] per frame."""
