@@ -335,13 +335,13 @@ class Renderer:
                 "cell_size": G.img_resolution + 1}
 
     def _grid_header_key(self, latent: LatentState, rows, cols, photo: np.ndarray | None = None,
-                         latent_photo_noise: dict | None = None):
+                         photo_noise: dict | None = None):
         """What the grid's header images depend on (None: never reuse, e.g. random noise)."""
         if latent.noise_mode == "random":
             return None
         offset = None if latent.w_offset is None else latent.w_offset.tobytes()
         photo = None if photo is None or None not in (*rows, *cols) else \
-            (photo.tobytes(), tuple((k, v.tobytes()) for k, v in sorted((latent_photo_noise or {}).items())))
+            (photo.tobytes(), tuple((k, v.tobytes()) for k, v in sorted((photo_noise or {}).items())))
         return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
                 latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
                 latent.offset_layers, photo)
