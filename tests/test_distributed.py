@@ -47,14 +47,13 @@ def rank_main(rank: int, world: int, port: int, jobs: list[tuple[str, str, str]]
     """One rank: the training jobs (config JSON, run dir, output pattern), then the metric features."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    import torch.distributed as dist
+    from trainer.distributed import finish, ranks_from_environment
     try:
         for cfg_json, run_dir, out_pattern in jobs:
             train_steps(cfg_json, run_dir, out_pattern.format(rank=rank))
         sharded_features(features_out)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        finish(ranks_from_environment())   # the trainer's own way out: a barrier, then teardown
 
 
 def run_ranks(world: int, jobs, features_out: str, timeout: float = 240) -> None:

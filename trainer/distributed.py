@@ -78,9 +78,25 @@ def start(device_request: str) -> tuple[Ranks, torch.device | None]:
     return ranks, device
 
 
+FINISH_WAIT = datetime.timedelta(seconds=60)   # how long a rank waits at the end for the others
+
+
 def finish(ranks: Ranks) -> None:
-    if ranks.active and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the job together. Ranks end their work at different moments (rank 0 still writes
+    the last checkpoint, or receives a gather the others have sent); a rank that tears down
+    its gloo connections while a peer is still in a collective can abort the peer with
+    SIGABRT ("terminate called without an active exception", seen in CI), so every rank waits
+    at a barrier first. A rank that died does not hang the others: the wait is bounded."""
+    if not (ranks.active and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=FINISH_WAIT)
+        else:
+            dist.barrier()
+    except RuntimeError:
+        pass   # a peer is gone or late: leaving is all that is left to do
+    dist.destroy_process_group()
 
 
 def layout(batch: int, batch_gpu: int, world: int) -> tuple[int, int]:
