@@ -421,4 +421,9 @@ def load_inception(path=None, device="cpu", download: bool = True) -> tuple[Ince
                                   f"expected {tuple(expected[name].shape)}")
     net.load_state_dict({k: v.clone() for k, v in tensors.items()}, strict=True)
     info = FeatureNetInfo(FEATURE_NET_NAME, str(file), file_sha256(file), source)
-    return net.eval().requires_grad_(False).to(device), info
+    net = net.eval().requires_grad_(False).to(device)
+    if torch.device(device).type == "cpu":
+        # oneDNN's convolutions run 1.6x faster in channels-last order on a CPU (4.9 -> 7.8 img/s
+        # on one thread here); features move by about 3e-5, well inside the port's 1e-4 check
+        net = net.to(memory_format=torch.channels_last)
+    return net, info
