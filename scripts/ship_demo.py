@@ -1,7 +1,10 @@
 """Copy a training run into assets/demo/ as the bundled demo: its config, its whole run log, its
 newest checkpoint and a spread of its sample grids (every grid would bloat the repository).
 
-    python scripts/ship_demo.py runs/00000-stylegan2-cond-fashion-mnist [--grids 8]
+    python scripts/ship_demo.py runs/00000-stylegan2-cond-fashion-mnist [--grids 8] [--checkpoint step-N]
+
+It ships the newest checkpoint, or the one --checkpoint names (say, the snapshot with the best
+FID), and only the grids up to that step.
 """
 from __future__ import annotations
 
@@ -16,13 +19,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="the run directory to ship")
     parser.add_argument("--grids", type=int, default=8, help="how many sample grids to keep, spread over the run")
+    parser.add_argument("--checkpoint", default="", help="the snapshot to ship, e.g. step-012345 (default: the newest)")
     parser.add_argument("--dest", type=Path, default=ROOT / "assets" / "demo")
     args = parser.parse_args()
 
     checkpoints = sorted((args.run / "checkpoints").glob("step-*.safetensors"))
+    if args.checkpoint:
+        checkpoints = [c for c in checkpoints if c.stem == Path(args.checkpoint).stem]
+        if not checkpoints:
+            raise SystemExit(f"{args.run}/checkpoints has no {Path(args.checkpoint).stem}.safetensors")
     if not checkpoints:
         raise SystemExit(f"{args.run} has no checkpoint yet")
-    grids = sorted((args.run / "samples").glob("step-*.png"))
+    grids = [g for g in sorted((args.run / "samples").glob("step-*.png")) if g.stem <= checkpoints[-1].stem]
     keep = sorted({grids[round(i * (len(grids) - 1) / max(args.grids - 1, 1))] for i in range(args.grids)}) \
         if grids else []
 

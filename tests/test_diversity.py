@@ -141,3 +141,21 @@ def test_a_toy_run_with_batch_features_trains_and_resumes_exactly(tiny, tmp_path
     a = load_state(straight.run_dir / "state" / "last.pt")["D"]
     b = load_state(resumed.run_dir / "state" / "last.pt")["D"]
     assert any("minibatch.T" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("mode_seeking", [0.0, 1.0])
+def test_mode_seeking_compares_two_latents_of_the_same_class(tiny, tmp_path, mode_seeking):
+    """MSGAN's pairs share a condition: with the term on, the G step's second half of labels
+    repeats the first half, so the term asks for variety within each class."""
+    from trainer.loop import Trainer
+    trainer = Trainer(tiny("cgan", train={"mode_seeking": mode_seeking}), tmp_path, progress=False,
+                      log=lambda *_: None)
+    torch.manual_seed(0)
+    c_real = torch.arange(9) % 10   # odd: the last label has no partner
+    c_fake = trainer._generator_labels(c_real)
+    assert c_fake.shape == c_real.shape
+    paired = torch.equal(c_fake[:4], c_fake[4:8])
+    assert paired == bool(mode_seeking)
+    if not mode_seeking:   # the plain permutation of the real labels
+        assert sorted(c_fake.tolist()) == sorted(c_real.tolist())
+    trainer.train_step()   # and a step runs with the paired labels

@@ -55,6 +55,17 @@ class GanSteps:
             return None
         return c_real[torch.randperm(c_real.shape[0], device=c_real.device)]
 
+    def _generator_labels(self, c_real):
+        """Labels for G's step. With mode seeking on a conditional model, the batch's second half
+        repeats the first half's labels: MSGAN compares two latents under the same condition, so
+        the term asks for variety within a class (with unrelated labels it would only reward the
+        differences between classes, which the labels already give)."""
+        c_fake = self._fake_labels(c_real)
+        if c_fake is not None and self.cfg.train.mode_seeking:
+            half = c_fake.shape[0] // 2
+            c_fake = torch.cat([c_fake[:half], c_fake[:half], c_fake[2 * half:]])
+        return c_fake
+
     def _seed(self, phase: str, counter: int, round_index: int) -> None:
         index = self.ranks.rank * self.rounds + round_index
         torch.manual_seed(micro_batch_seed(self.cfg.train.seed, phase, counter, index))
@@ -131,7 +142,7 @@ class GanSteps:
         loss_g_total = 0.0
         for k, (real, c_real) in enumerate(zip(reals, c_reals)):
             self._seed("G", self.step, k)
-            c_fake = self._fake_labels(c_real)
+            c_fake = self._generator_labels(c_real)
             z = torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device)
             with sync_unless_accumulating(self.G_ddp, k == last):
                 fake, ws = self._generate(z, c_fake, self.G_fast)

@@ -37,7 +37,12 @@ def generator_batches(G, count: int, batch: int, device, seed: int = 0, labels: 
     seed gives the same samples. A conditional G gets classes drawn from `labels` (the reference
     data's labels, so classes appear as often as in the data), else uniformly. shard=(rank, world)
     yields only batches rank, rank + world, ... (every latent is still drawn, so each batch is the
-    one a single process would make)."""
+    one a single process would make).
+
+    Style-based generators draw random per-pixel noise, as in training and in NVlabs' metrics: the
+    studio's fixed ("const") noise map shared by every sample would take the noise's variation out
+    of the distribution being measured. The noise of batch i is seeded from (seed, i), inside a
+    forked random state, so the samples repeat and a training run's random stream is untouched."""
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     done, index = 0, 0
@@ -49,8 +54,10 @@ def generator_batches(G, count: int, batch: int, device, seed: int = 0, labels: 
             pool = labels if labels is not None and len(labels) else torch.arange(G.c_dim)
             c = pool[torch.randint(len(pool), (n,), generator=gen)].to(device)
         if index % shard[1] == shard[0]:
-            with torch.inference_mode():
-                out = G(z.to(device), c, truncation_psi=truncation_psi)
+            forked = [device.index or 0] if device.type != "cpu" else []
+            with torch.inference_mode(), torch.random.fork_rng(devices=forked, device_type=device.type):
+                torch.manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
+                out = G(z.to(device), c, truncation_psi=truncation_psi, noise_mode="random")
             yield to_uint8_nchw(out), c
         done, index = done + n, index + 1
 
