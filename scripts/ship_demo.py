@@ -3,8 +3,9 @@ newest checkpoint and a spread of its sample grids (every grid would bloat the r
 
     python scripts/ship_demo.py runs/00000-stylegan2-cond-fashion-mnist [--grids 8] [--checkpoint step-N]
 
-It ships the newest checkpoint, or the one --checkpoint names (say, the snapshot with the best
-FID), and only the grids up to that step.
+It ships the newest checkpoint with the run's resume state (`state/last.pt`, so the demo can be
+trained further), or the checkpoint --checkpoint names (say, the snapshot with the best FID,
+without state), and only the grids up to that step.
 """
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ def main() -> None:
     keep = sorted({grids[round(i * (len(grids) - 1) / max(args.grids - 1, 1))] for i in range(args.grids)}) \
         if grids else []
 
-    for sub in ("checkpoints", "samples"):
+    if args.run.resolve() == args.dest.resolve():
+        raise SystemExit("copy the demo to a run directory first: shipping a folder onto itself would delete it")
+    state = args.run / "state" / "last.pt"
+    shipped_state = bool(not args.checkpoint and state.is_file())   # the resume state of the newest step only
+    for sub in ("checkpoints", "samples", "state"):
         shutil.rmtree(args.dest / sub, ignore_errors=True)
         (args.dest / sub).mkdir(parents=True)
     shutil.copy2(args.run / "config.json", args.dest / "config.json")
@@ -42,6 +47,8 @@ def main() -> None:
     shutil.copy2(checkpoints[-1], args.dest / "checkpoints" / checkpoints[-1].name)
     for grid in keep:
         shutil.copy2(grid, args.dest / "samples" / grid.name)
+    if shipped_state:   # so a later session can continue the run (`--resume`) instead of starting over
+        shutil.copy2(state, args.dest / "state" / "last.pt")
     for path in args.dest.rglob("*"):
         if path.is_file():
             path.chmod(0o644)
