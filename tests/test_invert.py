@@ -1,6 +1,5 @@
 """Inversion of photos: the projector, pivotal tuning, result files, bad photos and the CLI."""
 import json
-import shutil
 import struct
 import zlib
 
@@ -61,7 +60,7 @@ def drawn(G, seed, class_index=None, psi=1.0):
 # ---- the projector ----
 def test_a_latent_drawn_from_the_model_is_recovered(demo):
     _, image = drawn(demo, seed=7, class_index=3, psi=0.8)
-    result = project(demo, image, ProjectionSettings(space="w", steps=300, lr=0.05))   # 43.5 dB on the demo
+    result = project(demo, image, ProjectionSettings(space="w", steps=150, lr=0.05))
     assert result.psnr[0] > 40, result.psnr
 
 
@@ -93,8 +92,7 @@ def test_the_reconstruction_is_what_the_latent_draws(demo, fashion_test):
     record = result.record
     assert list(record["step"]) == [40] and record["psnr"].shape == (1, 2)
     # the fitted maps are part of the result: the latent alone, on the model's own noise, draws less
-    # (by 0.17 dB after these 40 steps on the demo; the maps earn most of their keep in longer fits)
-    assert psnr(redraw(demo, result, with_noise=False), targets[:2]).numpy().mean() < result.psnr.mean() - 0.05
+    assert psnr(redraw(demo, result, with_noise=False), targets[:2]).numpy().mean() < result.psnr.mean() - 0.5
 
 
 def redraw(G, result, with_noise=True):
@@ -183,13 +181,10 @@ def test_feature_losses_where_their_networks_are(tmp_path, tiny):
     same, other = loss(x, x), loss(x, x.flip(0))
     assert same.abs().max() < 1e-6 and (other > 1e-3).all()
     demo_ckpt = find_demo_checkpoint()
-    if demo_ckpt is not None:   # a checkpoint without its run's state/: a clear message, not a crash
-        alone = tmp_path / "alone" / "checkpoints" / demo_ckpt.name
-        alone.parent.mkdir(parents=True)
-        shutil.copy2(demo_ckpt, alone)
+    if demo_ckpt is not None:   # the shipped demo has no state/: a clear message, not a crash
         with pytest.raises(LossUnavailable, match="state/last.pt"):
-            ReconstructionLoss({"discriminator": 1.0}, checkpoint_path=str(alone),
-                               model_config=load_generator(alone).checkpoint_info["config"])
+            ReconstructionLoss({"discriminator": 1.0}, checkpoint_path=str(demo_ckpt),
+                               model_config=load_generator(demo_ckpt).checkpoint_info["config"])
     try:
         import lpips  # noqa: F401 (only whether it is installed)
     except ImportError:
