@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="", help="the snapshot to ship, e.g. step-012345 (default: the newest)")
     parser.add_argument("--dest", type=Path, default=ROOT / "assets" / "demo")
     args = parser.parse_args()
+    if args.run.resolve() == args.dest.resolve():
+        raise SystemExit("copy the demo to a run directory first: shipping a folder onto itself would delete it")
 
     checkpoints = sorted((args.run / "checkpoints").glob("step-*.safetensors"))
     if args.checkpoint:
@@ -35,10 +37,8 @@ def main() -> None:
     keep = sorted({grids[round(i * (len(grids) - 1) / max(args.grids - 1, 1))] for i in range(args.grids)}) \
         if grids else []
 
-    if args.run.resolve() == args.dest.resolve():
-        raise SystemExit("copy the demo to a run directory first: shipping a folder onto itself would delete it")
     state = args.run / "state" / "last.pt"
-    shipped_state = bool(not args.checkpoint and state.is_file())   # the resume state of the newest step only
+    shipped_state = not args.checkpoint and state.is_file()   # the resume state of the newest step only
     for sub in ("checkpoints", "samples", "state"):
         shutil.rmtree(args.dest / sub, ignore_errors=True)
         (args.dest / sub).mkdir(parents=True)
