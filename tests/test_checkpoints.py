@@ -157,6 +157,16 @@ def test_resume_may_change_schedule_but_not_training(tiny, tmp_path):
     assert result.state == "finished"
     saved = json.loads((first.run_dir / "config.json").read_text())["train"]
     assert saved["sample_kimg"] == 0.032 and saved["log_every"] == 2 and saved["kimg"] == 0.064
+    # a hand-edited config.json (a remedy switched on mid-run) continues too, and the log says what changed
+    config = json.loads((first.run_dir / "config.json").read_text())
+    config["train"]["mode_seeking"] = 0.3
+    (first.run_dir / "config.json").write_text(json.dumps(config))
+    train(run_dir=first.run_dir, resume=True, kimg=0.096, progress=False)
+    resumes = [e["message"] for e in map(json.loads, (first.run_dir / "events.jsonl").read_text().splitlines())
+               if e.get("message", "").startswith("resumed")]
+    assert "train.log_every 1 -> 2" in resumes[0] and "train.sample_kimg" in resumes[0], resumes[0]
+    assert "train.mode_seeking 0.0 -> 0.3" in resumes[1] and "train.kimg 0.064 -> 0.096" in resumes[1], resumes[1]
+    assert "log_every" not in resumes[1]
 
 
 @pytest.mark.parametrize("first_byte", [0x80, ord("(")])  # pickle openers a multiple of 8 (header padding)

@@ -201,6 +201,21 @@ class RunConfig(_Config):
         return cls.from_dict(values)
 
 
+def config_changes(before: RunConfig, after: RunConfig) -> list[str]:
+    """What differs between two run configs, as "section.field old -> new" lines (sorted)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+    old, new = flat(before.to_dict()), flat(after.to_dict())
+    return [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
+
+
 def merge(base: dict, overrides: dict) -> dict:
     """Nested dict update that returns a new dict."""
     out = dict(base)

@@ -21,7 +21,7 @@ import torch
 from . import distributed
 from .augment import parse_policy
 from .checkpoint import export_generator, load_state, save_state
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, config_changes
 from .data import TOY_STD, BatchSampler, Dataset, load_dataset
 from .device import select_device
 from .diversity import Remedies, build_packed
@@ -189,6 +189,12 @@ class Trainer(GanSteps):
         self.pl_mean = state["pl_mean"].to(self.device)
         self.last_checkpoint = state.get("last_checkpoint", "")
         self.remedies.load_state_dict(state.get("remedies", {}))
+        # What the resume changes (--precision, or an edited config.json): said in the run log, so
+        # the log stays the run's history
+        try:
+            self.resume_changes = config_changes(RunConfig.from_json(state.get("config", "")), self.cfg)
+        except (ConfigError, TypeError):   # a state from an older version: nothing to compare with
+            self.resume_changes = []
         for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
             if state.get(name) and scaler.is_enabled():   # fp16's loss scale carries over
                 scaler.load_state_dict(state[name])
@@ -258,7 +264,9 @@ class Trainer(GanSteps):
         where = self.device.type + (f" x {self.ranks.world} processes" if self.ranks.active else "")
         self.writer.write("status", self.step, self.kimg, state="running",
                           message=(f"resumed at step {self.step}" if resumed else "started") +
-                          f" on {where}; {len(self.dataset)} training items")
+                          f" on {where}; {len(self.dataset)} training items" +
+                          (f"; changed since the state was saved: {', '.join(self.resume_changes)}"
+                           if resumed and getattr(self, "resume_changes", None) else ""))
         bar = None
         if self.progress and self.ranks.is_main:
             from tqdm import tqdm
