@@ -97,7 +97,7 @@ def test_drop_a_photo_invert_it_then_edit_it(qtbot, window, tmp_path):
 def test_cancel_keeps_the_best_latent_so_far(qtbot, window, tmp_path):
     panel = window.invert_panel
     assert window.open_photo(photo(tmp_path))
-    panel.steps.setValue(100_000)
+    panel.steps.setValue(5000)   # long enough to cancel, short enough that the warm-up (20%) moves it at once
     previews = []
     panel.preview_shown.connect(previews.append)
     panel.run()
@@ -105,7 +105,7 @@ def test_cancel_keeps_the_best_latent_so_far(qtbot, window, tmp_path):
     panel.cancel_button.click()
     qtbot.waitUntil(lambda: not panel.is_running(), timeout=TIMEOUT_MS)
     outcome = panel.outcome
-    assert outcome.cancelled and 20 <= outcome.steps_done < 100_000
+    assert outcome.cancelled and 20 <= outcome.steps_done < 5000
     assert outcome.psnr > previews[0].psnr      # the progress made is kept (the engine test checks "best")
     assert "kept the best latent" in panel.status.text()
     assert np.array_equal(wait_shown(qtbot, window), outcome.reconstruction)

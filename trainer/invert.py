@@ -51,8 +51,9 @@ class ProjectionSettings:
     steps: int = 100                # optimisation steps
     lr: float = 0.3                 # Adam's peak learning rate (NVlabs: 0.1, for plain W)
     schedule: str = "nvlabs"        # "nvlabs": warm-up then cosine ramp-down; "constant"
-    lr_rampup: float = 0.05         # fraction of the steps spent warming up (nvlabs schedule)
-    lr_rampdown: float = 0.25       # fraction of the steps at the end spent ramping down (nvlabs schedule)
+    lr_rampup: float = 0.2          # fraction of the steps spent warming up (NVlabs: 0.05; 0.2 gains 2.2 dB
+                                    # at 100 steps on the demo, and at 40 and 300 steps too)
+    lr_rampdown: float = 0.1        # fraction of the steps at the end spent ramping down (NVlabs: 0.25)
     w_noise: float = 0.0            # initial noise on w, times W's std (NVlabs: 0.05); decays to 0
     w_noise_ramp: float = 0.75      # fraction of the steps after which w has no noise
     noise_regularize: float = 0.3   # weight of the noise maps' autocorrelation penalty (NVlabs: 1e5, against
