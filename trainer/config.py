@@ -201,8 +201,8 @@ class RunConfig(_Config):
         return cls.from_dict(values)
 
 
-def config_changes(before: RunConfig, after: RunConfig) -> list[str]:
-    """What differs between two run configs, as "section.field old -> new" lines (sorted)."""
+def config_changes(before: _Config, after: _Config) -> list[str]:
+    """What differs between two configs of one type, as "section.field old -> new" lines (sorted)."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():

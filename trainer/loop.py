@@ -131,6 +131,7 @@ class Trainer(GanSteps):
         self.step, self.nimg, self.d_steps, self.elapsed = 0, 0, 0, 0.0
         self.pl_mean = torch.zeros([], device=self.device)
         self.last_checkpoint = ""
+        self.resume_changes: list[str] = []   # settings that differ from the resumed state's, for the log
         if self.ranks.is_main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -266,7 +267,7 @@ class Trainer(GanSteps):
                           message=(f"resumed at step {self.step}" if resumed else "started") +
                           f" on {where}; {len(self.dataset)} training items" +
                           (f"; changed since the state was saved: {', '.join(self.resume_changes)}"
-                           if resumed and getattr(self, "resume_changes", None) else ""))
+                           if self.resume_changes else ""))
         bar = None
         if self.progress and self.ranks.is_main:
             from tqdm import tqdm
