@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer import load_generator  # noqa: E402
 from trainer.config import RunConfig, merge  # noqa: E402
-from trainer.data import TOY_STD, toy_modes  # noqa: E402
-from trainer.loop import train  # noqa: E402
+from trainer.data.datasets import TOY_STD, toy_modes  # noqa: E402
+from trainer.training.loop import train  # noqa: E402
 from trainer.metrics.modes import mode_report  # noqa: E402
-from trainer.presets import PRESETS  # noqa: E402
+from trainer.training.presets import PRESETS  # noqa: E402
 
 LOSS_PRESETS = {"minimax": "toy-minimax", "nonsat": "toy-gan", "lsgan": "toy-lsgan", "hinge": "toy-hinge-sn",
                 "wgan-gp": "toy-wgan-gp"}

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer import load_generator  # noqa: E402
 from trainer.config import DataConfig  # noqa: E402
-from trainer.data import load_dataset  # noqa: E402
+from trainer.data.datasets import load_dataset  # noqa: E402
 
 
 def mean_pair_distance(x: torch.Tensor) -> float:

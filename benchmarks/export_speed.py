@@ -37,7 +37,7 @@ FRAMES = 300
 
 def plain_generation(renderer, ws) -> tuple[float, float]:
     """(wall, CPU) seconds to synthesize the final latents in the renderer's chunk size, to host uint8."""
-    from trainer.timeline_render import CHUNK_FRAMES
+    from trainer.film.render import CHUNK_FRAMES
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(ws), CHUNK_FRAMES):
         renderer.synthesize(ws[i:i + CHUNK_FRAMES])
@@ -46,7 +46,7 @@ def plain_generation(renderer, ws) -> tuple[float, float]:
 
 def export_once(renderer, path, size=None) -> tuple[float, float]:
     """(wall, CPU) seconds of a whole export: latents, rendering, resizing, encoding, renaming."""
-    from trainer.video import ExportSettings, export_timeline
+    from trainer.film.video import ExportSettings, export_timeline
     cpu = time.process_time()
     report = export_timeline(renderer, ExportSettings(str(path), size=size, resize_filter="lanczos"))
     assert report.frames == FRAMES
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
     from ganstudio.engine.demo import find_demo_checkpoint
     from trainer import load_generator
     from trainer.latents import LatentState
-    from trainer.timeline_presets import seed_walk
-    from trainer.timeline_render import TimelineRenderer
+    from trainer.film.presets import seed_walk
+    from trainer.film.render import TimelineRenderer
     model = str(find_demo_checkpoint()) if args.model == "demo" else args.model
     G = load_generator(model, device=args.device)
     line = seed_walk(range(10), seconds_per_key=1.0, fps=30, base=LatentState(class_index=None), G=G)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from trainer import load_generator  # noqa: E402
 from trainer.files import atomic_write  # noqa: E402
 from trainer.config import DataConfig  # noqa: E402
-from trainer.data import Dataset, load_dataset  # noqa: E402
+from trainer.data.datasets import Dataset, load_dataset  # noqa: E402
 from trainer.metrics import compute_metrics, distances  # noqa: E402
 from trainer.metrics.compute import feature_network  # noqa: E402
 from trainer.metrics.features import cached_real_features, dataset_source, extract_features  # noqa: E402

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 from trainer.checkpoint import load_generator                                    # noqa: E402
 from trainer.config import DataConfig                                            # noqa: E402
 from trainer.images import make_grid, save_png                                   # noqa: E402
-from trainer.translate_loop import train_translation                             # noqa: E402
-from trainer.translation_config import preset_config                             # noqa: E402
-from trainer.translation_data import SNEAKER, ANKLE_BOOT, held_out_config, load_translation_data  # noqa: E402
-from trainer.translation_metrics import (fid_between, inception_features, pair_scores,  # noqa: E402
+from trainer.training.translation import train_translation                             # noqa: E402
+from trainer.training.translation_config import preset_config                             # noqa: E402
+from trainer.data.paired import SNEAKER, ANKLE_BOOT, held_out_config, load_translation_data  # noqa: E402
+from trainer.metrics.translation import (fid_between, inception_features, pair_scores,  # noqa: E402
                                          translate_images)
 
 

@@ -61,10 +61,10 @@ def main(argv=None) -> int:
 
     from trainer import load_generator
     from trainer.config import DataConfig
-    from trainer.data import load_dataset
+    from trainer.data.datasets import load_dataset
     from trainer.images import make_grid, save_png
-    from trainer.invert import ProjectionSettings, noise_override, project
-    from trainer.pti import PTISettings, pivotal_tuning
+    from trainer.inversion.project import ProjectionSettings, noise_override, project
+    from trainer.inversion.pti import PTISettings, pivotal_tuning
     from trainer.latents import layer_groups, truncate
     from trainer.metrics.distances import kernel_inception_distance
     from trainer.metrics.inception import load_inception
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     say()
     say(f"Defaults: {json.dumps(defaults.to_dict(), sort_keys=True)}")
     say()
-    from trainer.encoder import encoder_for_inversion
+    from trainer.inversion.encoder import encoder_for_inversion
     encoder, note = encoder_for_inversion(G, False, defaults.encoder, str(checkpoint))
     if encoder is not None:
         say(f"Encoder (the defaults' start): {encoder.metadata.get('training', '')}")

@@ -29,7 +29,7 @@ import torch
 import torch.multiprocessing as mp
 
 from trainer.config import RunConfig, merge
-from trainer.presets import PRESETS
+from trainer.training.presets import PRESETS
 
 VARIANTS = {"1 proc": ({}, 1), "2 proc gloo": ({}, 2), "bf16": ({"precision": "bf16"}, 1),
             "fp16": ({"precision": "fp16"}, 1), "channels_last": ({"channels_last": True}, 1),
@@ -50,7 +50,7 @@ def config(preset: str, resolution: int, device: str, threads: int, options: dic
 def timed_steps(cfg_json: str, steps: int, out: str) -> None:
     """Build a Trainer (one rank, or the whole job), warm up, time `steps` steps; rank 0 writes
     'img_s first_step_s' to `out`."""
-    from trainer.loop import Trainer
+    from trainer.training.loop import Trainer
     trainer = Trainer(RunConfig.from_json(cfg_json), tempfile.mkdtemp(prefix="speed-"), progress=False,
                       log=lambda *_: None)
     t0 = time.perf_counter()

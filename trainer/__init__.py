@@ -10,8 +10,8 @@ import importlib
 
 _PUBLIC = {"load_generator": "checkpoint", "CheckpointError": "checkpoint", "ConfigError": "config",
            "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
-           "DataError": "data", "load_dataset": "data", "ARCHS": "models", "build_discriminator": "models",
-           "build_generator": "models", "PRESETS": "presets", "train": "loop"}
+           "DataError": "data.datasets", "load_dataset": "data.datasets", "ARCHS": "models", "build_discriminator": "models",
+           "build_generator": "models", "PRESETS": "training.presets", "train": "training.loop"}
 
 __all__ = sorted(_PUBLIC)
 

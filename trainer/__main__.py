@@ -2,6 +2,6 @@
 (`torchrun --nproc-per-node N -m trainer --preset ...`)."""
 import sys
 
-from .cli import main
+from trainer.cli.main import main
 
 sys.exit(main())

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, ModelConfig
-from .files import atomic_write, looks_like_safetensors, step_from_name, write_safetensors  # noqa: F401 (re-exported)
-from .models import ARCHS, build_generator
+from trainer.config import ConfigError, ModelConfig
+from trainer.files import atomic_write, looks_like_safetensors, step_from_name, write_safetensors  # noqa: F401 (re-exported)
+from trainer.models import ARCHS, build_generator
 
 FORMAT = "ganstudio.generator"
 FORMAT_VERSION = "1"

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .files import atomic_write
+from trainer.files import atomic_write
 
 
 def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:

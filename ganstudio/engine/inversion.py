@@ -1,7 +1,7 @@
 """Inverting a photo in the studio, Qt-free: a frozen request in, plain results out.
 
 `run_inversion` runs on the render worker (the thread that owns the model and the device). It
-projects the photo with trainer.invert, sends previews (best reconstruction so far, loss, PSNR)
+projects the photo with trainer.inversion.project, sends previews (best reconstruction so far, loss, PSNR)
 as plain data, honours cancel by keeping the best latent so far, optionally tunes the generator
 (PTI), and writes the inversion .npz (and the tuned checkpoint) into the studio's cache folder.
 """
@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from trainer.invert import ProjectionSettings, Report
-from trainer.pti import PTISettings
+from trainer.inversion.project import ProjectionSettings, Report
+from trainer.inversion.pti import PTISettings
 
 from .renderer import Cancelled, Progress
 
@@ -69,7 +69,7 @@ class InversionOutcome:
 
 
 def inversion_folder() -> Path:
-    from trainer.data import cache_dir
+    from trainer.data.datasets import cache_dir
     return cache_dir() / "inversions"
 
 
@@ -92,9 +92,9 @@ def run_inversion(renderer, request: InversionRequest, progress: Progress,
     LossUnavailable or ValueError with a message for the user; Cancelled only before any step."""
     import torch
     from trainer.files import file_sha256
-    from trainer.inversion_file import inversion_from_batch, save_inversion
-    from trainer.invert import check_invertible, project, target_tensor
-    from trainer.pti import pivotal_tuning, save_tuned
+    from trainer.inversion.result import inversion_from_batch, save_inversion
+    from trainer.inversion.project import check_invertible, project, target_tensor
+    from trainer.inversion.pti import pivotal_tuning, save_tuned
     G = renderer.G
     if G is None:
         raise ValueError("open a model before inverting a photo")

@@ -180,7 +180,7 @@ class Renderer:
         return info
 
     def _load_translation(self, G, sha256: str, progress: Progress) -> ModelInfo:
-        from trainer.translate import directions
+        from trainer.translation import directions
         ckpt = G.checkpoint_info
         ds = ckpt.get("dataset", {})
         info = ModelInfo(path=ckpt["path"], arch=ckpt["config"]["arch"], step=ckpt["step"], kimg=ckpt["kimg"],
@@ -408,7 +408,7 @@ class Renderer:
         return directions
 
     def _directions_cache(self, num_samples: int, num_components: int, seed: int):
-        from trainer.data import cache_dir
+        from trainer.data.datasets import cache_dir
         if not self.info.sha256:
             return None
         return cache_dir() / "directions" / f"{self.info.sha256[:24]}-{num_samples}-{num_components}-{seed}.npz"

@@ -1,7 +1,7 @@
 """Timeline frames for the studio: rendered on the renderer's thread in aligned chunks, cached here.
 
 Qt-free. One job ("timeline frames") serves the frames the Timeline panel wants: it takes the newest
-wish from a one-place slot, renders that chunk with trainer.timeline_render, sends it back through
+wish from a one-place slot, renders that chunk with trainer.film.render, sends it back through
 the job's preview channel, and lingers a moment for the next wish (so scrubbing and playback do not
 start a job per chunk), then ends, leaving the renderer's thread to the explorer. A wish replaces
 the one waiting, so the panel never builds a backlog; `stop()` ends the job at once.
@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from trainer.timeline import Timeline
-from trainer.timeline_render import CHUNK_FRAMES, TimelineRenderer
+from trainer.film.timeline import Timeline
+from trainer.film.render import CHUNK_FRAMES, TimelineRenderer
 
 JOB_NAME = "timeline frames"
 CACHE_BYTES = 256 * 2**20     # rendered chunks kept for scrubbing back and replaying

@@ -3,8 +3,8 @@ worker for (the renderer describes an open Pix2Pix or CycleGAN model in its Mode
 
 Requests and results are frozen dataclasses of plain values and numpy arrays; the generator and
 its tensors stay on the worker (in the renderer). A picture is decoded and checked on the GUI
-side by `trainer.photo` (the Invert panel's rules and messages); here it is fitted to the model
-and translated by `trainer.translate.translate_pixels`, the CLI's own path.
+side by `trainer.inversion.photo` (the Invert panel's rules and messages); here it is fitted to the model
+and translated by `trainer.translation.translate_pixels`, the CLI's own path.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.translate import input_channels, translate_pixels
+from trainer.translation import input_channels, translate_pixels
 
 HELD_OUT_COUNT = 16        # held-out inputs offered in the panel
 
@@ -72,9 +72,9 @@ def run_translation(renderer, request: TranslationRequest) -> TranslationView:
 def held_out_inputs(renderer, direction: str, count: int = HELD_OUT_COUNT) -> HeldOutInputs:
     """On the worker: the first `count` held-out inputs of the open model's data in `direction`
     (its run's config.json names the data; built-ins are found by name). ValueError when there are none."""
-    from trainer.data import DataError
-    from trainer.translation_config import TranslationDataConfig, TranslationRunConfig, is_translation_config
-    from trainer.translation_data import TRANSLATION_BUILTINS, held_out_config, load_translation_data
+    from trainer.data.datasets import DataError
+    from trainer.training.translation_config import TranslationDataConfig, TranslationRunConfig, is_translation_config
+    from trainer.data.paired import TRANSLATION_BUILTINS, held_out_config, load_translation_data
     G = renderer.G
     if G is None or not getattr(G, "translates", False):
         raise ValueError("no image-to-image model is open")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS, json_value
-from trainer.timeline import Timeline, TimelineError
+from trainer.film.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
 

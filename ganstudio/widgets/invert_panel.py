@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QApplication, QFrame, QCheckBox, QComboBox, QDoub
                                QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from trainer.invert import ProjectionSettings
-from trainer.pti import PTISettings
-from trainer.photo import Photo, PhotoError, centre_crop, fit_photo, open_photo, photo_from_pixels
+from trainer.inversion.project import ProjectionSettings
+from trainer.inversion.pti import PTISettings
+from trainer.inversion.photo import Photo, PhotoError, centre_crop, fit_photo, open_photo, photo_from_pixels
 
 from ..engine.inversion import InversionOutcome, InversionPreview, InversionRequest, read_inversion_images, \
     run_inversion

@@ -30,7 +30,7 @@ class NewRunRequest:
     extra: str = ""       # further trainer options, shell-quoted (e.g. "--batch 16 --log-every 5")
 
     def arguments(self) -> list[str]:
-        """The trainer's command line (after `python -m trainer.cli`)."""
+        """The trainer's command line (after `python -m trainer`)."""
         args = ["--preset", self.preset, "--data", self.dataset, "--resolution", str(self.resolution),
                 "--kimg", f"{self.kimg:g}", "--outdir", str(Path(self.outdir).resolve())]
         if self.metrics.strip():
@@ -93,7 +93,7 @@ class TrainingProcess(QObject):
         return self.process.waitForFinished(msecs)
 
     def _launch(self, arguments: list[str]) -> None:
-        command = [sys.executable, "-m", "trainer.cli", *arguments]
+        command = [sys.executable, "-m", "trainer", *arguments]
         self.output.emit("$ " + " ".join(shlex.quote(a) for a in command) + "\n")
         self.process.start(command[0], command[1:])
 
@@ -169,10 +169,10 @@ class NewRunDialog(QDialog):
     def __init__(self, parent=None,
                  outdir: str = "runs"):   # default parent folder of new runs
         super().__init__(parent)
-        from trainer.data import BUILTINS
-        from trainer.presets import PRESETS
-        from trainer.translation_config import TRANSLATION_PRESETS   # pix2pix, cyclegan
-        from trainer.translation_data import TRANSLATION_BUILTINS
+        from trainer.data.datasets import BUILTINS
+        from trainer.training.presets import PRESETS
+        from trainer.training.translation_config import TRANSLATION_PRESETS   # pix2pix, cyclegan
+        from trainer.data.paired import TRANSLATION_BUILTINS
         self.setWindowTitle("New training run")
         self.dataset = QComboBox(editable=True)
         self.dataset.addItems(list(BUILTINS) + list(TRANSLATION_BUILTINS))

@@ -1,7 +1,7 @@
 """The Timeline panel's export box: MP4 (H.264), GIF or PNG frames at native, 2x, 4x or a square size
 with a named resize filter, a quality, a grid of seeds by option; progress and Cancel.
 
-The export runs as a job on the renderer's thread (trainer.video.export_timeline: chunks render
+The export runs as a job on the renderer's thread (trainer.film.video.export_timeline: chunks render
 there while an encoder thread writes); the file appears under its name only when complete.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                                QProgressBar, QPushButton, QSpinBox)
 
-from trainer.timeline import Timeline, TimelineError, check_timeline_for_model
-from trainer.video import RESIZE_FILTERS, ExportError, ExportSettings, check_export
+from trainer.film.timeline import Timeline, TimelineError, check_timeline_for_model
+from trainer.film.video import RESIZE_FILTERS, ExportError, ExportSettings, check_export
 
 from ..engine.renderer import ModelInfo
 
@@ -28,8 +28,8 @@ def _render_film(line: Timeline, settings: ExportSettings, cells: int):
     """The job: runs on the renderer's thread, returns an ExportReport (plain data)."""
     def run(renderer, progress, preview):
         import torch
-        from trainer.timeline_render import TimelineRenderer
-        from trainer.video import export_timeline
+        from trainer.film.render import TimelineRenderer
+        from trainer.film.video import export_timeline
         dtype = torch.float16 if renderer.half else torch.float32
         renderers = [TimelineRenderer(renderer.G, line.with_seed_offset(k) if k else line, renderer.mapper, dtype)
                      for k in range(cells)]

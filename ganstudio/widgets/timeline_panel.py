@@ -2,7 +2,7 @@
 easing, layer tracks), presets, timeline files, the transport (timeline_player.py: scrub, Play /
 Pause) and the export box (timeline_export.py).
 
-The panel edits `workspace.timeline` (a trainer.timeline.Timeline) and never touches torch: frames
+The panel edits `workspace.timeline` (a trainer.film.timeline.Timeline) and never touches torch: frames
 render on the renderer's thread (ganstudio.engine.timeline_frames) and only uint8 arrays come back.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from trainer.latents import LatentState, layer_groups
-from trainer.timeline import (EASINGS, INTERPOLATIONS, Keyframe, LayerTrack, Timeline, TimelineError,
+from trainer.film.timeline import (EASINGS, INTERPOLATIONS, Keyframe, LayerTrack, Timeline, TimelineError,
                               check_timeline_for_model, model_signature)
-from trainer.timeline_presets import (class_tour, direction_sweep, noise_loop, seed_walk, style_morph,
+from trainer.film.presets import (class_tour, direction_sweep, noise_loop, seed_walk, style_morph,
                                       truncation_sweep)
 
 from ..engine.renderer import ModelInfo, latent_from_workspace

@@ -15,8 +15,8 @@ from typing import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from trainer.timeline import Timeline
-from trainer.timeline_render import CHUNK_FRAMES
+from trainer.film.timeline import Timeline
+from trainer.film.render import CHUNK_FRAMES
 
 from ..engine.timeline_frames import TimelineFrames
 

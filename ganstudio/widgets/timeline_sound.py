@@ -1,6 +1,6 @@
 """The Timeline panel's sound box: a sound file whose loudness or onsets drive ψ or a direction, with
 a gain and a smoothing; an MP4 export carries the sound. The analysis runs with the frames, on the
-renderer's thread (trainer.audio), so choosing a file here reads nothing but its name."""
+renderer's thread (trainer.film.audio), so choosing a file here reads nothing but its name."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout)
 
-from trainer.audio import FEATURES, AudioMapping, AudioTrack
+from trainer.film.audio import FEATURES, AudioMapping, AudioTrack
 
 SOUND_FILES = "Sound (*.wav *.mp3 *.flac *.ogg *.m4a *.aac);;All files (*)"
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from trainer.images import make_grid
-from trainer.photo import PhotoError, open_photo, photo_from_pixels
+from trainer.inversion.photo import PhotoError, open_photo, photo_from_pixels
 
 from ..engine.renderer import ModelInfo
 from ..engine.translation import HELD_OUT_COUNT, HeldOutInputs, TranslationRequest, TranslationView, \

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from ..checkpoint import CheckpointError
+from trainer.checkpoint import CheckpointError
 
 
 class NetworkImportError(CheckpointError):
@@ -21,9 +21,9 @@ def import_network(path, out, source: str = "nvlabs", include_discriminator: boo
     source: "nvlabs" (network pickle) or "rosinality" (.pt with g_ema). Returns a summary dict
     (arch, resolution, c_dim, num_ws, kept, source_sha256). Raises NetworkImportError."""
     if source == "nvlabs":
-        from .nvlabs_pkl import import_nvlabs_pickle
+        from trainer.importers.nvlabs_pkl import import_nvlabs_pickle
         return import_nvlabs_pickle(path, out, include_discriminator, progress)
     if source == "rosinality":
-        from .rosinality import import_rosinality
+        from trainer.importers.rosinality import import_rosinality
         return import_rosinality(path, out, progress)
     raise NetworkImportError(f"unknown source {source!r}; choose nvlabs or rosinality")

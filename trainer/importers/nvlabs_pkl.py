@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import DISCRIMINATOR_PREFIX, FORMAT, FORMAT_VERSION, tensors_sha256, write_safetensors
-from ..config import ConfigError
-from ..models.stylegan2_nvlabs import (ARCH_NAME, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
+from trainer.checkpoint import DISCRIMINATOR_PREFIX, FORMAT, FORMAT_VERSION, tensors_sha256, write_safetensors
+from trainer.config import ConfigError
+from trainer.models.stylegan2_nvlabs import (ARCH_NAME, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                        NVlabsGenerator, NVlabsGeneratorConfig)
-from ..files import file_sha256
-from . import NetworkImportError
-from .unpickler import SUPPORTED, NetworkRecord, read_network_pickle
+from trainer.files import file_sha256
+from trainer.importers import NetworkImportError
+from trainer.importers.unpickler import SUPPORTED, NetworkRecord, read_network_pickle
 
 STYLEGAN2_G_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
                        "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer"}

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import FORMAT, FORMAT_VERSION, tensors_sha256, write_safetensors
-from ..config import ConfigError
-from ..models.stylegan2_nvlabs import ARCH_NAME, NVlabsGenerator, NVlabsGeneratorConfig
-from . import NetworkImportError
-from ..files import file_sha256
-from .nvlabs_pkl import _load_exactly
+from trainer.checkpoint import FORMAT, FORMAT_VERSION, tensors_sha256, write_safetensors
+from trainer.config import ConfigError
+from trainer.models.stylegan2_nvlabs import ARCH_NAME, NVlabsGenerator, NVlabsGeneratorConfig
+from trainer.importers import NetworkImportError
+from trainer.files import file_sha256
+from trainer.importers.nvlabs_pkl import _load_exactly
 
 ROSINALITY_LR_MLP = 0.01
 W_AVG_SAMPLES = 4096

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import NetworkImportError
+from trainer.importers import NetworkImportError
 
 SUPPORTED = ("GAN Studio imports StyleGAN2 network pickles written by NVlabs' stylegan2-ada-pytorch "
              "(and the StyleGAN2 networks of NVlabs' stylegan3 repository)")

@@ -10,11 +10,11 @@ inception.py); IS and the class histogram use a small classifier trained on the 
 `modes` covers the 2-D mixtures. Every MetricResult records its provenance (feature network
 and file hash, sample counts, resize filter, dataset split).
 """
-from .compute import METRIC_NAMES, MetricError, MetricResult, MetricSpec, compute_metrics, parse_metrics
-from .distances import (collapse_report, feature_stats, fid_from_features, frechet_distance,
+from trainer.metrics.compute import METRIC_NAMES, MetricError, MetricResult, MetricSpec, compute_metrics, parse_metrics
+from trainer.metrics.distances import (collapse_report, feature_stats, fid_from_features, frechet_distance,
                         kernel_inception_distance, precision_recall)
-from .inception import FeatureNetError, InceptionV3, load_inception
-from .modes import ModeReport, mode_report
+from trainer.metrics.inception import FeatureNetError, InceptionV3, load_inception
+from trainer.metrics.modes import ModeReport, mode_report
 
 __all__ = ["compute_metrics", "MetricResult", "MetricSpec", "MetricError", "METRIC_NAMES", "parse_metrics",
            "frechet_distance", "fid_from_features", "feature_stats", "kernel_inception_distance",

@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..files import write_safetensors
-from ..config import DataConfig
-from ..data import Dataset, cache_dir, load_dataset
+from trainer.files import write_safetensors
+from trainer.config import DataConfig
+from trainer.data.datasets import Dataset, cache_dir, load_dataset
 
 CLASSIFIER_VERSION = "1"
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataConfig
-from ..data import Dataset, load_dataset
-from ..device import select_device
-from . import distances
-from .features import (ImageSource, cached_real_features, dataset_source, extract_features, generator_batches,
+from trainer.config import DataConfig
+from trainer.data.datasets import Dataset, load_dataset
+from trainer.device import select_device
+from trainer.metrics import distances
+from trainer.metrics.features import (ImageSource, cached_real_features, dataset_source, extract_features, generator_batches,
                        generator_source, subset_indices)
 
 METRIC_NAMES = ("fid", "kid", "pr", "is", "classes", "collapse", "modes")
@@ -115,7 +115,7 @@ _NET_CACHE: dict = {}
 def feature_network(path=None, device="cpu"):
     """The Inception port, loaded once per (weights path, device) in this process."""
     import dataclasses
-    from .inception import find_weights, load_inception
+    from trainer.metrics.inception import find_weights, load_inception
     file, source = find_weights(path)
     key = (str(file), str(device))
     if key not in _NET_CACHE:
@@ -133,7 +133,7 @@ def _resolve_subject(subject, device):
     if isinstance(subject, torch.nn.Module):
         return subject.to(device).eval(), None
     path = Path(subject)
-    from ..checkpoint import load_generator
+    from trainer.checkpoint import load_generator
     if path.is_file() or (path.is_dir() and (path / "checkpoints").is_dir()):
         return load_generator(path, device=device), None
     if path.is_dir():
@@ -226,7 +226,7 @@ class _ImageEvaluation:
         if self.generated_ds is not None:
             src = dataset_source(self.generated_ds, n, seed=self.seed)
             src.describe = {"images": self.generated_ds.name, "images_found": len(self.generated_ds),
-                            "images_resize": f"Lanczos to {self.reference.resolution}px (trainer.data)"}
+                            "images_resize": f"Lanczos to {self.reference.resolution}px (trainer.data.datasets)"}
             return src
         return generator_source(self.G, n, self.device, self.seed, self.reference.labels, self.truncation_psi)
 
@@ -267,14 +267,14 @@ class _ImageEvaluation:
         return self._real[1:]
 
     def inception_provenance(self) -> dict:
-        from .inception import RESIZE_FILTER
+        from trainer.metrics.inception import RESIZE_FILTER
         _, info = self.net()
         return dict(info.provenance(), resize_filter=RESIZE_FILTER)
 
     # -- classifier -------------------------------------------------------------------------------
     def classifier(self):
         if self._classifier is None:
-            from .classifier import load_or_train_classifier
+            from trainer.metrics.classifier import load_or_train_classifier
             if len(self.reference.class_names) < 2:
                 raise MetricError(f"'{self.reference.name}' has no class labels: is/classes need a labelled dataset")
             self._classifier = load_or_train_classifier(self.data, device=self.device, progress=self.progress)
@@ -345,7 +345,7 @@ class _ImageEvaluation:
         return clf, probs[:n], (conds[:n] if conds is not None else None)
 
     def _is(self, spec, n, requested):
-        from .classifier import inception_score
+        from trainer.metrics.classifier import inception_score
         clf, probs, _ = self._classifier_probs(n)
         mean, std = inception_score(probs)
         prov = dict(self.common(n, 0), **clf.provenance(), splits=10,
@@ -353,7 +353,7 @@ class _ImageEvaluation:
         return [MetricResult("is", mean, n, f"{clf.dataset} classifier", std=std, provenance=prov)]
 
     def _classes(self, spec, n, requested):
-        from .classifier import class_histogram_report
+        from trainer.metrics.classifier import class_histogram_report
         clf, probs, conds = self._classifier_probs(n)
         pred = probs.argmax(axis=1)
         report = class_histogram_report(pred, self.reference.labels.numpy(), len(clf.class_names))
@@ -398,7 +398,7 @@ class _ImageEvaluation:
 
 
 def _point_metrics(G, reference: Dataset, data: DataConfig, specs, num_samples, device, seed) -> list[MetricResult]:
-    from .modes import mode_report
+    from trainer.metrics.modes import mode_report
     if G is None:
         raise MetricError(f"'{reference.name}' holds 2-D points; evaluate a checkpoint, not a folder of images")
     results = []

@@ -16,10 +16,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..files import atomic_write
-from ..images import to_uint8_nchw
-from ..data import Dataset, cache_dir
-from .distances import feature_stats
+from trainer.files import atomic_write
+from trainer.images import to_uint8_nchw
+from trainer.data.datasets import Dataset, cache_dir
+from trainer.metrics.distances import feature_stats
 
 
 @dataclass

@@ -331,7 +331,7 @@ def packaged_weights() -> Path | None:
 
 
 def cached_weights_path() -> Path:
-    from ..data import cache_dir
+    from trainer.data.datasets import cache_dir
     return cache_dir() / "metrics" / CACHE_NAME
 
 
@@ -369,7 +369,7 @@ def find_weights(path=None, download: bool = True, url: str = DOWNLOAD_URL) -> t
 
 def _download(url: str, target: Path) -> None:
     from tqdm import tqdm
-    from ..files import atomic_write
+    from trainer.files import atomic_write
 
     def fetch(tmp):
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..distributed import Ranks
-from .features import generator_batches
+from trainer.training.distributed import Ranks
+from trainer.metrics.features import generator_batches
 
 
 def sharded_generator_features(net: torch.nn.Module, G: torch.nn.Module, count: int, batch: int, device,

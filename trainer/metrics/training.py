@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 
-from ..config import DataConfig
-from ..data import DataError, load_dataset
-from .compute import INCEPTION_METRICS, MetricError, compute_metrics, feature_network, parse_metrics, reference_config
-from .sharded import sharded_generator_features
-from .inception import FeatureNetError
+from trainer.config import DataConfig
+from trainer.data.datasets import DataError, load_dataset
+from trainer.metrics.compute import INCEPTION_METRICS, MetricError, compute_metrics, feature_network, parse_metrics, reference_config
+from trainer.metrics.sharded import sharded_generator_features
+from trainer.metrics.inception import FeatureNetError
 
 IN_TRAINING_SAMPLES = 2000
 SPLIT_DATASETS = ("fashion-mnist",)  # built-ins with a held-out test split

@@ -7,16 +7,16 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..config import ModelConfig
-from .dcgan import DCGANDiscriminator, DCGANGenerator
-from .mlp import MLPDiscriminator, MLPGenerator
-from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from .stylegan2_nvlabs import (ARCH_NAME as NVLABS_ARCH, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
+from trainer.config import ModelConfig
+from trainer.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from trainer.models.mlp import MLPDiscriminator, MLPGenerator
+from trainer.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from trainer.models.stylegan2_nvlabs import (ARCH_NAME as NVLABS_ARCH, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                NVlabsGenerator, NVlabsGeneratorConfig)
-from .common import apply_spectral_norm
-from .cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
-from .pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
-from ..translation_config import TranslationModelConfig
+from trainer.models.common import apply_spectral_norm
+from trainer.models.cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
+from trainer.models.pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
+from trainer.training.translation_config import TranslationModelConfig
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ ARCHS: dict[str, Arch] = {
         config_type=NVlabsGeneratorConfig,
         discriminator_config_type=NVlabsDiscriminatorConfig,
         trainable=False),
-    # Image-to-image models: trained by trainer.translate_loop, not the latent GAN loop.
+    # Image-to-image models: trained by trainer.training.translation, not the latent GAN loop.
     "pix2pix": Arch(
         "pix2pix", build_pix2pix_generator, build_pix2pix_discriminator,
         "Isola et al.'s U-Net generator and PatchGAN on (input, output) pairs",

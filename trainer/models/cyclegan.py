@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .pix2pix import PatchDiscriminator, check_images, init_weights, norm_layer
+from trainer.models.pix2pix import PatchDiscriminator, check_images, init_weights, norm_layer
 
 PREFIX_A_TO_B, PREFIX_B_TO_A = "a_to_b", "b_to_a"   # the two generators' tensor name prefixes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
+from trainer.models.common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
 
 
 class MLPGenerator(nn.Module):

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..latents import truncate
-from .common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
+from trainer.latents import truncate
+from trainer.models.common import ConditionalHead, MinibatchDiscrimination, MinibatchStd, as_onehot, concat_label_maps
 
 SQRT2 = math.sqrt(2.0)
 

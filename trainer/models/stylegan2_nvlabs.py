@@ -26,10 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import _Config, ConfigError, _opt
-from ..latents import truncate
-from .common import as_onehot
-from .nvlabs_ops import (LRELU_GAIN, PreparedWeight, bias_act, filter_2d, fir, modulated_conv,
+from trainer.config import _Config, ConfigError, _opt
+from trainer.latents import truncate
+from trainer.models.common import as_onehot
+from trainer.models.nvlabs_ops import (LRELU_GAIN, PreparedWeight, bias_act, filter_2d, fir, modulated_conv,
                          normalize_2nd_moment, upsample_fir)
 
 ARCH_NAME = "stylegan2-nvlabs"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Losses whose D loss is a signed critic score: near zero there is not a collapse. (The same list
-# as trainer.losses.CRITIC_LOSSES, which cannot be imported here without importing torch.)
+# as trainer.training.losses.CRITIC_LOSSES, which cannot be imported here without importing torch.)
 CRITIC_LOSSES = ("wgan", "wgan-gp")
 
 

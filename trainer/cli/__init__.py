@@ -1,0 +1,4 @@
+"""`ganstudio-train`: one module per subcommand, one shared preamble."""
+from trainer.cli.main import main
+
+__all__ = ["main"]
