@@ -19,7 +19,7 @@ from trainer.cli import main as cli_main
 from trainer.importers import NetworkImportError, import_network
 from trainer.importers.nvlabs_pkl import NetworkRecord, read_network_pickle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "nvlabs"
 NAMES = ["sg2ada-uncond-32", "sg2ada-cond10-32", "sg2ada-uncond-64"]
 TOLERANCE = 1e-4

@@ -14,7 +14,7 @@ from PySide6.QtCore import QSettings, Qt   # noqa: E402
 from ganstudio.widgets.main_window import MainWindow   # noqa: E402
 from trainer.training.loop import train   # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
