@@ -2,6 +2,6 @@
 (`torchrun --nproc-per-node N -m trainer --preset ...`)."""
 import sys
 
-from trainer.cli.main import main
+from trainer.cli import main
 
 sys.exit(main())

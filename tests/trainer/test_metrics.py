@@ -392,7 +392,7 @@ def test_cli_evaluates_a_run_and_writes_json(digits_run, shared_cache, tmp_path)
 
 
 def test_training_logs_metric_lines_and_the_collapse_alarm(tmp_path, monkeypatch):
-    from trainer.cli.main import config_from_args, train_parser
+    from trainer.cli.train import config_from_args, train_parser
     from trainer.events import read_events
     from trainer.training.loop import train
     monkeypatch.setenv("GANSTUDIO_CACHE", str(tmp_path / "cache"))

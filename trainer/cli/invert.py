@@ -9,12 +9,14 @@ and with --pti DIR/<stem>-pti.safetensors (the tuned generator, an ordinary chec
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from trainer.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_device_option, add_threads_option,
+                                command_parser, error, note, parse_command_line, subcommand)
+
+NAME = "invert"
 PAIR_GAP = 2                 # pixels of mid grey between target and reconstruction
 PAIR_GAP_GREY = 128
 
@@ -38,12 +40,9 @@ def parser() -> argparse.ArgumentParser:
     from trainer.inversion.project import INITS, SCHEDULES, ProjectionSettings
     from trainer.inversion.pti import PTISettings
     d, pti = ProjectionSettings(), PTISettings()
-    p = argparse.ArgumentParser(
-        prog="ganstudio-train invert",
-        description="Find the latent that draws each photo (W or W+ projection), optionally fine-tune the "
-                    "generator around it (--pti). The defaults are the fast settings measured in "
-                    "benchmarks/inversion.py.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = command_parser(NAME, "Find the latent that draws each photo (W or W+ projection), optionally fine-tune "
+                             "the generator around it (--pti). The defaults are the fast settings measured in "
+                             "benchmarks/inversion.py.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos: PNG, JPEG, GIF, BMP, TIFF, WebP ...")
     p.add_argument("--checkpoint", required=True, help="a .safetensors export or a run directory (newest checkpoint)")
     p.add_argument("--out", required=True, help="folder for the results (created)")
@@ -75,48 +74,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pti-steps", type=int, default=pti.steps, help="PTI tuning steps")
     p.add_argument("--pti-lr", type=float, default=pti.lr, help="PTI learning rate")
     p.add_argument("--seed", type=int, default=0, help="fixes the random starts and noise")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    add_device_option(p)
+    add_threads_option(p)
     return p
 
 
+@subcommand(NAME)
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    args = parse_command_line(parser(), argv)
     import torch
     from tqdm import tqdm
-    from trainer.checkpoint import CheckpointError, load_generator
-    from trainer.device import pick_device
-    from trainer.inversion.losses import LossUnavailable
+    from trainer.checkpoint import load_generator
     from trainer.images import save_png
     from trainer.files import file_sha256
     from trainer.inversion.result import inversion_from_batch, save_inversion
-    from trainer.inversion.project import InversionError, ProjectionSettings, project, target_tensor
+    from trainer.inversion.project import ProjectionSettings, project, target_tensor
     from trainer.inversion.pti import PTISettings, pivotal_tuning, save_tuned
     from trainer.inversion.photo import PhotoError, fit_photo, open_photo
 
-    def fail(message: str) -> int:
-        print(f"ganstudio-train invert: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        crop = None if args.crop is None else tuple(int(v) for v in args.crop.split(","))
-        if crop is not None and len(crop) != 3:
-            raise ValueError
-    except ValueError:
-        return fail(f"--crop {args.crop!r}: expected LEFT,TOP,SIDE in pixels")
-    try:
-        settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, noise_regularize=args.noise_reg,
-                                      steps=args.steps, lr=args.lr,
-                                      schedule=args.schedule, w_noise=args.w_noise, layer_regularize=args.layer_reg,
-                                      losses=parse_losses(args.loss), init=args.init, encoder=args.encoder,
-                                      init_samples=args.init_samples, seed=args.seed)
-        pti_settings = PTISettings(steps=args.pti_steps, lr=args.pti_lr, losses=settings.losses, seed=args.seed)
-        device = pick_device(args.device)
-        G = load_generator(args.checkpoint, device=device)
-    except (CheckpointError, ValueError) as exc:
-        return fail(str(exc))
+    crop = parse_crop(args.crop)
+    settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, noise_regularize=args.noise_reg,
+                                  steps=args.steps, lr=args.lr,
+                                  schedule=args.schedule, w_noise=args.w_noise, layer_regularize=args.layer_reg,
+                                  losses=parse_losses(args.loss), init=args.init, encoder=args.encoder,
+                                  init_samples=args.init_samples, seed=args.seed)
+    pti_settings = PTISettings(steps=args.pti_steps, lr=args.pti_lr, losses=settings.losses, seed=args.seed)
+    device = args.device
+    G = load_generator(args.checkpoint, device=device)
     checkpoint = G.checkpoint_info["path"]
 
     photos, refused = [], 0
@@ -125,14 +109,14 @@ def main(argv: list[str]) -> int:
             photo = open_photo(name)
             target, box, notes = fit_photo(photo, G.img_resolution, G.img_channels, crop)
         except PhotoError as exc:
-            print(f"ganstudio-train invert: error: {exc}", file=sys.stderr)
+            error(NAME, str(exc))
             refused += 1
             continue
-        for note in (*photo.notes, *notes):
-            print(f"ganstudio-train invert: note: {Path(name).name}: {note}", file=sys.stderr)
+        for text in (*photo.notes, *notes):
+            note(NAME, f"{Path(name).name}: {text}")
         photos.append((photo, target, box))
     if not photos:
-        return fail("no usable photos")
+        raise UsageError("no usable photos")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,10 +131,10 @@ def main(argv: list[str]) -> int:
         position[0] = offset[0] + report.step
         bar.set_postfix(psnr=f"{float(np.mean(report.psnr)):.2f}")
 
-    try:
+    with bar:   # InversionError, LossUnavailable (ValueErrors) and CheckpointError reach the wrapper
         result = project(G, targets, settings, classes, on_report=advance, checkpoint_path=checkpoint)
-        for note in result.notes:
-            tqdm.write(f"ganstudio-train invert: note: {note}", file=sys.stderr)
+        for text in result.notes:
+            note(NAME, text)
         checkpoint_sha = file_sha256(checkpoint)
         stems = unique_stems([Path(p.path).stem for p, _, _ in photos])
         for i, ((photo, target, box), stem) in enumerate(zip(photos, stems)):
@@ -158,7 +142,8 @@ def main(argv: list[str]) -> int:
                     "image": str(Path(photo.path).resolve()), "image_sha256": photo.sha256, "crop": list(box),
                     "notes": list(photo.notes)}
             inv = inversion_from_batch(result, i, target, meta)
-            line = f"{stem}: PSNR {inv.meta['psnr']:.2f} dB, SSIM {inv.meta['ssim']:.4f} ({settings.space}, {result.steps_done} steps)"
+            line = (f"{stem}: PSNR {inv.meta['psnr']:.2f} dB, SSIM {inv.meta['ssim']:.4f} "
+                    f"({settings.space}, {result.steps_done} steps)")
             if args.pti:
                 bar.set_description(f"tuning {stem}")
                 offset[0] = settings.steps + i * pti_settings.steps
@@ -177,12 +162,21 @@ def main(argv: list[str]) -> int:
             save_png(out / f"{stem}-reconstruction.png", grey_or_rgb(inv.reconstruction))
             save_png(out / f"{stem}-pair.png", grey_or_rgb(side_by_side(inv.target, inv.reconstruction)))
             tqdm.write(line)
-    except (InversionError, LossUnavailable, CheckpointError, ValueError) as exc:
-        bar.close()
-        return fail(str(exc))
-    bar.close()
     print(f"wrote {len(photos)} inversion(s) to {out}" + (f"; {refused} photo(s) refused" if refused else ""))
     return EXIT_USAGE if refused else EXIT_OK
+
+
+def parse_crop(text: str | None) -> tuple[int, int, int] | None:
+    """"LEFT,TOP,SIDE" in photo pixels -> a tuple (None: the centre square)."""
+    if text is None:
+        return None
+    try:
+        crop = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        crop = ()
+    if len(crop) != 3:
+        raise UsageError(f"--crop {text!r}: expected LEFT,TOP,SIDE in pixels")
+    return crop
 
 
 def unique_stems(stems: list[str]) -> list[str]:

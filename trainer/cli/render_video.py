@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 1
+from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
+                                note, parse_command_line, subcommand)
+
+NAME = "render-video"
 CLI_PRESETS = ("seed-walk", "truncation-sweep", "class-tour", "noise-loop", "style-morph")
 
 
 def parser() -> argparse.ArgumentParser:
     from trainer.latents import DEFAULT_PSI, TRUNCATION_CENTERS
     from trainer.film.video import RESIZE_FILTERS
-    p = argparse.ArgumentParser(
-        prog="ganstudio-train render-video",
-        description="Render a timeline (a .timeline.json saved by the studio) or a preset to a video: "
-                    ".mp4 (H.264), .gif, or a folder of PNG frames. The frames are the ones the studio shows.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = command_parser(NAME, "Render a timeline (a .timeline.json saved by the studio) or a preset to a video: "
+                             ".mp4 (H.264), .gif, or a folder of PNG frames. The frames are the ones the studio "
+                             "shows.")
     p.add_argument("timeline", nargs="?", default=None, help="a timeline file (omit it to use --preset)")
     p.add_argument("--checkpoint", default=None,
                    help="a .safetensors export or a run directory; default: the timeline's own checkpoint")
@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=80, help="MP4 quality 1-100 (x264 CRF 40-10)")
     p.add_argument("--grid", type=int, default=1,
                    help="a grid video of this many cells, each the timeline from other seeds (+1, +2 ...)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_device_option(p)
+    add_threads_option(p)
     p.add_argument("--audio", default=None, metavar="SOUND",
                    help="a sound file (WAV, MP3, FLAC ...) that drives the film and is muxed into an MP4")
     p.add_argument("--audio-map", action="append", default=[], metavar="FEATURE:psi:GAIN[:SMOOTHING]",
@@ -111,27 +112,27 @@ def read_timeline(path, checkpoint_arg):
     return timeline, checkpoint
 
 
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+@subcommand(NAME)
+def main(argv: list[str]) -> None:
+    args = parse_command_line(parser(), argv)
     import torch
     from tqdm import tqdm
-    from trainer.checkpoint import CheckpointError, load_generator
+    from trainer.checkpoint import load_generator
     from trainer.files import file_sha256
     from trainer.film.timeline import TimelineError
     from trainer.film.render import TimelineRenderer
     from trainer.film.video import ExportError, ExportSettings, check_export, export_timeline
-    name = "ganstudio-train render-video"
+    if args.timeline and args.preset:
+        raise UsageError("give a timeline file or --preset, not both")
+    if not args.timeline and not args.preset:
+        raise UsageError("give a timeline file, or --preset and --checkpoint")
+    if args.timeline:
+        timeline, checkpoint = read_timeline(args.timeline, args.checkpoint)
+    elif not args.checkpoint:
+        raise UsageError("--preset needs --checkpoint")
+    else:
+        checkpoint = args.checkpoint
     try:
-        if args.timeline and args.preset:
-            raise ValueError("give a timeline file or --preset, not both")
-        if not args.timeline and not args.preset:
-            raise ValueError("give a timeline file, or --preset and --checkpoint")
-        if args.timeline:
-            timeline, checkpoint = read_timeline(args.timeline, args.checkpoint)
-        elif not args.checkpoint:
-            raise ValueError("--preset needs --checkpoint")
-        else:
-            checkpoint = args.checkpoint
         settings = ExportSettings(args.out, size=args.size, resize_filter=args.filter, quality=args.quality)
         settings.kind   # a bad suffix is refused before the model loads
         G = load_generator(checkpoint, device=args.device)
@@ -140,33 +141,26 @@ def main(argv: list[str]) -> int:
                 timeline = timeline.replace(fps=args.fps)
             sha = timeline.checkpoint_sha256
             if sha and sha != file_sha256(G.checkpoint_info["path"]):
-                print(f"{name}: note: {Path(G.checkpoint_info['path']).name} is not the checkpoint the timeline was "
-                      "made on (another sha256); its model matches, so the frames will differ", file=sys.stderr)
+                note(NAME, f"{Path(G.checkpoint_info['path']).name} is not the checkpoint the timeline was made on "
+                           "(another sha256); its model matches, so the frames will differ")
         else:
             timeline = build_preset(args, G, checkpoint)
         timeline = timeline.replace(audio=sound_track(args, timeline))
         if not 1 <= args.grid <= 64:
-            raise ValueError(f"--grid {args.grid}: expected 1 to 64 cells")
+            raise UsageError(f"--grid {args.grid}: expected 1 to 64 cells")
         renderers = [TimelineRenderer(G, timeline.with_seed_offset(k) if k else timeline) for k in range(args.grid)]
-        native = G.img_resolution * math.ceil(math.sqrt(args.grid))   # grids are square frames
-        check_export(settings, native)
-    except (CheckpointError, TimelineError, ExportError, ValueError, OSError) as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    bar = tqdm(total=timeline.frame_count, unit="frame", desc=Path(args.out).name)
+        check_export(settings, G.img_resolution * math.ceil(math.sqrt(args.grid)))   # grids are square frames
+    except ExportError as exc:   # a RuntimeError; before any frame, it is the settings' fault
+        raise UsageError(str(exc)) from exc
+    with tqdm(total=timeline.frame_count, unit="frame", desc=Path(args.out).name) as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = min(int(round(fraction / 0.98 * timeline.frame_count)), timeline.frame_count)
+            bar.refresh()
 
-    def progress(fraction: float, message: str) -> None:
-        bar.n = min(int(round(fraction / 0.98 * timeline.frame_count)), timeline.frame_count)
-        bar.refresh()
-
-    try:
-        with torch.inference_mode():
-            report = export_timeline(renderers if args.grid > 1 else renderers[0], settings, progress)
-    except (ExportError, TimelineError, OSError) as exc:
-        bar.close()
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    bar.close()
+        try:
+            with torch.inference_mode():
+                report = export_timeline(renderers if args.grid > 1 else renderers[0], settings, progress)
+        except (ExportError, TimelineError, OSError) as exc:
+            raise CommandFailed(str(exc)) from exc
     print(f"wrote {report.frames} frames ({report.size}x{report.size}, {timeline.fps:g} fps) to {report.path} "
           f"in {report.seconds:.1f} s ({report.fps:.1f} frames/s)")
-    return EXIT_OK

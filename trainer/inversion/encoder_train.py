@@ -1,6 +1,5 @@
-"""Training the W+ encoder (trainer/encoder.py) on the generator's own samples, and its command:
-
-  ganstudio-train encoder --checkpoint C [--out E.safetensors] [--kimg 32] [--data fashion-mnist] [--threads 1]
+"""Training the W+ encoder (trainer/inversion/encoder.py) on the generator's own samples; its command
+is `ganstudio-train encoder` (trainer/cli/encoder.py).
 
 Each batch draws random z and classes, truncates toward w_avg with a random ψ, mixes the layers of
 two latents at a random crossover for some samples and jitters each layer a little (real photos
@@ -11,10 +10,8 @@ MSE through the frozen generator). The result is written next to the checkpoint,
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,7 +20,6 @@ import torch
 
 from trainer.inversion.encoder import LatentEncoder, encoder_for_generator
 
-EXIT_OK, EXIT_USAGE = 0, 2
 EVAL_SEED = 987_654          # the held-out samples the result is judged on
 WARMUP_FRACTION = 0.02       # of the steps, learning rate ramping up from 0
 
@@ -55,7 +51,8 @@ class EncoderTrainSettings:
             raise ValueError("batch and eval_samples must be at least 1")
         if not 0 <= self.psi_min <= 1 or not 0 <= self.mixing <= 1 or self.layer_jitter < 0 \
                 or not 0 <= self.real_fraction < 1:
-            raise ValueError("psi_min and mixing must lie in [0, 1], real_fraction in [0, 1), layer_jitter at or above 0")
+            raise ValueError("psi_min and mixing must lie in [0, 1], real_fraction in [0, 1), "
+                             "layer_jitter at or above 0")
         if self.data and not self.image_weight:
             raise ValueError("real images need the image loss (image_weight above 0): they have no latent to match")
         if self.latent_weight < 0 or self.image_weight < 0 or self.latent_weight + self.image_weight == 0:
@@ -181,76 +178,3 @@ def evaluate_encoder(G, encoder: LatentEncoder, settings: EncoderTrainSettings) 
     from_avg = G.synthesis(G.w_avg.float().expand(len(images), G.num_ws, -1), noise_mode="const").float()
     return {"start_psnr": float(psnr(from_encoder, images).mean()), "w_avg_psnr": float(psnr(from_avg, images).mean()),
             "latent_error": float(((predicted - ws) / encoder.w_spread).square().mean())}
-
-
-# ---- the command ----
-OPTION_HELP = {
-    "kimg": "thousands of images shown", "batch": "images per step", "lr": "Adam's peak learning rate",
-    "latent_weight": "weight of the W+ error (generator samples)",
-    "image_weight": "weight of the pixel error of what G redraws from the prediction",
-    "psi_min": "samples are truncated toward w_avg with a psi drawn from [psi_min, 1]",
-    "mixing": "share of samples whose later layers come from a second latent",
-    "layer_jitter": "per-layer noise on the sampled W+, in W's per-dimension spread",
-    "data": "also train on this dataset's real training images (image loss only), e.g. fashion-mnist",
-    "real_fraction": "with --data: the share of each batch that is real",
-    "width": "the encoder's first feature maps", "max_width": "the encoder's widest feature maps",
-    "hidden": "the encoder's fully connected units", "eval_samples": "held-out samples for the final figures",
-    "seed": "fixes the samples"}
-
-
-def parser() -> argparse.ArgumentParser:
-    d = EncoderTrainSettings()
-    p = argparse.ArgumentParser(
-        prog="ganstudio-train encoder",
-        description="Train an encoder that predicts a photo's W+ latent, on the generator's own samples; "
-                    "inversion (ganstudio-train invert, the studio's Invert panel) then starts from its "
-                    "prediction whenever it finds an encoder for the checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a .safetensors export or a run directory (newest checkpoint)")
-    p.add_argument("--out", default=None,
-                   help="the encoder file (default: encoders/<checkpoint stem>.safetensors beside the checkpoint, "
-                        "where inversion looks)")
-    for field in dataclasses.fields(EncoderTrainSettings):
-        p.add_argument("--" + field.name.replace("_", "-"), type=type(getattr(d, field.name)),
-                       default=getattr(d, field.name), help=OPTION_HELP[field.name])
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    from tqdm import tqdm
-    from trainer.checkpoint import CheckpointError, load_generator
-    from trainer.device import pick_device
-    from trainer.inversion.encoder import EncoderError, default_encoder_path, save_encoder
-
-    def fail(message: str) -> int:
-        print(f"ganstudio-train encoder: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names = {f.name for f in dataclasses.fields(EncoderTrainSettings)}
-    try:
-        settings = EncoderTrainSettings(**{k: v for k, v in vars(args).items() if k in names})
-        G = load_generator(args.checkpoint, device=pick_device(args.device))
-        checkpoint = G.checkpoint_info["path"]
-        out = args.out or default_encoder_path(checkpoint)
-        bar = tqdm(total=settings.steps, unit="step", desc="training the encoder", disable=None)
-
-        def advance(step, steps, losses):
-            bar.update(1)
-            if step % 10 == 0 or step == steps:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-
-        result = train_encoder(G, settings, advance)
-        bar.close()
-        save_encoder(out, result.encoder, checkpoint, {**settings.to_dict(), **result.figures()})
-    except (CheckpointError, EncoderError, ValueError) as exc:
-        return fail(str(exc))
-    print(f"held-out samples redrawn from the encoder's W+: PSNR {result.start_psnr:.2f} dB "
-          f"(from w_avg: {result.w_avg_psnr:.2f} dB); W+ error {result.latent_error:.3f}; "
-          f"{result.steps} steps in {result.seconds:.0f} s")
-    print(f"wrote {out}")
-    return EXIT_OK
