@@ -322,7 +322,7 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
         encoder.join()
         if failure:
             raise failure[0]
-        _replace(tmp, final)
+        final = _replace(tmp, final)
     except BaseException as exc:
         stop.set()
         if encoder.is_alive():
@@ -342,18 +342,26 @@ def write_video(chunks: Iterator[np.ndarray],   # uint8 [n, H, W, 3] batches of 
     return ExportReport(str(final), written[0], size, time.perf_counter() - start, render_seconds)
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    """Move the finished temporary into place; an old folder of frames is swapped out, then removed."""
+def _replace(tmp: Path, final: Path) -> Path:
+    """Move the finished temporary into place and return where it went. A folder of frames never
+    replaces anything: when the name is taken (an earlier export, a user's folder, a run directory)
+    the frames go to the first free `name-2`, `name-3` ... beside it, and the caller says where."""
     if tmp.is_dir():
-        if final.exists():
-            old = final.parent / f".{final.name}.{secrets.token_hex(4)}.old"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            _remove(old)
-        else:
-            os.replace(tmp, final)
-    else:
-        os.replace(tmp, final)
+        for k in range(1, 10000):
+            target = final if k == 1 else final.with_name(f"{final.name}-{k}")
+            try:
+                os.mkdir(target)   # claims the name atomically; an empty folder is then swapped for the frames
+            except FileExistsError:
+                continue
+            try:
+                os.replace(tmp, target)   # onto an empty directory: allowed on POSIX
+            except OSError:               # not on Windows: give the claim back and rename into the gap
+                os.rmdir(target)
+                os.rename(tmp, target)
+            return target
+        raise ExportError(f"{final}: no free folder name beside it; choose another name")
+    os.replace(tmp, final)
+    return final
 
 
 def export_timeline(renderer,                   # trainer.film.timeline.TimelineRenderer (or a list of them: a grid)
