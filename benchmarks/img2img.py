@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from trainer.checkpoint import load_generator                                    # noqa: E402
 from trainer.config import DataConfig                                            # noqa: E402
 from trainer.images import make_grid, save_png                                   # noqa: E402
-from trainer.training.translation import train_translation                             # noqa: E402
-from trainer.training.translation_config import preset_config                             # noqa: E402
+from trainer.training.loop import train                                                  # noqa: E402
+from trainer.training.presets import preset_config                                        # noqa: E402
 from trainer.data.paired import SNEAKER, ANKLE_BOOT, held_out_config, load_translation_data  # noqa: E402
 from trainer.metrics.translation import (fid_between, inception_features, pair_scores,  # noqa: E402
                                          translate_images)
@@ -48,7 +48,7 @@ def pix2pix(args, out: list[str]) -> None:
                                "log_every": 20, "sample_kimg": args.pix2pix_kimg / 6,
                                "snapshot_kimg": args.pix2pix_kimg / 3, "metrics": ""})
     start = time.time()
-    result = train_translation(cfg, outdir=args.outdir, progress=False, log=lambda *_: None)
+    result = train(cfg, outdir=args.outdir, progress=False, log=lambda *_: None)
     seconds = time.time() - start
     G = load_generator(result.run_dir)
     held = load_translation_data(held_out_config(cfg.data), paired=True)
@@ -87,7 +87,7 @@ def cyclegan(args, out: list[str]) -> None:
                                "log_every": 25, "sample_kimg": args.cyclegan_kimg / snapshots,
                                "snapshot_kimg": args.cyclegan_kimg / snapshots, "metrics": ""})
     start = time.time()
-    result = train_translation(cfg, outdir=args.outdir, progress=False, log=lambda *_: None)
+    result = train(cfg, outdir=args.outdir, progress=False, log=lambda *_: None)
     seconds = time.time() - start
     held = load_translation_data(held_out_config(cfg.data), paired=False)
     sneakers, boots = held.a[:args.images], held.b[:args.images]

@@ -132,7 +132,26 @@ class ModelConfig(_Config):
 
 
 @dataclass
-class TrainConfig(_Config):
+class LoopConfig(_Config):
+    """The train settings the run loop itself reads, the same for every task. Each task's train
+    section adds its own, and `kimg`, `batch`, `sample_kimg`, `snapshot_kimg`, `metrics` and
+    `grid_size` with defaults of its own."""
+    seed: int = _opt(0, "random seed", low=0, high=2**32 - 1)
+    device: str = _opt("auto", "cpu, cuda, mps or auto")
+    threads: int = _opt(0, "CPU threads for torch (0: torch's default)", low=0)
+    log_every: int = _opt(20, "write scalars every this many G steps", low=1)
+    metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
+    explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)
+    precision: str = _opt("fp32", "mixed precision: fp32 (off), bf16 or fp16 autocast (fp16 with a gradient scaler), "
+                                  "auto (bf16 where the device has it, else fp16 on GPUs, fp32 on CPUs)",
+                          choices=("fp32", "auto", "bf16", "fp16"))
+    channels_last: bool = _opt(False, "keep images and convolution weights in channels-last memory order")
+    compile: bool = _opt(False, "torch.compile the forward passes of G and D's main steps "
+                                "(regularisation steps stay eager: they differentiate twice)")
+
+
+@dataclass
+class TrainConfig(LoopConfig):
     loss: str = _opt("nonsat", "adversarial loss",
                      choices=("minimax", "nonsat", "lsgan", "hinge", "wgan", "wgan-gp"))
     kimg: float = _opt(100.0, "train until this many thousand real images have been shown to D", above=0)
@@ -161,33 +180,131 @@ class TrainConfig(_Config):
     ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)", low=0)
     ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)", low=0)
     augment: str = _opt("", "DiffAugment policy applied to real and fake: comma list of color, translation, cutout")
-    seed: int = _opt(0, "random seed", low=0, high=2**32 - 1)
-    device: str = _opt("auto", "cpu, cuda, mps or auto")
-    threads: int = _opt(0, "CPU threads for torch (0: torch's default)", low=0)
-    log_every: int = _opt(20, "write scalars every this many G steps", low=1)
     sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg", low=0)
     snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg", low=0)
     metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")
-    metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
-    explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)
     grid_size: int = _opt(8, "sample grid is grid_size x grid_size", low=1)
     batch_gpu: int = _opt(0, "images per process per forward pass (0: batch / processes); the batch is done in "
                              "batch / (batch_gpu x processes) rounds, so batch statistics (batch norm, minibatch std) "
                              "see the same groups however many processes share the work", low=0)
-    precision: str = _opt("fp32", "mixed precision: fp32 (off), bf16 or fp16 autocast (fp16 with a gradient scaler), "
-                                  "auto (bf16 where the device has it, else fp16 on GPUs, fp32 on CPUs)",
-                          choices=("fp32", "auto", "bf16", "fp16"))
-    channels_last: bool = _opt(False, "keep images and convolution weights in channels-last memory order")
-    compile: bool = _opt(False, "torch.compile the forward passes of G and D's main steps "
-                                "(regularisation steps stay eager: they differentiate twice)")
+
+
+# ---- image-to-image (Pix2Pix, CycleGAN): fields after the papers (Isola et al. 2017; Zhu et al. 2017)
+TRANSLATION_ARCHS = ("pix2pix", "cyclegan")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+@dataclass
+class TranslationDataConfig(_Config):
+    source: str = _opt("edges2fashion", "edges2fashion, sneakers2boots, a folder or a .zip (see the README for "
+                                        "the paired and unpaired layouts)")
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped)", low=8)
+    channels: int = _opt(0, "channels of both domains: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
+    split: str = _opt("train", "which part to train on (built-ins: the Fashion-MNIST split; folders: train/ "
+                               "or trainA/ trainB/)", choices=("train", "test"))
+    xflip: bool = _opt(False, "mirror random pairs (both images of a pair together)")
+    max_images: int = _opt(0, "use at most this many images per domain (0: all)", low=0)
+
+
+@dataclass
+class TranslationModelConfig(_Config):
+    arch: str = _opt("pix2pix", "pix2pix (paired, U-Net) or cyclegan (unpaired, two ResNet generators)",
+                     choices=TRANSLATION_ARCHS)
+    direction: str = _opt("AtoB", "AtoB translates domain A into B; BtoA the reverse", choices=DIRECTIONS)
+    in_channels: int = _opt(1, "channels of the input domain (set from the data)", low=1)
+    out_channels: int = _opt(1, "channels of the output domain (set from the data)", low=1)
+    img_resolution: int = _opt(32, "image side in pixels (set from the data)", low=8)
+    g_width: int = _opt(64, "generator feature maps at full resolution (the papers' ngf); doubles per halving "
+                            "up to 8x", low=1)
+    d_width: int = _opt(64, "discriminator feature maps in its first layer (ndf)", low=1)
+    norm: str = _opt("batch", "normalisation in G and D", choices=("batch", "instance"))
+    dropout: float = _opt(0.5, "dropout in the U-Net's inner decoder layers, the paper's noise (pix2pix)",
+                          low=0, high=0.9)
+    patch: int = _opt(0, "PatchGAN receptive field in pixels: 70, 34 or 16; 0 picks by resolution "
+                         "(70 from 128 px, 34 at 64 px, 16 below)", choices=(0, 16, 34, 70))
+    resnet_blocks: int = _opt(0, "residual blocks per CycleGAN generator (0: 9 from 256 px, else 6)", low=0)
+
+    @property
+    def d_layers(self) -> int:
+        """Strided layers of the PatchGAN for the chosen receptive field."""
+        patch = self.patch or (70 if self.img_resolution >= 128 else 34 if self.img_resolution >= 64 else 16)
+        return {16: 1, 34: 2, 70: 3}[patch]
+
+    @property
+    def blocks(self) -> int:
+        return self.resnet_blocks or (9 if self.img_resolution >= 256 else 6)
+
+
+@dataclass
+class TranslationTrainConfig(LoopConfig):
+    loss: str = _opt("nonsat", "adversarial loss: nonsat (the pix2pix paper's cross-entropy) or lsgan "
+                               "(CycleGAN's least squares)", choices=("nonsat", "lsgan"))
+    kimg: float = _opt(20.0, "train until this many thousand input images have been translated", above=0)
+    batch: int = _opt(16, "images per batch (the papers use 1; larger is faster on a CPU)", low=1)
+    g_lr: float = _opt(2e-4, "G learning rate", above=0)
+    d_lr: float = _opt(2e-4, "D learning rate", above=0)
+    beta1: float = _opt(0.5, "Adam beta1", low=0, high=1)
+    beta2: float = _opt(0.999, "Adam beta2", low=0, high=1)
+    constant_kimg: float = _opt(0.0, "kimg at the full learning rate before the linear decay starts (0 with "
+                                     "--decay-kimg 0: half the run, as the reference's 100 + 100 epochs)", low=0)
+    decay_kimg: float = _opt(0.0, "kimg over which the learning rates fall linearly to zero", low=0)
+    l1_weight: float = _opt(100.0, "lambda of the L1 term against the target (pix2pix)", low=0)
+    cycle_weight: float = _opt(10.0, "lambda of each cycle-consistency term (cyclegan)", low=0)
+    identity_weight: float = _opt(0.5, "identity loss weight as a fraction of --cycle-weight (cyclegan; 0 off)",
+                                  low=0)
+    pool_size: int = _opt(50, "history of generated images the discriminators also see (cyclegan; 0 off)", low=0)
+    sample_kimg: float = _opt(2.0, "write a sample strip every this many kimg", low=0)
+    snapshot_kimg: float = _opt(5.0, "write a checkpoint and resume state every this many kimg", low=0)
+    metrics: str = _opt("l1,psnr,ssim,cycle", "translation metrics on held-out images: comma list of l1, psnr, "
+                                              "ssim, fid, cycle")
+    metrics_images: int = _opt(500, "held-out images the metrics use", low=2)
+    grid_size: int = _opt(8, "sample strips show this many inputs", low=1)
+
+
+# What each task's run is made of: its data, model and train sections
+TASK_SECTIONS = {"gan": (DataConfig, ModelConfig, TrainConfig),
+                 "translation": (TranslationDataConfig, TranslationModelConfig, TranslationTrainConfig)}
+SECTION_NAMES = ("data", "model", "train")
 
 
 @dataclass
 class RunConfig(_Config):
+    task: str = _opt("gan", "what the run trains: gan (a latent GAN) or translation (Pix2Pix, CycleGAN)",
+                     choices=tuple(TASK_SECTIONS))
     preset: str = _opt("", "the preset the run started from")
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # The sections' classes follow the task (TASK_SECTIONS); None: the task's defaults
+    data: DataConfig | TranslationDataConfig = None
+    model: ModelConfig | TranslationModelConfig = None
+    train: TrainConfig | TranslationTrainConfig = None
+
+    def __post_init__(self):
+        for name, section in zip(SECTION_NAMES, TASK_SECTIONS.get(self.task, ())):
+            if getattr(self, name) is None:
+                setattr(self, name, section())
+
+    def validate(self) -> None:
+        super().validate()
+        for name, section in zip(SECTION_NAMES, TASK_SECTIONS[self.task]):
+            if type(getattr(self, name)) is not section:
+                raise ConfigError(f"RunConfig.{name} is a {type(getattr(self, name)).__name__}; a {self.task} run "
+                                  f"needs a {section.__name__}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """Sections are read with the classes of the task; a file without `task` is a GAN run's,
+        and one with the older `"kind": "translation"` an image-to-image run's."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"RunConfig: expected a JSON object, got {type(values).__name__}")
+        values = dict(values)
+        if values.get("kind") == "translation" and values.get("task", "translation") == "translation":
+            values["task"] = values.pop("kind")
+        task = values.get("task", "gan")
+        if task not in TASK_SECTIONS:
+            raise ConfigError(f"RunConfig.task = {task!r}; choose one of {', '.join(TASK_SECTIONS)}")
+        for name, section in zip(SECTION_NAMES, TASK_SECTIONS[task]):
+            if name in values:
+                values[name] = section.from_dict(values[name])
+        return super().from_dict(values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -199,6 +316,11 @@ class RunConfig(_Config):
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config is not valid JSON: {exc}") from None
         return cls.from_dict(values)
+
+
+def is_translation_config(values) -> bool:
+    """A config dict (config.json) -> whether it describes an image-to-image run (either spelling)."""
+    return isinstance(values, dict) and "translation" in (values.get("task"), values.get("kind"))
 
 
 def config_changes(before: _Config, after: _Config) -> list[str]:

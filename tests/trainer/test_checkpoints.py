@@ -12,6 +12,7 @@ from trainer.events import read_events
 from trainer.training.loop import train
 
 
+@pytest.mark.slow
 def test_round_trip_and_run_layout(tiny, tmp_path):
     result = train(tiny("stylegan2-cond"), outdir=tmp_path, progress=False)
     run = result.run_dir
@@ -41,6 +42,7 @@ def test_round_trip_and_run_layout(tiny, tmp_path):
     assert {"loss/D", "loss/G", "D/real", "D/fake", "lr/G", "lr/D", "speed/img_s"} <= set(scalars[0]["values"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["dcgan", "stylegan2", "wgan-gp"])
 def test_resume_reproduces_uninterrupted_run(preset, tiny, tmp_path):
     cfg_full = tiny(preset, model={"d_norm": "layer"} if preset == "wgan-gp" else {},
@@ -61,16 +63,17 @@ def test_resume_reproduces_uninterrupted_run(preset, tiny, tmp_path):
             assert torch.equal(value, b[net][key]), f"{net}.{key} differs after resume"
 
 
+@pytest.mark.slow
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tiny, tmp_path):
-    from trainer.training.loop import Trainer
+    from trainer.training.loop import RunLoop
     first = train(tiny("wgan"), outdir=tmp_path, progress=False)
     good = sorted((first.run_dir / "checkpoints").glob("*.safetensors"))
     good_bytes = good[-1].read_bytes()
     # Continue the same run with a learning rate that makes the critic blow up for real.
-    trainer = Trainer(tiny("wgan", train={"kimg": 2.0, "clip": 1e30}), first.run_dir, resume=True, progress=False)
-    for group in trainer.opt_D.param_groups + trainer.opt_G.param_groups:
+    loop = RunLoop(tiny("wgan", train={"kimg": 2.0, "clip": 1e30}), first.run_dir, resume=True, progress=False)
+    for group in loop.task.opt_D.param_groups + loop.task.opt_G.param_groups:
         group["lr"] = 1e30
-    result = trainer.run()
+    result = loop.run()
     assert result.state == "failed"
     assert any(s in result.message for s in ("nan", "inf", "exploded", "not finite"))
     status = [e for e in read_events(result.run_dir / "events.jsonl") if e["kind"] == "status"][-1]
@@ -81,6 +84,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tiny, tmp_path):
     assert all(torch.isfinite(p).all() for p in G.parameters())
 
 
+@pytest.mark.slow
 def test_stop_request_saves_and_exits_cleanly(tiny, tmp_path):
     import threading
     stop = threading.Event()
@@ -114,6 +118,7 @@ def test_pickle_is_refused_and_never_executed(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_broken_checkpoints_give_clear_errors(tiny, tmp_path):
     result = train(tiny("dcgan"), outdir=tmp_path, progress=False)
     good = sorted((result.run_dir / "checkpoints").glob("*.safetensors"))[-1]
@@ -148,6 +153,7 @@ def test_atomic_write_keeps_usual_file_mode(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
 
+@pytest.mark.slow
 def test_resume_may_change_schedule_but_not_training(tiny, tmp_path):
     first = train(tiny("dcgan"), outdir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="--g-lr cannot change when resuming"):
@@ -187,21 +193,23 @@ def test_safetensors_whose_header_length_looks_like_a_pickle_opens(first_byte, t
     assert load_generator(path).z_dim == 4
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_ends_the_log_as_failed(tiny, tmp_path):
     """Any exception (a CUDA out-of-memory error here, injected: this machine has no GPU) leaves a
     `failed` status line, so the monitor does not show a dead run as running, and still rises."""
-    from trainer.training.loop import Trainer, new_run_dir
+    from trainer.training.gan import GanTask
+    from trainer.training.loop import RunLoop, new_run_dir
 
-    class OutOfMemory(Trainer):
+    class OutOfMemory(GanTask):
         def train_step(self):
             if self.step >= 2:
                 raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return super().train_step()
 
     cfg = tiny("dcgan")
-    trainer = OutOfMemory(cfg, new_run_dir(tmp_path, cfg), progress=False)
+    loop = RunLoop(cfg, new_run_dir(tmp_path, cfg), progress=False, task_class=OutOfMemory)
     with pytest.raises(RuntimeError, match="out of memory"):
-        trainer.run()
-    last = read_events(trainer.run_dir / "events.jsonl")[-1]
+        loop.run()
+    last = read_events(loop.run_dir / "events.jsonl")[-1]
     assert last["kind"] == "status" and last["state"] == "failed" and "out of memory" in last["message"]
-    assert trainer.writer._file.closed
+    assert loop.writer._file.closed

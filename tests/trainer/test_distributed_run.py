@@ -1,6 +1,6 @@
 """Whole runs on 2 gloo processes under torchrun (`ganstudio-train --nproc 2`): one run directory
-written by rank 0, a resume on 1 process that continues it, and SIGTERM on one rank stopping both
-with a checkpoint."""
+written by rank 0, a resume on 1 process that continues it, SIGTERM on one rank stopping both
+with a checkpoint, and an image-to-image run on the same loop."""
 from __future__ import annotations
 
 import os
@@ -21,12 +21,16 @@ TINY = ["--preset", "dcgan", "--data", "digits", "--resolution", "16", "--max-im
         "--width", "8", "--max-width", "16", "--batch", "8", "--log-every", "1", "--grid-size", "4",
         "--threads", "1", "--device", "cpu", "--xflip", "--augment", "color,translation", "--r1-gamma", "1",
         "--r1-every", "2"]
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun's local launcher is POSIX-only here")
+PIX2PIX = ["--preset", "pix2pix", "--resolution", "16", "--max-images", "16", "--g-width", "4", "--d-width", "4",
+           "--batch", "4", "--log-every", "1", "--grid-size", "2", "--threads", "1", "--device", "cpu",
+           "--metrics-images", "8"]
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="torchrun's local launcher is POSIX-only here"),
+              pytest.mark.slow]
 
 
-def launch(args: list[str]) -> subprocess.Popen:
+def launch(args: list[str], options: list[str] = TINY) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return subprocess.Popen([sys.executable, "-m", "trainer", "--nproc", "2", *TINY, *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "trainer", "--nproc", "2", *options, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -105,3 +109,26 @@ def test_sigterm_on_one_rank_stops_both_with_a_checkpoint(tmp_path):
     state = load_state(events.parent / "state" / "last.pt")
     assert state["step"] == last["step"] > 0
     assert (events.parent / "checkpoints" / f"step-{last['step']:06d}.safetensors").is_file()
+
+
+def test_a_translation_run_trains_on_two_processes_and_resumes_on_one(tmp_path):
+    process = launch(["--kimg", "0.032", "--snapshot-kimg", "0.016", "--sample-kimg", "0.016", "--metrics", "l1",
+                      "--metrics-kimg", "0.016", "--outdir", str(tmp_path)], PIX2PIX)
+    out = finish(process)
+    assert process.returncode == 0, out
+    (run_dir,) = tmp_path.iterdir()
+    assert out.count("finished: ") == 1, out
+    assert [s["state"] for s in statuses(run_dir)] == ["running", "finished"]
+    assert "x 2 processes" in statuses(run_dir)[0]["message"]
+    events = read_events(run_dir / "events.jsonl")
+    assert [e["step"] for e in events if e["kind"] == "scalars"] == list(range(1, 9))   # the global batch: 4 per step
+    assert sorted({e["step"] for e in events if e["kind"] == "metric"}) == [4, 8]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000004.safetensors",
+                                                                         "step-000008.safetensors"]
+    threads = torch.get_num_threads()
+    try:
+        resumed = train(run_dir=run_dir, resume=True, kimg=0.048, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.state == "finished" and resumed.step == 12
+    assert load_state(run_dir / "state" / "last.pt")["nimg"] == 48

@@ -68,6 +68,7 @@ def test_unrolled_look_ahead_leaves_d_untouched_and_reaches_g():
 
 @pytest.mark.parametrize("remedy", [{"pack": 4}, {"feature_matching": 1.0}, {"historical_averaging": 1e-3},
                                     {"mode_seeking": 0.1}, {"unrolled_steps": 2}])
+@pytest.mark.slow
 def test_each_remedy_trains_logs_and_resumes_exactly(tiny, tmp_path, remedy):
     cfg = tiny("toy-gan", source="ring8", resolution=0, train={"kimg": 0.064, "snapshot_kimg": 0.032, **remedy})
     straight = train(cfg, outdir=tmp_path / "straight", progress=False)
@@ -130,6 +131,7 @@ def test_every_family_can_judge_the_batch_as_a_whole(arch, shape, extra):
         assert _batch_dependence(D, x) > 1e-6, option
 
 
+@pytest.mark.slow
 def test_a_toy_run_with_batch_features_trains_and_resumes_exactly(tiny, tmp_path):
     model = {"mbstd": True, "mbstd_group": 4, "minibatch_discrimination": True}
     straight = train(tiny("toy-gan", source="ring8", resolution=0, model=model,

@@ -16,8 +16,9 @@ from trainer.files import read_safetensors_metadata
 from trainer.models.cyclegan import CycleGANGenerators, ResNetGenerator
 from trainer.models.pix2pix import ConditionalPatchDiscriminator, PatchDiscriminator, UNetGenerator
 from trainer.translation import translate_pixels
-from trainer.training.translation import train_translation
-from trainer.training.translation_config import TranslationDataConfig, preset_config
+from trainer.config import TranslationDataConfig
+from trainer.training.loop import train
+from trainer.training.presets import preset_config
 from trainer.data.paired import load_translation_data
 
 TINY_MODEL = {"g_width": 4, "d_width": 4, "resnet_blocks": 1}
@@ -70,8 +71,9 @@ def test_canny_draws_the_outline_of_a_square():
     assert not edges[10:14, 10:14].any() and not edges[:3].any()    # nothing inside or far away
 
 
+@pytest.mark.slow
 def test_pix2pix_trains_logs_exports_and_translates(tmp_path, capsys):
-    result = train_translation(tiny("pix2pix"), outdir=tmp_path, progress=False)
+    result = train(tiny("pix2pix"), outdir=tmp_path, progress=False)
     assert result.state == "finished" and result.step == 8
     events = read_events(result.run_dir / "events.jsonl")
     scalars = [e["values"] for e in events if e["kind"] == "scalars"]
@@ -98,16 +100,18 @@ def test_pix2pix_trains_logs_exports_and_translates(tmp_path, capsys):
     assert "notes.png is not an image file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pix2pix_lr_decays_linearly_to_zero(tmp_path):
-    result = train_translation(tiny("pix2pix", train={"kimg": 0.064, "log_every": 1, "metrics": ""}),
+    result = train(tiny("pix2pix", train={"kimg": 0.064, "log_every": 1, "metrics": ""}),
                                outdir=tmp_path, progress=False)
     lrs = [e["values"]["lr/G"] for e in read_events(result.run_dir / "events.jsonl") if e["kind"] == "scalars"]
     assert lrs[0] == lrs[len(lrs) // 2 - 1] == pytest.approx(2e-4)          # constant for the first half
     assert lrs[-1] == pytest.approx(2e-4 * 4 / 32) and lrs[-1] < lrs[-2] < lrs[len(lrs) // 2]
 
 
+@pytest.mark.slow
 def test_cyclegan_trains_with_every_loss_and_exports_both_generators(tmp_path):
-    result = train_translation(tiny("cyclegan"), outdir=tmp_path, progress=False)
+    result = train(tiny("cyclegan"), outdir=tmp_path, progress=False)
     assert result.state == "finished"
     events = read_events(result.run_dir / "events.jsonl")
     scalars = [e["values"] for e in events if e["kind"] == "scalars"]
@@ -120,16 +124,19 @@ def test_cyclegan_trains_with_every_loss_and_exports_both_generators(tmp_path):
     assert out.direction == "BtoA" and out.round_trip.shape == (16, 16, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["pix2pix", "cyclegan"])
 def test_resume_reproduces_uninterrupted_run(preset, tmp_path):
     schedule = {"constant_kimg": 0.02, "decay_kimg": 0.04, "metrics": "", "pool_size": 3}
-    full = train_translation(tiny(preset, train={"kimg": 0.048, **schedule}, data={"xflip": True}),
+    full = train(tiny(preset, train={"kimg": 0.048, **schedule}, data={"xflip": True}),
                              outdir=tmp_path / "a", progress=False)
-    half = train_translation(tiny(preset, train={"kimg": 0.024, **schedule}, data={"xflip": True}),
+    half = train(tiny(preset, train={"kimg": 0.024, **schedule}, data={"xflip": True}),
                              outdir=tmp_path / "b", progress=False)
     assert half.step < full.step
-    resumed = train_translation(run_dir=half.run_dir, resume=True, kimg=0.048, progress=False)
+    resumed = train(run_dir=half.run_dir, resume=True, kimg=0.048, progress=False)
     assert resumed.step == full.step and resumed.state == "finished"
+    resumed_line = [e for e in read_events(half.run_dir / "events.jsonl") if e["kind"] == "status"][2]["message"]
+    assert resumed_line.endswith("changed since the state was saved: train.kimg 0.024 -> 0.048"), resumed_line
     a = load_state(full.run_dir / "state" / "last.pt")
     b = load_state(half.run_dir / "state" / "last.pt")
     for net in ("G", "D"):
@@ -138,19 +145,21 @@ def test_resume_reproduces_uninterrupted_run(preset, tmp_path):
     assert torch.equal(a["pool_a"], b["pool_a"])
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_model_change(tmp_path):
-    first = train_translation(tiny("pix2pix", train={"metrics": ""}), outdir=tmp_path, progress=False)
+    first = train(tiny("pix2pix", train={"metrics": ""}), outdir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="cannot change when resuming"):
-        train_translation(run_dir=first.run_dir, resume=True, resume_overrides={"l1_weight": 1.0})
+        train(run_dir=first.run_dir, resume=True, resume_overrides={"l1_weight": 1.0})
 
 
+@pytest.mark.slow
 def test_cli_trains_a_translation_preset_and_resumes_it(tmp_path, capsys):
     from trainer.cli import main
     args = ["--preset", "pix2pix", "--outdir", str(tmp_path), "--resolution", "16", "--max-images", "16",
             "--g-width", "4", "--d-width", "4", "--batch", "4", "--kimg", "0.016", "--threads", "1", "--metrics", ""]
     assert main(args) == 0
     run_dir = next(tmp_path.iterdir())
-    assert json.loads((run_dir / "config.json").read_text())["kind"] == "translation"
+    assert json.loads((run_dir / "config.json").read_text())["task"] == "translation"
     assert main(["--resume", str(run_dir), "--kimg", "0.032"]) == 0
     assert "at step 8" in capsys.readouterr().out
     assert main(["presets"]) == 0 and "cyclegan" in capsys.readouterr().out

@@ -13,8 +13,8 @@ from ganstudio.engine.translation import TranslationRequest, held_out_inputs, ru
 from ganstudio.engine.workspace import Workspace
 from ganstudio.widgets.main_window import MainWindow
 from ganstudio.widgets.translate_panel import TranslatePanel
-from trainer.training.translation import train_translation
-from trainer.training.translation_config import preset_config
+from trainer.training.loop import train
+from trainer.training.presets import preset_config
 
 TIMEOUT_MS = 60000
 TINY = {"data": {"resolution": 16, "max_images": 16}, "model": {"g_width": 4, "d_width": 4, "resnet_blocks": 1},
@@ -25,7 +25,7 @@ TINY = {"data": {"resolution": 16, "max_images": 16}, "model": {"g_width": 4, "d
 def runs(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("runs")
-    return {name: train_translation(preset_config(name, **TINY), outdir=root, progress=False).run_dir
+    return {name: train(preset_config(name, **TINY), outdir=root, progress=False).run_dir
             for name in ("pix2pix", "cyclegan")}
 
 

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from trainer.config import ConfigError
 
-PHASES = {"D": 1, "R1": 2, "G": 3, "PL": 4}
+PHASES = {"D": 1, "R1": 2, "G": 3, "PL": 4, "T": 5}   # T: an image-to-image step
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)   # a rank stuck this long fails instead of hanging
 
 
@@ -106,6 +106,12 @@ def layout(batch: int, batch_gpu: int, world: int) -> tuple[int, int]:
         raise ConfigError(f"--batch {batch} does not split into {world} process(es) x rounds of --batch-gpu "
                           f"{batch_gpu or batch // world}: choose a batch that divides by batch_gpu x processes")
     return batch_gpu, batch // (batch_gpu * world)
+
+
+def share(batch: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """This process's contiguous share of a global batch, dealt as BatchSampler deals it."""
+    n = batch.shape[0]
+    return batch[ranks.rank * n // ranks.world:(ranks.rank + 1) * n // ranks.world]
 
 
 def micro_batch_seed(seed: int, phase: str, counter: int, index: int) -> int:

@@ -45,7 +45,7 @@ class GeneratorForTraining(nn.Module):
 
 
 class GanSteps:
-    """The step math of the Trainer (trainer.training.loop), which sets up the attributes used here."""
+    """The step math of GanTask (trainer.training.gan), which sets up the attributes used here."""
 
     def _augment(self, x):
         return diff_augment(x, self.policy) if self.policy else x

@@ -1,6 +1,9 @@
-"""Named starting points for each system in the seeds. A preset is a partial RunConfig dict;
-command-line options override it field by field."""
+"""Named starting points for each system in the seeds, latent GANs and image-to-image models
+alike. A preset is a partial RunConfig dict naming its task; command-line options override it
+field by field."""
 from __future__ import annotations
+
+from trainer.config import ConfigError, RunConfig, merge
 
 _DCGAN = {"arch": "dcgan", "z_dim": 100, "width": 64, "max_width": 512}
 _STYLEGAN2_TRAIN = {"loss": "nonsat", "optimizer": "adam", "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
@@ -12,7 +15,7 @@ _TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
 _TOY_TRAIN = {"batch": 256, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.5, "beta2": 0.999, "ema_kimg": 10.0,
               "sample_kimg": 200.0, "snapshot_kimg": 1000.0, "grid_size": 32}
 
-PRESETS: dict[str, dict] = {
+_GAN_PRESETS: dict[str, dict] = {
     # Radford et al.: Adam 2e-4, beta1 0.5, batch norm, non-saturating G loss.
     "dcgan": {"model": _DCGAN, "train": {"loss": "nonsat", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5,
                                          "beta2": 0.999, "batch": 64, "ema_kimg": 1.0}},
@@ -54,3 +57,34 @@ PRESETS: dict[str, dict] = {
     "toy-hinge-sn": {"data": {"source": "ring8"}, "model": {**_TOY_MODEL, "spectral_norm": True},
                      "train": {**_TOY_TRAIN, "loss": "hinge", "beta1": 0.0, "beta2": 0.9}},
 }
+
+_TRANSLATION_PRESETS: dict[str, dict] = {
+    # Isola et al.: U-Net, 70x70 PatchGAN on (input, output), cross-entropy + 100 L1, Adam 2e-4 (0.5, 0.999).
+    "pix2pix": {"data": {"source": "edges2fashion"},
+                "model": {"arch": "pix2pix", "norm": "batch", "dropout": 0.5},
+                "train": {"loss": "nonsat", "l1_weight": 100.0, "identity_weight": 0.0, "pool_size": 0}},
+    # Zhu et al.: ResNet generators, instance norm, LSGAN, cycle 10, identity 0.5, a pool of 50.
+    "cyclegan": {"data": {"source": "sneakers2boots"},
+                 "model": {"arch": "cyclegan", "norm": "instance", "dropout": 0.0},
+                 "train": {"loss": "lsgan", "cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
+                           "batch": 1}},
+}
+
+PRESETS: dict[str, dict] = {**{name: {"task": "gan", **p} for name, p in _GAN_PRESETS.items()},
+                            **{name: {"task": "translation", **p} for name, p in _TRANSLATION_PRESETS.items()}}
+
+
+def preset_task(name: str) -> str:
+    """The task a preset trains: "gan" or "translation"."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}' (known: {', '.join(sorted(PRESETS))})")
+    return PRESETS[name]["task"]
+
+
+def preset_config(name: str, **sections) -> RunConfig:
+    """A preset, with per-section overrides ({"train": {"kimg": 1}}), as a validated config."""
+    values = merge(RunConfig(task=preset_task(name)).to_dict(), PRESETS[name])
+    values["preset"] = name
+    for section, overrides in sections.items():
+        values = merge(values, {section: overrides})
+    return RunConfig.from_dict(values)
