@@ -69,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_training(argv: list[str]) -> int:
     """The training command, through the shared error handling (messages start `ganstudio-train: error:`)."""
     training = importlib.import_module(f"trainer.cli.{COMMANDS[DEFAULT_COMMAND].module}")
-    if hasattr(training, "main"):
-        return guarded(None, training.main)(argv)
-    # Until trainer.cli.train.main runs both tasks, image-to-image runs have their own parser.
-    from trainer.cli.translate import run_train as run_translation, wants_translation
-    return guarded(None, run_translation if wants_translation(argv) else training.run_train)(argv)
+    return guarded(None, training.main)(argv)
 
 
 __all__ = ["COMMANDS", "Command", "main"]
