@@ -1,7 +1,15 @@
-"""The one device picker: the trainer, the metrics and the studio all choose devices here."""
+"""The one device picker: the trainer, the metrics and the studio all choose devices here, and the
+number of CPU threads torch uses on them."""
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import torch
+
+PURPOSES = {"train": "training", "render": "rendering", "invert": "inversion", "metrics": "metrics"}
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")   # cgroup v2 quota: "max 100000" or "200000 100000"
 
 
 def available_devices() -> list[str]:
@@ -29,3 +37,56 @@ def pick_device(requested: str = "auto") -> str:
 def select_device(requested: str = "auto") -> torch.device:
     """pick_device as a torch.device."""
     return torch.device(pick_device(requested))
+
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may run on: its affinity mask (os.cpu_count() also counts CPUs a taskset or
+    cpuset forbids), lowered to a container's cgroup CPU quota when there is one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def choose_threads(requested: int,                 # --threads: > 0 is used as given, 0 asks for the default
+                   purpose: str,                   # one of PURPOSES; named in the reason
+                   cores: int | None = None,       # usable CPUs (None: usable_cores())
+                   load: float | None = None,      # runnable processes, 1-minute average (None: os.getloadavg)
+                   processes: int | None = None,   # processes of this job on the machine (None: torchrun's
+                                                   # LOCAL_WORLD_SIZE, else 1)
+                   ) -> tuple[int, str]:
+    """The CPU thread count for torch.set_num_threads and a short reason to print beside it.
+
+    torch's default is one thread per core. Its OpenMP workers (GNU libgomp) spin while they wait for
+    each other, so when another process takes a core every small operation waits for a descheduled
+    worker: measured on 2 shared cores (benchmarks/results/threads.md), the default trained Pix2Pix,
+    CycleGAN, DCGAN, StyleGAN2 and the toy GAN and rendered the demo 4-50x slower than 1 thread.
+    The spin is set from OMP_WAIT_POLICY / GOMP_SPINCOUNT when torch is imported, so nothing here can
+    change it. On 2 cores 1 thread is the default; on more, half of the cores that are neither busy
+    nor another process of this job's, so other work leaves the workers room (not measured here)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
+    if requested < 0:
+        raise ValueError(f"threads {requested}: give a positive count, or 0 for the default")
+    if requested > 0:
+        return requested, f"{requested} thread{'s' * (requested > 1)} (asked for)"
+    cores = usable_cores() if cores is None else cores
+    processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    share = max(1, cores // processes)
+    if share <= 2:
+        return 1, (f"1 thread ({_cores_text(cores, processes)}: measured fastest for {PURPOSES[purpose]}; "
+                   f"more ran 4-50x slower whenever another process was busy)")
+    load = os.getloadavg()[0] if load is None else load
+    free = max(1, (cores - round(load)) // processes)
+    threads = max(1, min(share // 2, free))
+    return threads, (f"{threads} thread{'s' * (threads > 1)} ({_cores_text(cores, processes)}, load "
+                     f"{load:.1f}: half the free cores for {PURPOSES[purpose]}, so other work does not stall them)")
+
+
+def _cores_text(cores: int, processes: int) -> str:
+    return f"{cores} cores" + (f" shared by {processes} processes" if processes > 1 else "")
