@@ -122,6 +122,21 @@ def truncate(ws: torch.Tensor,       # [N, num_ws, w_dim]
     return out
 
 
+def stylegan3_transform(translate_x: float,   # image widths to move the picture right (1 / resolution = one pixel)
+                        translate_y: float,   # image heights to move it down
+                        rotate_deg: float,    # degrees to rotate it
+                        ) -> np.ndarray:
+    """The [3, 3] float64 matrix for a StyleGAN3's `G.synthesis.input.transform`, with NVlabs'
+    meaning: the buffer holds the INVERSE of the image transform the user asks for, which NVlabs'
+    tools build as [[cos a, sin a, x], [-sin a, cos a, y], [0, 0, 1]]. (0, 0, 0) gives the identity."""
+    a = math.radians(rotate_deg)
+    c, s = math.cos(a), math.sin(a)
+    # inverse of [[R, t], [0, 1]] is [[R^T, -R^T t], [0, 1]] for the rotation R = [[c, s], [-s, c]]
+    return np.array([[c, -s, -(c * translate_x - s * translate_y)],
+                     [s, c, -(s * translate_x + c * translate_y)],
+                     [0.0, 0.0, 1.0]])
+
+
 def mix_layers(ws_base: torch.Tensor,   # [N, num_ws, w_dim] the unmixed latents
                ws_style: torch.Tensor,  # [N, num_ws, w_dim] the source of the mixed layers
                mask: Sequence[bool],    # per layer: True = take from ws_style; len num_ws

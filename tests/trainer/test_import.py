@@ -270,13 +270,14 @@ def test_foreign_pickles_get_clear_messages(tmp_path):
 
 
 @needs_fixtures
-def test_stylegan3_layers_are_refused(tmp_path):
-    """A StyleGAN3 generator is recognised by its layer classes (here written into a fixture by
-    renaming SynthesisLayer, the same length as StyleGAN3's SynthesisInput)."""
+def test_a_generator_mixing_stylegan2_and_stylegan3_layers_is_refused(tmp_path):
+    """A StyleGAN3 generator is recognised by its SynthesisInput; one that also holds StyleGAN2
+    blocks (here written into a fixture by renaming SynthesisLayer, the same length as
+    SynthesisInput) is neither, and is refused by name."""
     data = fixture("sg2ada-uncond-32").read_bytes().replace(b"SynthesisLayer", b"SynthesisInput")
-    (tmp_path / "sg3.pkl").write_bytes(data)
-    with pytest.raises(NetworkImportError, match="StyleGAN3 .alias-free."):
-        import_network(tmp_path / "sg3.pkl", tmp_path / "out.safetensors", include_discriminator=True)
+    (tmp_path / "mixed.pkl").write_bytes(data)
+    with pytest.raises(NetworkImportError, match=r"SynthesisBlock, ToRGBLayer, which are not StyleGAN3 .alias-free.'s"):
+        import_network(tmp_path / "mixed.pkl", tmp_path / "out.safetensors", include_discriminator=True)
     assert not (tmp_path / "out.safetensors").exists()
 
 

@@ -1,7 +1,9 @@
 """Importers for networks trained elsewhere, written as ordinary GAN Studio checkpoints.
 
-- `nvlabs_pkl`: NVlabs network pickles (stylegan2-ada-pytorch and the StyleGAN2 networks of
-  stylegan3), read with a restricted unpickler that never imports or runs anything from the file.
+- `nvlabs_pkl`: NVlabs network pickles (stylegan2-ada-pytorch, and the StyleGAN2 and StyleGAN3
+  -T / -R networks of stylegan3), read with a restricted unpickler (`unpickler`) that never
+  imports or runs anything from the file; `records` reads the networks as data and
+  `stylegan3_pkl` maps StyleGAN3 ones onto trainer.models.stylegan3.
 - `rosinality`: rosinality stylegan2-pytorch `.pt` checkpoints, read with weights_only=True.
 """
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Import NVlabs network pickles (stylegan2-ada-pytorch snapshots such as ffhq.pkl) without
-running anything from the file.
+"""Import NVlabs network pickles (stylegan2-ada-pytorch snapshots such as ffhq.pkl, and the
+StyleGAN2 and StyleGAN3 -T / -R snapshots of NVlabs' stylegan3 repository) without running
+anything from the file.
 
 An NVlabs pickle stores each network as `torch_utils.persistence._reconstruct_persistent_obj(meta)`
 where `meta` holds the class name, the complete Python source of the module that defined it, and
@@ -7,10 +8,12 @@ the module's attribute dict; NVlabs' own loader exec()s that source. Here, `Netw
 resolves every global the file names through an allow-list of functions written in this file:
 a persistent object becomes a plain `NetworkRecord` (class name, state, the source as inert text
 that is never compiled), tensors are rebuilt from their raw bytes for a fixed set of storage
-types, numpy scalars only for numeric dtypes, and anything else (os.system, builtins.exec, a
+types, numpy scalars and arrays only for numeric dtypes, and anything else (os.system, builtins.exec, a
 scikit-learn class, TensorFlow-era networks) stops the load with a message naming it. The
 records' shapes and constructor settings are then checked against this project's NVlabs-exact
-architecture (`trainer.models.stylegan2_nvlabs`) before a single byte is written.
+architectures (`trainer.models.stylegan2_nvlabs`; `trainer.models.stylegan3`, recognised by its
+SynthesisInput, see stylegan3_pkl.py) before a single byte is written. A StyleGAN3 snapshot's
+discriminator is NVlabs' StyleGAN2 one and is kept the same way (--with-d).
 """
 from __future__ import annotations
 
@@ -18,80 +21,22 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from trainer.checkpoint import DISCRIMINATOR_PREFIX, FORMAT, FORMAT_VERSION, tensors_sha256, write_safetensors
 from trainer.config import ConfigError
-from trainer.models.stylegan2_nvlabs import (ARCH_NAME, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
-                                       NVlabsGenerator, NVlabsGeneratorConfig)
 from trainer.files import file_sha256
-from trainer.importers import NetworkImportError
+from trainer.importers import NetworkImportError, stylegan3_pkl
+from trainer.importers.records import (as_number, classes_in, flatten_state, init_kwargs, require_choice,
+                                       take_settings)
 from trainer.importers.unpickler import SUPPORTED, NetworkRecord, read_network_pickle
+from trainer.models.stylegan2_nvlabs import (NVlabsDiscriminator, NVlabsDiscriminatorConfig, NVlabsGenerator,
+                                             NVlabsGeneratorConfig)
 
 STYLEGAN2_G_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
                        "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer"}
 STYLEGAN2_D_CLASSES = {"Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
                        "MappingNetwork", "FullyConnectedLayer", "Conv2dLayer"}
-STYLEGAN3_CLASSES = {"SynthesisInput"}
-
-
-def _classes(record: NetworkRecord) -> set[str]:
-    names = {record.class_name}
-    for child in (record.state.get("_modules") or {}).values():
-        if isinstance(child, NetworkRecord):
-            names |= _classes(child)
-    return names
-
-
-def flatten_state(record: NetworkRecord, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Parameters and buffers of a record tree, named as in a PyTorch state dict."""
-    out = {}
-    for group in ("_parameters", "_buffers"):
-        for name, value in (record.state.get(group) or {}).items():
-            if value is None:
-                continue
-            if not isinstance(value, torch.Tensor):
-                raise NetworkImportError(f"{prefix}{name} is not a tensor")
-            out[prefix + name] = value
-    for name, child in (record.state.get("_modules") or {}).items():
-        if child is None:
-            continue
-        if not isinstance(child, NetworkRecord):
-            raise NetworkImportError(f"sub-network {prefix}{name} is a {type(child).__name__}, not an NVlabs layer")
-        out.update(flatten_state(child, f"{prefix}{name}."))
-    return out
-
-
-def _init_kwargs(record: NetworkRecord, positional: list[str]) -> dict:
-    args = record.state.get("_init_args", ())
-    kwargs = record.state.get("_init_kwargs", {})
-    if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict) or len(args) > len(positional):
-        raise NetworkImportError(f"{record.class_name} has no readable constructor arguments")
-    out = dict(zip(positional, args))
-    out.update(kwargs)
-    return out
-
-
-def _take(where: str, values, defaults: dict, ignored: tuple[str, ...] = ()) -> dict:
-    """Settings dict -> defaults updated with it; a key this importer does not know is refused."""
-    values = dict(values or {})
-    unknown = sorted(set(values) - set(defaults) - set(ignored))
-    if unknown:
-        raise NetworkImportError(f"{where} uses setting(s) this importer cannot reproduce: {', '.join(unknown)}")
-    out = dict(defaults)
-    out.update({k: v for k, v in values.items() if k in defaults})
-    return out
-
-
-def _number(where: str, value, integer: bool = False, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise NetworkImportError(f"{where} = {value!r} is not a number")
-    if integer and float(value) != int(value):
-        raise NetworkImportError(f"{where} = {value!r} is not an integer")
-    return int(value) if integer else float(value)
 
 
 def _filter_taps(where: str, value) -> list[float]:
@@ -101,51 +46,46 @@ def _filter_taps(where: str, value) -> list[float]:
     return [float(t) for t in taps]
 
 
-def _require(where: str, settings: dict, name: str, allowed) -> None:
-    if settings[name] not in allowed:
-        raise NetworkImportError(f"{where} uses {name} = {settings[name]!r}; supported: {', '.join(map(repr, allowed))}")
-
-
 def generator_config(record: NetworkRecord) -> NVlabsGeneratorConfig:
     """An NVlabs Generator record -> the config of the matching NVlabs-exact generator."""
     named = {"z_dim": None, "c_dim": None, "w_dim": None, "img_resolution": None, "img_channels": None,
              "mapping_kwargs": {}, "synthesis_kwargs": {}}
-    given = _init_kwargs(record, list(named))
+    given = init_kwargs(record, list(named))
     # stylegan3's copy of the StyleGAN2 generator takes the synthesis settings as **kwargs
     extra = {k: given.pop(k) for k in list(given) if k not in named}
-    kw = _take("the generator", given, named)
+    kw = take_settings("the generator", given, named)
     kw["synthesis_kwargs"] = {**dict(kw["synthesis_kwargs"] or {}), **extra}
-    m = _take("the mapping network", kw["mapping_kwargs"],
-              {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
-               "lr_multiplier": 0.01, "w_avg_beta": 0.995})
-    s = _take("the synthesis network", kw["synthesis_kwargs"],
-              {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "architecture": "skip",
-               "resample_filter": [1, 3, 3, 1], "conv_clamp": None, "kernel_size": 3, "use_noise": True,
-               "activation": "lrelu"},
-              ignored=("fp16_channels_last", "fused_modconv_default"))
-    _require("the mapping network", m, "activation", ("lrelu",))
-    _require("the synthesis network", s, "activation", ("lrelu",))
-    _require("the synthesis network", s, "kernel_size", (3,))
-    _require("the synthesis network", s, "architecture", ("skip",))
+    m = take_settings("the mapping network", kw["mapping_kwargs"],
+                      {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
+                       "lr_multiplier": 0.01, "w_avg_beta": 0.995})
+    s = take_settings("the synthesis network", kw["synthesis_kwargs"],
+                      {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "architecture": "skip",
+                       "resample_filter": [1, 3, 3, 1], "conv_clamp": None, "kernel_size": 3, "use_noise": True,
+                       "activation": "lrelu"},
+                      ignored=("fp16_channels_last", "fused_modconv_default"))
+    require_choice("the mapping network", m, "activation", ("lrelu",))
+    require_choice("the synthesis network", s, "activation", ("lrelu",))
+    require_choice("the synthesis network", s, "kernel_size", (3,))
+    require_choice("the synthesis network", s, "architecture", ("skip",))
     if m["w_avg_beta"] is None:
         raise NetworkImportError("the mapping network keeps no w_avg (w_avg_beta = None), so truncation is undefined")
-    w_dim = _number("w_dim", kw["w_dim"], integer=True)
-    c_dim = _number("c_dim", kw["c_dim"], integer=True)
-    embed = _number("embed_features", m["embed_features"], integer=True, allow_none=True)
-    layer = _number("layer_features", m["layer_features"], integer=True, allow_none=True)
-    clamp = _number("conv_clamp", s["conv_clamp"], allow_none=True)
+    w_dim = as_number("w_dim", kw["w_dim"], integer=True)
+    c_dim = as_number("c_dim", kw["c_dim"], integer=True)
+    embed = as_number("embed_features", m["embed_features"], integer=True, allow_none=True)
+    layer = as_number("layer_features", m["layer_features"], integer=True, allow_none=True)
+    clamp = as_number("conv_clamp", s["conv_clamp"], allow_none=True)
     try:
         return NVlabsGeneratorConfig.from_dict({
-            "z_dim": _number("z_dim", kw["z_dim"], integer=True), "c_dim": c_dim, "w_dim": w_dim,
-            "img_resolution": _number("img_resolution", kw["img_resolution"], integer=True),
-            "img_channels": _number("img_channels", kw["img_channels"], integer=True),
-            "mapping_layers": _number("num_layers", m["num_layers"], integer=True),
+            "z_dim": as_number("z_dim", kw["z_dim"], integer=True), "c_dim": c_dim, "w_dim": w_dim,
+            "img_resolution": as_number("img_resolution", kw["img_resolution"], integer=True),
+            "img_channels": as_number("img_channels", kw["img_channels"], integer=True),
+            "mapping_layers": as_number("num_layers", m["num_layers"], integer=True),
             "embed_features": (w_dim if embed is None else embed) if c_dim else 0,
             "layer_features": w_dim if layer is None else layer,
-            "mapping_lr_multiplier": _number("lr_multiplier", m["lr_multiplier"]),
-            "channel_base": _number("channel_base", s["channel_base"], integer=True),
-            "channel_max": _number("channel_max", s["channel_max"], integer=True),
-            "num_fp16_res": _number("num_fp16_res", s["num_fp16_res"], integer=True),
+            "mapping_lr_multiplier": as_number("lr_multiplier", m["lr_multiplier"]),
+            "channel_base": as_number("channel_base", s["channel_base"], integer=True),
+            "channel_max": as_number("channel_max", s["channel_max"], integer=True),
+            "num_fp16_res": as_number("num_fp16_res", s["num_fp16_res"], integer=True),
             "conv_clamp": 0.0 if clamp is None else clamp,
             "use_noise": bool(s["use_noise"]),
             "resample_filter": _filter_taps("the synthesis network", s["resample_filter"])})
@@ -155,51 +95,53 @@ def generator_config(record: NetworkRecord) -> NVlabsGeneratorConfig:
 
 def discriminator_config(record: NetworkRecord) -> NVlabsDiscriminatorConfig:
     """An NVlabs Discriminator record -> the config of the matching NVlabs-exact discriminator."""
-    kw = _take("the discriminator", _init_kwargs(record, [
+    kw = take_settings("the discriminator", init_kwargs(record, [
         "c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res",
         "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs"]),
         {"c_dim": None, "img_resolution": None, "img_channels": None, "architecture": "resnet",
          "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None, "cmap_dim": None,
          "block_kwargs": {}, "mapping_kwargs": {}, "epilogue_kwargs": {}})
-    b = _take("the discriminator blocks", kw["block_kwargs"], {"activation": "lrelu", "resample_filter": [1, 3, 3, 1]},
-              ignored=("fp16_channels_last", "freeze_layers"))
-    m = _take("the discriminator's label mapping", kw["mapping_kwargs"],
-              {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
-               "lr_multiplier": 0.01})
-    e = _take("the discriminator epilogue", kw["epilogue_kwargs"],
-              {"mbstd_group_size": 4, "mbstd_num_channels": 1, "activation": "lrelu"})
-    _require("the discriminator", kw, "architecture", ("resnet",))
+    b = take_settings("the discriminator blocks", kw["block_kwargs"],
+                      {"activation": "lrelu", "resample_filter": [1, 3, 3, 1]},
+                      ignored=("fp16_channels_last", "freeze_layers"))
+    m = take_settings("the discriminator's label mapping", kw["mapping_kwargs"],
+                      {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
+                       "lr_multiplier": 0.01})
+    e = take_settings("the discriminator epilogue", kw["epilogue_kwargs"],
+                      {"mbstd_group_size": 4, "mbstd_num_channels": 1, "activation": "lrelu"})
+    require_choice("the discriminator", kw, "architecture", ("resnet",))
     for where, d in (("the discriminator blocks", b), ("the discriminator's label mapping", m),
                      ("the discriminator epilogue", e)):
-        _require(where, d, "activation", ("lrelu",))
-    c_dim = _number("c_dim", kw["c_dim"], integer=True)
-    channel_base = _number("channel_base", kw["channel_base"], integer=True)
-    channel_max = _number("channel_max", kw["channel_max"], integer=True)
-    cmap = _number("cmap_dim", kw["cmap_dim"], integer=True, allow_none=True)
+        require_choice(where, d, "activation", ("lrelu",))
+    c_dim = as_number("c_dim", kw["c_dim"], integer=True)
+    channel_base = as_number("channel_base", kw["channel_base"], integer=True)
+    channel_max = as_number("channel_max", kw["channel_max"], integer=True)
+    cmap = as_number("cmap_dim", kw["cmap_dim"], integer=True, allow_none=True)
     cmap = (min(channel_base // 4, channel_max) if cmap is None else cmap) if c_dim else 0
     for name in ("embed_features", "layer_features"):
         if m[name] is not None and c_dim and int(m[name]) != cmap:
             raise NetworkImportError(f"the discriminator's label mapping uses {name} = {m[name]} (only cmap_dim = "
                                      f"{cmap} is reproduced)")
-    clamp = _number("conv_clamp", kw["conv_clamp"], allow_none=True)
-    group = _number("mbstd_group_size", e["mbstd_group_size"], integer=True, allow_none=True)
+    clamp = as_number("conv_clamp", kw["conv_clamp"], allow_none=True)
+    group = as_number("mbstd_group_size", e["mbstd_group_size"], integer=True, allow_none=True)
     try:
         return NVlabsDiscriminatorConfig.from_dict({
-            "c_dim": c_dim, "img_resolution": _number("img_resolution", kw["img_resolution"], integer=True),
-            "img_channels": _number("img_channels", kw["img_channels"], integer=True),
+            "c_dim": c_dim, "img_resolution": as_number("img_resolution", kw["img_resolution"], integer=True),
+            "img_channels": as_number("img_channels", kw["img_channels"], integer=True),
             "channel_base": channel_base, "channel_max": channel_max,
-            "num_fp16_res": _number("num_fp16_res", kw["num_fp16_res"], integer=True),
+            "num_fp16_res": as_number("num_fp16_res", kw["num_fp16_res"], integer=True),
             "conv_clamp": 0.0 if clamp is None else clamp, "cmap_dim": cmap,
-            "mapping_layers": _number("num_layers", m["num_layers"], integer=True),
-            "mapping_lr_multiplier": _number("lr_multiplier", m["lr_multiplier"]),
+            "mapping_layers": as_number("num_layers", m["num_layers"], integer=True),
+            "mapping_lr_multiplier": as_number("lr_multiplier", m["lr_multiplier"]),
             "mbstd_group_size": 0 if group is None else group,
-            "mbstd_num_channels": _number("mbstd_num_channels", e["mbstd_num_channels"], integer=True),
+            "mbstd_num_channels": as_number("mbstd_num_channels", e["mbstd_num_channels"], integer=True),
             "resample_filter": _filter_taps("the discriminator", b["resample_filter"])})
     except ConfigError as exc:
         raise NetworkImportError(f"the discriminator's settings are out of range: {exc}") from None
 
 
-def _load_exactly(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
+def _load_exactly(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str,
+                  family: str = "StyleGAN2") -> None:
     """Copy tensors into model after checking names and shapes one to one."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -207,7 +149,7 @@ def _load_exactly(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what
     if missing or unexpected:
         parts = [f"{label}: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"
                  for label, names in (("missing", missing), ("not reproduced", unexpected)) if names]
-        raise NetworkImportError(f"the {what}'s tensors do not match a StyleGAN2 of its settings ({'; '.join(parts)})")
+        raise NetworkImportError(f"the {what}'s tensors do not match a {family} of its settings ({'; '.join(parts)})")
     for name, tensor in tensors.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise NetworkImportError(f"the {what}'s tensor {name} has shape {tuple(tensor.shape)}; its settings "
@@ -226,18 +168,37 @@ def _load_exactly(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what
                                          "(only separable filters built from 1-D taps are reproduced)")
 
 
-def _network(snapshot: dict, key: str, classes: set[str]) -> NetworkRecord:
+def _network(snapshot: dict, key: str, classes: set[str], family: str = "StyleGAN2") -> NetworkRecord:
     record = snapshot.get(key)
     if not isinstance(record, NetworkRecord):
         raise NetworkImportError(f"its {key!r} entry is not an NVlabs network")
-    found = _classes(record)
-    if found & STYLEGAN3_CLASSES:
-        raise NetworkImportError(f"its {key} is a StyleGAN3 (alias-free) network, which has no exact equivalent "
-                                 f"here; {SUPPORTED}")
+    found = classes_in(record)
     if not found <= classes:
         raise NetworkImportError(f"its {key} contains layers of kinds {', '.join(sorted(found - classes))}, which "
-                                 f"are not StyleGAN2's; {SUPPORTED}")
+                                 f"are not {family}'s; {SUPPORTED}")
     return record
+
+
+def _generator(snapshot: dict, key: str):
+    """The snapshot's generator record -> (record, config, model with the file's tensors)."""
+    record = snapshot.get(key)
+    stylegan3 = isinstance(record, NetworkRecord) and stylegan3_pkl.is_stylegan3(record)
+    if stylegan3:
+        record = _network(snapshot, key, stylegan3_pkl.GENERATOR_CLASSES, "StyleGAN3 (alias-free)")
+    else:
+        record = _network(snapshot, key, STYLEGAN2_G_CLASSES)
+    if record.class_name != "Generator":
+        raise NetworkImportError(f"its {key} is a {record.class_name}, not a Generator")
+    if not stylegan3:
+        cfg = generator_config(record)
+        G = NVlabsGenerator(cfg)
+        _load_exactly(G, flatten_state(record), "generator")
+        return record, cfg, G
+    cfg = stylegan3_pkl.generator_config(record)
+    G = stylegan3_pkl.StyleGAN3Generator(cfg)
+    stylegan3_pkl.check_schedule(record, G)
+    _load_exactly(G, flatten_state(record), "generator", "StyleGAN3")
+    return record, cfg, G
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -269,12 +230,7 @@ def convert_snapshot(snapshot, file_name: str, sha256: str = "", include_discrim
         raise NetworkImportError(f"{file_name} holds {what}, not an NVlabs network snapshot (G, D, G_ema); {SUPPORTED}")
     g_key = "G_ema" if "G_ema" in snapshot else "G"
     try:
-        g_record = _network(snapshot, g_key, STYLEGAN2_G_CLASSES)
-        if g_record.class_name != "Generator":
-            raise NetworkImportError(f"its {g_key} is a {g_record.class_name}, not a Generator")
-        g_cfg = generator_config(g_record)
-        G = NVlabsGenerator(g_cfg)
-        _load_exactly(G, flatten_state(g_record), "generator")
+        g_record, g_cfg, G = _generator(snapshot, g_key)
         D = d_cfg = None
         if include_discriminator:
             if "D" not in snapshot:
@@ -287,14 +243,14 @@ def convert_snapshot(snapshot, file_name: str, sha256: str = "", include_discrim
             _load_exactly(D, flatten_state(d_record), "discriminator")
     except NetworkImportError as exc:
         raise NetworkImportError(f"{file_name}: {exc}") from None
-    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as exc:   # e.g. settings that cannot be built
+    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as exc:   # settings that cannot be built
         raise NetworkImportError(f"{file_name}: its networks cannot be rebuilt exactly: {exc}") from None
     kimg = re.search(r"network-snapshot-(\d+)", file_name)
     training_set = snapshot.get("training_set_kwargs")
     dataset_path = training_set.get("path") if isinstance(training_set, dict) else None
     dataset_name = Path(str(dataset_path)).stem if isinstance(dataset_path, str) else Path(file_name).stem
     metadata = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": ARCH_NAME,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": g_cfg.arch,
         "config": json.dumps(g_cfg.to_dict(), sort_keys=True), "step": "0",
         "kimg": f"{float(kimg.group(1)) if kimg else 0.0:.4f}",
         "dataset": json.dumps({"name": dataset_name, "resolution": g_cfg.img_resolution, "class_names": []},
@@ -323,7 +279,7 @@ def import_nvlabs_pickle(path, out, include_discriminator: bool = False, progres
     metadata["tensors_sha256"] = tensors_sha256(tensors)   # loading verifies it
     write_safetensors(out, tensors, metadata)
     progress(1.0, "imported")
-    return {"out": str(out), "arch": ARCH_NAME, "resolution": G.img_resolution, "c_dim": G.c_dim,
+    return {"out": str(out), "arch": metadata["arch"], "resolution": G.img_resolution, "c_dim": G.c_dim,
             "num_ws": G.num_ws, "kept": metadata["kept"], "source_sha256": metadata["source_sha256"],
             "params": sum(t.numel() for t in G.parameters())}
 

@@ -2,7 +2,7 @@
 through an allow-list of functions written here, so nothing from the file is imported, compiled
 or run. A persistent network becomes a `NetworkRecord` (class name, constructor settings, state,
 and its embedded source kept as inert text); tensors are rebuilt from raw bytes for a fixed set
-of storage types. nvlabs_pkl.py maps the records onto the NVlabs-exact architecture."""
+of storage types, numpy scalars and arrays only for numeric dtypes. nvlabs_pkl.py maps the records onto the NVlabs-exact architecture."""
 from __future__ import annotations
 
 import collections
@@ -17,8 +17,8 @@ import torch
 
 from trainer.importers import NetworkImportError
 
-SUPPORTED = ("GAN Studio imports StyleGAN2 network pickles written by NVlabs' stylegan2-ada-pytorch "
-             "(and the StyleGAN2 networks of NVlabs' stylegan3 repository)")
+SUPPORTED = ("GAN Studio imports NVlabs network pickles: StyleGAN2 (stylegan2-ada-pytorch, and the StyleGAN2 "
+             "networks of the stylegan3 repository) and StyleGAN3 -T and -R (the stylegan3 repository)")
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C   # torch.save's pre-zip format, used inside storages
 LEGACY_PROTOCOL = 1001
 KNOWN_PERSISTENCE_VERSIONS = range(1, 7)
@@ -65,7 +65,21 @@ def _reconstruct_persistent_obj(meta) -> NetworkRecord:
     source, class_name, state = meta.get("module_src"), meta.get("class_name"), meta.get("state")
     if not isinstance(source, str) or not isinstance(class_name, str) or not isinstance(state, dict):
         raise NetworkImportError("a persistent object in the file lacks its class name, source or state")
-    return NetworkRecord(class_name, state, hashlib.sha256(source.encode()).hexdigest(), source)
+    return NetworkRecord(class_name, _plain_arrays(state), hashlib.sha256(source.encode()).hexdigest(), source)
+
+
+def _plain_arrays(value):
+    """The record's attributes with every array as a plain numpy.ndarray (not the loader's subclass)."""
+    if isinstance(value, _NumericArray):
+        return value.view(np.ndarray)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _plain_arrays(item)
+    elif isinstance(value, list):
+        value[:] = [_plain_arrays(item) for item in value]
+    elif isinstance(value, tuple):
+        return tuple(_plain_arrays(item) for item in value)
+    return value
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -130,6 +144,28 @@ def _numpy_dtype(spec, align=False, copy=False) -> np.dtype:
     return dtype
 
 
+class _NdarrayType:
+    """Stands in for numpy.ndarray where the file names it: only _numpy_array accepts it."""
+
+
+class _NumericArray(np.ndarray):
+    """An empty array whose BUILD step (numpy's own __setstate__) may only fill in numbers."""
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], np.dtype)
+                and state[2].kind in NUMPY_SCALAR_KINDS and isinstance(state[4], bytes)):
+            raise NetworkImportError("a numpy array in the file is malformed or not numeric")
+        super().__setstate__(state)
+
+
+def _numpy_array(cls, shape, typecode) -> np.ndarray:
+    """numpy's _reconstruct(ndarray, (0,), b'b'): an empty numeric array for BUILD to fill in.
+    StyleGAN3 layers keep their sizes as small int arrays (e.g. in_size, out_size)."""
+    if cls is not _NdarrayType or shape != (0,) or typecode != b"b":
+        raise NetworkImportError("a numpy array in the file is not a plain ndarray")
+    return _NumericArray((0,), np.uint8)
+
+
 def _numpy_scalar(dtype, data=None):
     if not isinstance(dtype, np.dtype) or dtype.kind not in NUMPY_SCALAR_KINDS or not isinstance(data, bytes) \
             or len(data) != dtype.itemsize:
@@ -149,6 +185,9 @@ ALLOWED_GLOBALS = {
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_array,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_array,
 }
 
 

@@ -13,6 +13,8 @@ from trainer.models.mlp import MLPDiscriminator, MLPGenerator
 from trainer.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from trainer.models.stylegan2_nvlabs import (ARCH_NAME as NVLABS_ARCH, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                NVlabsGenerator, NVlabsGeneratorConfig)
+from trainer.models.stylegan3 import (ARCH_R as STYLEGAN3_R, ARCH_T as STYLEGAN3_T, StyleGAN3Generator,
+                                     StyleGAN3GeneratorConfig)
 from trainer.models.common import apply_spectral_norm
 from trainer.models.cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
 from trainer.models.pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
@@ -60,6 +62,14 @@ ARCHS: dict[str, Arch] = {
         config_type=NVlabsGeneratorConfig,
         discriminator_config_type=NVlabsDiscriminatorConfig,
         trainable=False),
+    # StyleGAN3: one config type for both; -R means radially symmetric downsampling filters (the
+    # config's arch field). D is NVlabs' StyleGAN2 discriminator, as in NVlabs' StyleGAN3 snapshots.
+    **{name: Arch(name, StyleGAN3Generator, NVlabsDiscriminator, description,
+                  config_type=StyleGAN3GeneratorConfig, discriminator_config_type=NVlabsDiscriminatorConfig,
+                  trainable=False)
+       for name, description in (
+           (STYLEGAN3_T, "StyleGAN3-T (alias-free, translation equivariant), exactly as NVlabs"),
+           (STYLEGAN3_R, "StyleGAN3-R (alias-free, rotation equivariant: radial filters), exactly as NVlabs"))},
     # Image-to-image models: trained by trainer.training.translation, not the latent GAN loop.
     "pix2pix": Arch(
         "pix2pix", build_pix2pix_generator, build_pix2pix_discriminator,
