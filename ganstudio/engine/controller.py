@@ -2,7 +2,9 @@
 
 Qt-free. It owns the bookkeeping the window used to hold: request ids, which workspace field asks
 for which render, dropping results older than the one on screen, opening models (the workspace is
-set in one piece, then rendered once), and long jobs with progress, previews and cancel. Work goes
+set in one piece, then rendered once), long jobs with progress, previews and cancel, and the
+window's decisions: what a mixing-grid click does, when a watched run has a newer checkpoint, how a
+workspace file or a film export is opened, the frame rate shown. Work goes
 to a backend, the one thread that owns the renderer: the Qt worker in the app, or `InlineBackend`
 in scripts and tests. Views subscribe to `controller.events`:
 
@@ -18,14 +20,20 @@ in scripts and tests. Views subscribe to `controller.events`:
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from trainer.latents import LatentState
 
 from .events import EmitterGroup
-from .renderer import MixingGrid, ModelInfo, Renderer, RenderRequest, RenderResult, request_from_workspace
+from .frame_rate import FrameRate
+from .opening import workspace_checkpoint
+from .renderer import (MixingGrid, ModelInfo, Renderer, RenderRequest, RenderResult, grid_from_workspace,
+                       request_from_workspace)
 from .workspace import Workspace
 
 # Which workspace fields ask for which render. `directions` (the list of sliders) asks for none:
@@ -35,6 +43,7 @@ GRID_FIELDS = frozenset({"class_index", "psi", "cutoff", "truncation_center", "n
                          "photo_ws", "grid_photo"})
 IMAGE_FIELDS = (GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds", "photo_ws", "grid_photo"}) \
     | {"seed", "z_threshold", "mix_seed", "base_ws"}
+FILM_JOB = "timeline export"
 
 Progress = Callable[[float, str], None]      # (fraction 0-1, message); raises Cancelled once cancelled
 Preview = Callable[[Any], None]              # plain data for the GUI while a job runs (an image, a curve point)
@@ -83,6 +92,9 @@ class RenderController:
         self.shown_id = -1
         self.shown_grid_id = -1
         self.jobs_running: dict[str, str] = {}   # job name -> last message
+        self.frame_rate = FrameRate()       # of the images shown
+        self.opened_path: Path | None = None     # what the user opened last (a run directory, not its file)
+        self.watch_dir: Path | None = None       # the run directory open now, watched for newer checkpoints
         self._next_id = 0
         self._held = 0
         self._held_fields: set[str] = set()
@@ -171,6 +183,7 @@ class RenderController:
             self.events.render_error.emit(result.error)
             return
         self.last_result = result
+        self.frame_rate.frame_shown()
         self.events.image.emit(result)
 
     def on_grid_rendered(self, result: RenderResult) -> None:
@@ -247,12 +260,47 @@ class RenderController:
              ) -> int:
         """Open a checkpoint on the backend; the open model stays until the new one is ready."""
         path = Path(path)
+        self.opened_path = path
+        self.watch_dir = path if path.is_dir() else None
 
         def loaded(info: ModelInfo) -> None:
             self._on_model_loaded(info, restore, keep_state)
 
         return self.run_job("load", lambda renderer, progress, preview: renderer.load(path, progress),
                             loaded, on_failed, message=f"opening {path.name}")
+
+    def open_workspace(self, path, on_failed: Callable[[str], None] | None = None) -> int:
+        """Open a workspace file: its checkpoint, shown as the file saved it. WorkspaceError when the
+        file cannot be read (nothing changes then)."""
+        restored = Workspace.load(path)
+        return self.open(workspace_checkpoint(path, restored.checkpoint), restore=restored, on_failed=on_failed)
+
+    def open_keeping_latent(self, path, on_failed: Callable[[str], None] | None = None) -> int:
+        """Open a checkpoint of the same model family (a PTI-tuned copy, or its original) with the
+        workspace as it is: the inverted latent stays on screen."""
+        restored = Workspace.from_dict(self.workspace.to_dict())
+        restored.checkpoint = str(path)
+        return self.open(path, restore=restored, on_failed=on_failed)
+
+    def newer_checkpoint(self) -> Path | None:
+        """The watched run directory's newest checkpoint when it is not the open one, else None
+        (also while a model is being opened, or before the run has written one)."""
+        from trainer import CheckpointError
+        from trainer.checkpoint import newest_checkpoint
+        if self.watch_dir is None or self.info is None or "load" in self.jobs_running:
+            return None
+        try:
+            newest = newest_checkpoint(self.watch_dir)
+        except CheckpointError:
+            return None
+        return newest if str(newest) != self.info.path else None
+
+    def reload_if_newer(self, on_failed: Callable[[str], None] | None = None) -> Path | None:
+        """Reopen the watched run on its newer checkpoint, keeping the view; returns that file or None."""
+        newest = self.newer_checkpoint()
+        if newest is not None:
+            self.open(self.watch_dir, keep_state=True, on_failed=on_failed)
+        return newest
 
     def _on_model_loaded(self, info: ModelInfo, restore: Workspace | None, keep_state: bool) -> None:
         previous, ws = self.info, self.workspace
@@ -300,6 +348,79 @@ class RenderController:
                      (renderer.device, renderer.half), moved, message=f"moving to {device}")
 
 
+    # ---- what the user's actions mean ----
+    def choose_grid_cell(self, row: int, col: int) -> bool:
+        """A click on mixing-grid cell (row, col) makes its mix the current latent, with the row's
+        seed and the column's style seed (an inverted photo's cell keeps its noise maps). False,
+        and nothing changes, for a place outside the grid on screen."""
+        grid, info, ws = self.last_grid, self.info, self.workspace
+        if info is None or grid is None or grid.cell_ws is None:
+            return False
+        sources = grid_from_workspace(ws, info)
+        rows, cols = min(grid.cell_ws.shape[0], len(sources.rows)), min(grid.cell_ws.shape[1], len(sources.cols))
+        if not (0 <= row < rows and 0 <= col < cols):
+            return False
+        seed, mix_seed = sources.rows[row], sources.cols[col]   # None: the inverted photo
+        changes = {"base_ws": grid.cell_ws[row, col].copy(),
+                   "base_noise": dict(sources.photo_noise or {}) if None in (seed, mix_seed) else {}}
+        changes.update({} if seed is None else {"seed": seed})
+        changes.update({} if mix_seed is None else {"mix_seed": mix_seed})
+        with self.held():   # one render for the fields
+            ws.update(**changes)
+        return True
+
+    def commit_mix(self) -> None:
+        """The mix on screen becomes the current latent (the Mixing panel's Commit)."""
+        if self.last_result is not None and self.last_result.mixed_ws is not None:
+            self.workspace.base_ws = self.last_result.mixed_ws.copy()
+
+    def export_image(self, path, scale: int = 1) -> None:
+        """Save the image on screen as PNG at the model's native resolution times `scale`
+        (nearest neighbour: pixels stay square). ValueError before the first image."""
+        from trainer.images import save_png
+        if self.last_result is None or self.last_result.image is None:
+            raise ValueError("nothing rendered yet")
+        image = self.last_result.image
+        if scale > 1:
+            image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+        save_png(path, np.ascontiguousarray(image))
+
+    def export_grid(self, path) -> None:
+        from trainer.images import save_png
+        if self.last_grid is None or self.last_grid.image is None:
+            raise ValueError("no mixing grid rendered yet (open the Mixing panel)")
+        save_png(path, self.last_grid.image)
+
+    def check_film(self, timeline, settings, cells: int = 1) -> None:
+        """TimelineError when the timeline does not fit the open model, ExportError when the film
+        cannot be written as set (ValueError with no model open)."""
+        from trainer.film.timeline import check_timeline_for_model
+        from trainer.film.video import check_export
+        if self.info is None:
+            raise ValueError("no model is open")
+        check_timeline_for_model(timeline, self.info)
+        check_export(settings, self.info.img_resolution * math.ceil(math.sqrt(cells)))
+
+    def export_film(self,
+                    timeline,                               # trainer.film.timeline.Timeline
+                    settings,                               # trainer.film.video.ExportSettings (the file, size ...)
+                    cells: int = 1,                         # a grid video of this many cells (seeds +1, +2 ...)
+                    on_finished: Callable[[Any], None] | None = None,   # with the ExportReport
+                    on_failed: Callable[[str], None] | None = None,     # "" = cancelled: nothing written
+                    ) -> int:
+        """Export a timeline as a film, a job on the renderer's thread; raises what check_film raises
+        before anything starts."""
+        self.check_film(timeline, settings, cells)
+        lines = [timeline.with_seed_offset(k) if k else timeline for k in range(cells)]
+
+        def run(renderer, progress, preview):
+            from trainer.film.video import export_timeline
+            frames = [renderer.timeline_renderer(line) for line in lines]
+            return export_timeline(frames if cells > 1 else frames[0], settings, progress)
+
+        return self.run_job(FILM_JOB, run, on_finished, on_failed, message=f"exporting {Path(settings.path).name}")
+
+
 class InlineBackend:
     """A backend that runs everything at once on the calling thread (scripts, tests, benchmarks)."""
 
@@ -330,4 +451,4 @@ class InlineBackend:
         return True
 
 
-__all__ = ["RenderController", "InlineBackend", "Job", "GRID_FIELDS", "IMAGE_FIELDS", "MixingGrid"]
+__all__ = ["RenderController", "InlineBackend", "Job", "GRID_FIELDS", "IMAGE_FIELDS", "FILM_JOB", "MixingGrid"]

@@ -215,6 +215,12 @@ class Renderer:
             if self.mapper is not None:   # image-to-image models have none
                 self.mapper = self._mapper_on_device(self.G, self.mapper)
 
+    def timeline_renderer(self, timeline):
+        """A trainer.film.render.TimelineRenderer of `timeline` on the open model, at the render
+        precision; TimelineError when the timeline does not fit the model."""
+        from trainer.film.render import TimelineRenderer
+        return TimelineRenderer(self.G, timeline, self.mapper, torch.float16 if self.half else torch.float32)
+
     def _synthesize(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
         if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager

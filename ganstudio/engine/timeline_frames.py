@@ -33,11 +33,9 @@ class _RendererSide:
         self._renderer: TimelineRenderer | None = None
 
     def chunk(self, renderer, timeline: Timeline, index: int) -> np.ndarray:
-        import torch
         key = (renderer.generation, renderer.device, renderer.half)
         if self._timeline is not timeline or self._key != key:
-            dtype = torch.float16 if renderer.half else torch.float32
-            self._renderer = TimelineRenderer(renderer.G, timeline, renderer.mapper, dtype)
+            self._renderer = renderer.timeline_renderer(timeline)
             self._timeline, self._key = timeline, key
         return self._renderer.render_chunk(index)
 

@@ -23,12 +23,12 @@ from trainer.inversion.photo import Photo, PhotoError, centre_crop, fit_photo, o
 
 from ..engine.inversion import InversionOutcome, InversionPreview, InversionRequest, read_inversion_images, \
     run_inversion
+from ..engine.opening import PHOTO_SUFFIXES
 from ..engine.renderer import ModelInfo
 from ..engine.workspace import Workspace
 from .image_view import ImageView
 
-PHOTO_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp);;All files (*)"
-PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+PHOTO_FILTER = f"Images ({' '.join('*' + suffix for suffix in PHOTO_SUFFIXES)});;All files (*)"
 # The first is the default (benchmarks/inversion.py): noise maps carry the detail W+ cannot draw
 SPACES = (("W+ and noise maps", "w+", True), ("W+", "w+", False), ("W (one w for all layers)", "w", False),
           ("W and noise maps", "w", True))
@@ -406,7 +406,3 @@ class InvertPanel(QWidget):
                                      and self.info.path != self.workspace.tuned_checkpoint and not self._running)
         self.original_button.setEnabled(bool(self.original_checkpoint) and self.info is not None
                                         and self.info.path != self.original_checkpoint and not self._running)
-
-
-def is_photo_file(path) -> bool:
-    return Path(path).suffix.lower() in PHOTO_SUFFIXES

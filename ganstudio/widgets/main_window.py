@@ -3,11 +3,8 @@ panels), a place for the Monitor tab, menus, status bar, and the glue between th
 model and the render worker."""
 from __future__ import annotations
 
-import time
-from collections import deque
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
@@ -17,11 +14,12 @@ from trainer.device import available_devices
 
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
 from ..engine.controller import RenderController
-from ..engine.renderer import ModelInfo, Renderer, RenderResult, grid_from_workspace
+from ..engine.opening import open_kind
+from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
-from .invert_panel import PHOTO_FILTER, InvertPanel, is_photo_file
+from .invert_panel import PHOTO_FILTER, InvertPanel
 from .latent_panel import LatentPanel
 from .look import app_icon
 from .mixing_panel import MixingPanel
@@ -32,7 +30,6 @@ from .worker import ControllerBridge, WorkerThread
 
 MAX_RECENT = 8
 WATCH_INTERVAL_MS = 2000
-FRAME_STREAM_GAP_S = 0.25   # frames further apart than this are separate changes, not a stream
 PANELS = ("latent", "truncation", "mixing", "directions", "timeline", "invert", "translate")
 
 
@@ -52,9 +49,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("GAN Studio", "ganstudio")
         self.workspace = Workspace()
-        self._frame_times: deque[float] = deque(maxlen=30)
-        self._watch_dir: Path | None = None
-        self._pending_recent: Path | None = None   # the path the user opened (a run dir, not its file)
         self.error_box: QMessageBox | None = None
 
         # the worker owns the model and the device; the controller decides what it is asked
@@ -120,8 +114,8 @@ class MainWindow(QMainWindow):
         events.job_failed.connect(lambda f: self._show_error(f"{f[0].capitalize()} failed", f[1]))
         events.device.connect(self._on_device_changed)
         self.panels.currentChanged.connect(self._on_panel_changed)
-        self.mixing_panel.commit_requested.connect(self._on_commit_mix)
-        self.mixing_panel.cell_chosen.connect(self._on_grid_cell_chosen)
+        self.mixing_panel.commit_requested.connect(self.controller.commit_mix)
+        self.mixing_panel.cell_chosen.connect(self.controller.choose_grid_cell)
         self.directions_panel.compute_requested.connect(self.compute_directions)
         self.invert_panel.open_model_requested.connect(self.open_checkpoint_keeping_latent)
         self.watch_timer = QTimer(self)
@@ -204,14 +198,11 @@ class MainWindow(QMainWindow):
     def open_checkpoint(self, path) -> None:
         """Open a checkpoint file, a run directory (its newest checkpoint) or a workspace .json.
         Loading runs on the worker; the window stays usable and a bad file gives a dialog."""
-        path = Path(path)
-        if path.suffix.lower() == ".json" and path.is_file():
-            self.open_workspace(path)
-            return
-        if is_photo_file(path):
-            self.open_photo(path)
-            return
-        self._start_load(path, restore=None, keep_state=False)
+        opener = {"workspace": self.open_workspace, "photo": self.open_photo, "model": self._open_model}
+        opener[open_kind(path)](path)
+
+    def _open_model(self, path) -> None:
+        self.controller.open(path, on_failed=self._open_failed(path))
 
     def open_photo(self, path) -> bool:
         """Show the Invert panel with this photo; a bad file gets a dialog and changes nothing."""
@@ -226,9 +217,7 @@ class MainWindow(QMainWindow):
     def open_checkpoint_keeping_latent(self, path) -> None:
         """Open a checkpoint of the same model family (a PTI-tuned copy, or its original) with the
         workspace as it is: the inverted latent stays on screen."""
-        restored = Workspace.from_dict(self.workspace.to_dict())
-        restored.checkpoint = str(path)
-        self._start_load(Path(path), restore=restored, keep_state=False)
+        self.controller.open_keeping_latent(path, on_failed=self._open_failed(path))
 
     def _on_monitor_checkpoint_requested(self, path: str) -> None:
         """The monitor's "open this snapshot in the explorer": show the Explorer on it."""
@@ -244,28 +233,18 @@ class MainWindow(QMainWindow):
         return True
 
     def open_workspace(self, path) -> None:
-        path = Path(path)
         try:
-            restored = Workspace.load(path)
+            self.controller.open_workspace(path, on_failed=self._open_failed(path))
         except WorkspaceError as exc:
             self._show_error("Cannot open workspace", str(exc))
-            return
-        checkpoint = Path(restored.checkpoint)
-        if not checkpoint.is_absolute():
-            checkpoint = path.parent / checkpoint
-        self._start_load(checkpoint, restore=restored, keep_state=False)
 
-    def _start_load(self, path: Path, restore: Workspace | None, keep_state: bool) -> None:
-        self._watch_dir = path if path.is_dir() else None
-
+    def _open_failed(self, path):
         def failed(message: str) -> None:
             if message:
                 self._show_error("Cannot open checkpoint", f"{path}\n\n{message}")
             else:
                 self.statusBar().showMessage("opening cancelled", 5000)
-
-        self._pending_recent = path
-        self.controller.open(path, restore, keep_state, on_failed=failed)
+        return failed
 
     def compute_directions(self, num_samples: int = 5000, num_components: int = 8) -> None:
         self.controller.compute_directions(num_samples, num_components)
@@ -308,7 +287,7 @@ class MainWindow(QMainWindow):
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
                       self.timeline_panel, self.invert_panel, self.translate_panel):
             panel.set_model(info)
-        self._add_recent(self._pending_recent or info.path)
+        self._add_recent(self.controller.opened_path or info.path)
         self.setWindowTitle(f"GAN Studio — {Path(info.path).name}")
         self._update_model_label()
         self.placeholder.hide()
@@ -322,54 +301,17 @@ class MainWindow(QMainWindow):
     def _on_image(self, result: RenderResult) -> None:
         self.image_view.set_image(result.image)
         self.latent_panel.show_latents(result.z, result.ws)
-        now = time.perf_counter()
-        if self._frame_times and now - self._frame_times[-1] > FRAME_STREAM_GAP_S:
-            self._frame_times.clear()   # a pause: the next frames start a new stream
-        self._frame_times.append(now)
         self.render_label.setText(f"render {result.milliseconds:.1f} ms")
-        span = self._frame_times[-1] - self._frame_times[0]
-        if len(self._frame_times) >= 3 and span >= 0.2:   # frames streaming while a control moves
-            self.fps_label.setText(f"{(len(self._frame_times) - 1) / span:.1f} fps")
-        else:   # a single change: what the worker could sustain at this render time
-            self.fps_label.setText(f"up to {1000 / max(result.milliseconds, 1e-3):.0f} fps")
+        self.fps_label.setText(self.controller.frame_rate.describe(result.milliseconds))
         self.frame_shown.emit(result)
-
-    def _on_commit_mix(self) -> None:
-        if self.last_result is not None and self.last_result.mixed_ws is not None:
-            self.workspace.base_ws = self.last_result.mixed_ws.copy()
-
-    def _on_grid_cell_chosen(self, row: int, col: int) -> None:
-        grid = self.last_grid
-        ws = self.workspace
-        if grid is None or grid.cell_ws is None or row >= grid.cell_ws.shape[0] or col >= grid.cell_ws.shape[1]:
-            return
-        sources = grid_from_workspace(ws, self.controller.info) if self.controller.info is not None else None
-        if sources is None or row >= len(sources.rows) or col >= len(sources.cols):
-            return
-        seed, mix_seed = sources.rows[row], sources.cols[col]   # None: the inverted photo
-        changes = {"base_ws": grid.cell_ws[row, col].copy(),   # a cell with the photo in it keeps its noise
-                   "base_noise": dict(sources.photo_noise or {}) if None in (seed, mix_seed) else {}}
-        changes.update({} if seed is None else {"seed": seed})
-        changes.update({} if mix_seed is None else {"mix_seed": mix_seed})
-        with self.controller.held():   # one render for the fields
-            ws.update(**changes)
 
     # ---- export ----
     def export_image(self, path, scale: int = 1) -> None:
         """Save the image on screen as PNG at the model's native resolution times `scale`."""
-        from trainer.images import save_png
-        if self.last_result is None or self.last_result.image is None:
-            raise ValueError("nothing rendered yet")
-        image = self.last_result.image
-        if scale > 1:
-            image = image.repeat(scale, axis=0).repeat(scale, axis=1)  # nearest: pixels stay square
-        save_png(path, np.ascontiguousarray(image))
+        self.controller.export_image(path, scale)
 
     def export_grid(self, path) -> None:
-        from trainer.images import save_png
-        if self.last_grid is None or self.last_grid.image is None:
-            raise ValueError("no mixing grid rendered yet (open the Mixing panel)")
-        save_png(path, self.last_grid.image)
+        self.controller.export_grid(path)
 
     def save_workspace(self, path) -> None:
         self.workspace.save(path)
@@ -439,17 +381,9 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(urls[0].toLocalFile())
 
     def _on_watch_tick(self) -> None:
-        from trainer import CheckpointError
-        from trainer.checkpoint import newest_checkpoint
-        if self._watch_dir is None or self.info is None or "load" in self.controller.jobs_running:
-            return
-        try:
-            newest = newest_checkpoint(self._watch_dir)
-        except CheckpointError:
-            return
-        if str(newest) != self.info.path:
-            watch_dir = self._watch_dir
-            self._start_load(watch_dir, restore=None, keep_state=True)
+        watched = self.controller.watch_dir
+        newest = self.controller.reload_if_newer(on_failed=self._open_failed(watched))
+        if newest is not None:
             self.statusBar().showMessage(f"newer checkpoint: {newest.name}", 5000)
 
     # ---- status ----

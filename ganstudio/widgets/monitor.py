@@ -4,12 +4,13 @@ Left: the open runs (colour, state, alerts), run control and the trainer's conso
 plots (monitor_plots.MonitorPlots). Right: the sample timeline of the selected run with "open this
 snapshot in the explorer".
 
-Reading never blocks the window: a timer polls each RunLog for at most `tick_budget_s` per tick,
-in chunks, and comes straight back while a big log still has a backlog (with a progress bar).
+The runs, the training processes and what to read when are the engine's MonitorModel (Qt-free);
+this widget shows them and forwards the user's actions. A timer calls `model.poll()`, which reads
+for at most `tick_budget_s` and says when to come back (at once while a big log still has a
+backlog, with a progress bar) and whether to redraw.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,11 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox
                                QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from ..engine.monitor_model import MonitorModel
 from ..engine.runlog import RunLog, write_csv
+from ..engine.training_process import NewRunRequest, TrainingProcess
 from .image_view import ImageView
-from .monitor_control import ConsoleView, NewRunDialog, NewRunRequest, TrainingProcess, control_row
+from .monitor_control import ConsoleView, NewRunDialog, control_row
 from .monitor_plots import PLOTS, MonitorPlots
 from .plot_items import colour_swatch, read_rgb
 
@@ -42,20 +45,12 @@ class MonitorWidget(QWidget):
                  stall_seconds: float = 300.0,    # silence after which a running run counts as stalled
                  default_outdir: str = "runs"):   # where the New run form puts runs
         super().__init__(parent)
-        self.poll_interval_ms = poll_interval_ms
-        self.tick_budget_s = tick_budget_s
-        self.chunk_bytes = chunk_bytes
-        self.stall_seconds = stall_seconds
+        self.model = MonitorModel(poll_interval_ms / 1000, tick_budget_s, chunk_bytes, stall_seconds)
         self.default_outdir = default_outdir
-        self.runs: list[RunLog] = []
-        self.processes: dict[Path, TrainingProcess] = {}
         self._items: dict[int, QTreeWidgetItem] = {}
         self._drawn_versions: dict[int, int] = {}
-        self._last_draw = 0.0
-        self._last_list_update = 0.0
         self._timeline_key: tuple = ()
         self._shown_sample: Path | None = None
-        self._pending: list[TrainingProcess] = []   # new runs whose directory is not known yet
         self._grids = []
 
         # ---- widgets: run list and control (left) --------------------------------------------------
@@ -177,6 +172,12 @@ class MonitorWidget(QWidget):
         self.plots.readout_changed.connect(self._on_readout_changed)
         self.sample_slider.valueChanged.connect(self._on_sample_step_changed)
         self.explore_button.clicked.connect(self._on_explore_clicked)
+        events = self.model.events
+        events.run_added.connect(self._on_run_added)
+        events.run_removed.connect(self._on_run_removed)
+        events.run_started.connect(self._on_run_started)
+        events.output.connect(self.console.append_output)
+        events.processes.connect(lambda _: self._update_run_items())
         self._poll_timer = QTimer(self, singleShot=True)
         self._poll_timer.timeout.connect(self._on_poll)
         app = QCoreApplication.instance()
@@ -186,41 +187,26 @@ class MonitorWidget(QWidget):
         self._update_buttons()
 
     # ---- public -------------------------------------------------------------------------------------
+    @property
+    def runs(self) -> list[RunLog]:
+        return self.model.runs
+
+    @property
+    def processes(self) -> dict[Path, TrainingProcess]:
+        return self.model.processes
+
+    @property
+    def poll_interval_ms(self) -> int:
+        return round(self.model.poll_interval_s * 1000)
+
     def add_run(self, path: str | Path) -> RunLog:
         """Start watching a run directory (or its events.jsonl); an open one is not added twice."""
-        run_dir = Path(path).resolve()
-        if run_dir.is_file():
-            run_dir = run_dir.parent
-        for run in self.runs:
-            if run.run_dir.resolve() == run_dir:
-                return run
-        run = RunLog(run_dir, stall_seconds=self.stall_seconds)   # FileNotFoundError: not a folder
-        self.runs.append(run)
-        colour = self.plots.add_run(run)
-        item = QTreeWidgetItem([run.name, "…", "", ""])
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        item.setCheckState(_COL_RUN, Qt.CheckState.Checked)
-        item.setIcon(_COL_RUN, colour_swatch(colour))
-        item.setToolTip(_COL_RUN, str(run_dir))
-        item.run = run
-        self._items[id(run)] = item
-        self.run_list.addTopLevelItem(item)
-        if self.run_list.currentItem() is None:
-            self.run_list.setCurrentItem(item)
-        self.runs_changed.emit()
+        run = self.model.add_run(path)   # FileNotFoundError: not a folder
         self._poll_timer.start(0)
         return run
 
     def remove_run(self, run: RunLog) -> None:
-        if run not in self.runs:
-            return
-        self.runs.remove(run)
-        self.plots.remove_run(run)
-        item = self._items.pop(id(run))
-        self.run_list.takeTopLevelItem(self.run_list.indexOfTopLevelItem(item))
-        self._drawn_versions.pop(id(run), None)
-        self.runs_changed.emit()
-        self._refresh_timeline(force=True)
+        self.model.remove_run(run)
 
     def selected_run(self) -> RunLog | None:
         item = self.run_list.currentItem()
@@ -228,74 +214,39 @@ class MonitorWidget(QWidget):
 
     def is_loading(self) -> bool:
         """True while some open log has lines not yet read (or not yet drawn)."""
-        return any(run.backlog() for run in self.runs) or any(
-            self._drawn_versions.get(id(run)) != run.version for run in self.runs)
+        return self.model.is_reading() or any(self._drawn_versions.get(id(run)) != run.version for run in self.runs)
 
     def start_run(self, request: NewRunRequest) -> TrainingProcess:
         """Start a new training process; its run directory is opened as soon as it appears."""
-        process = TrainingProcess(self)
-        process.output.connect(self.console.append_output)
-        process.run_dir_found.connect(lambda path, p=process: self._on_process_run_dir_found(p, path))
-        process.finished.connect(lambda code, p=process: self._on_process_finished(p))
-        process.start_new(request)
-        self._pending.append(process)
-        self._update_buttons()
+        process = self.model.start_run(request)
+        self._poll_timer.start(0)
         return process
 
     def stop_run(self, run: RunLog | None = None) -> None:
-        process = self._process_of(run or self.selected_run())
-        if process is not None:
-            process.stop()
+        self.model.stop_run(run or self.selected_run())
 
     def resume_run(self, run: RunLog | None = None, kimg: float | None = None) -> TrainingProcess | None:
-        run = run or self.selected_run()
-        if run is None or self._process_of(run) is not None:
-            return None
-        if not (run.run_dir / "state" / "last.pt").is_file():
-            self.console.append_output(f"[monitor] {run.name} has no state/last.pt to resume from\n")
-            return None
-        process = TrainingProcess(self)
-        process.output.connect(self.console.append_output)
-        process.finished.connect(lambda code, p=process: self._on_process_finished(p))
-        self.processes[run.run_dir.resolve()] = process
-        process.resume(run.run_dir, kimg)
-        self._update_buttons()
-        self._update_run_items()
+        process = self.model.resume_run(run or self.selected_run(), kimg)
+        if process is not None:
+            self._poll_timer.start(0)
         return process
 
     def shutdown(self, wait_s: float = 30.0) -> None:
         """Stop every trainer started from here (each saves first) and wait for them."""
         self._poll_timer.stop()
-        processes = list(self.processes.values()) + self._pending
-        for process in processes:
-            process.stop()
-        for process in processes:
-            if process.is_running() and not process.wait(int(wait_s * 1000)):
-                process.process.kill()
-                process.wait(5000)
+        self.model.shutdown(wait_s)
 
-    # ---- polling --------------------------------------------------------------------------------------
+    # ---- polling and drawing --------------------------------------------------------------------------
     def _on_poll(self) -> None:
-        deadline = time.perf_counter() + self.tick_budget_s
-        catching_up = False
-        for run in list(self.runs):
-            while True:
-                run.poll(self.chunk_bytes)
-                if not run.backlog() or time.perf_counter() > deadline:
-                    break
-            catching_up = catching_up or run.backlog() > 0
-        now = time.perf_counter()
-        # While catching up on a big log, redraw and update the list now and then, not after
-        # every chunk: a repaint of the plots costs more than reading a chunk.
-        if not catching_up or now - self._last_draw > 1.0:
+        tick = self.model.poll()
+        if tick.redraw:
             self._redraw()
-            self._last_draw = time.perf_counter()
-        if not catching_up or now - self._last_list_update > 0.2:
-            self._update_progress(catching_up)
+        if tick.update_list:
+            self.load_progress.setValue(int(100 * self.model.read_fraction()))
+            self.load_progress.setVisible(tick.catching_up)
             self._update_run_items()
-            self._last_list_update = now
-        if self.runs or self.processes:
-            self._poll_timer.start(0 if catching_up else self.poll_interval_ms)
+        if tick.next_poll_s is not None:
+            self._poll_timer.start(int(tick.next_poll_s * 1000))
 
     def _redraw(self) -> None:
         changed = [run for run in self.runs if self._drawn_versions.get(id(run)) != run.version]
@@ -305,24 +256,13 @@ class MonitorWidget(QWidget):
                 self._drawn_versions[id(run)] = run.version
         self._refresh_timeline()
 
-    def _update_progress(self, catching_up: bool) -> None:
-        if catching_up:
-            total = sum(run.file_size() for run in self.runs)
-            done = sum(run.bytes_read for run in self.runs)
-            self.load_progress.setValue(int(100 * done / max(total, 1)))
-        self.load_progress.setVisible(catching_up)
-
     def _update_run_items(self) -> None:
         for run in self.runs:
             item = self._items[id(run)]
-            process = self._process_of(run)
-            state = run.state if run.state != "unknown" else ("starting" if process else "no log")
-            if process is not None and process.is_running() and state != "running":
-                state += " (process)"
             alerts = run.alerts
             # the column is narrow: the count; its tooltip (and the plots' markers) say what
             summary = f"⚠ {len(alerts)}" if alerts else ""
-            texts = (state, str(run.last_step), summary)
+            texts = (self.model.state_text(run), str(run.last_step), summary)
             for column, text in zip((_COL_STATE, _COL_STEP, _COL_ALERTS), texts):
                 if item.text(column) != text:
                     item.setText(column, text)
@@ -458,37 +398,37 @@ class MonitorWidget(QWidget):
     def _on_resume_clicked(self) -> None:
         self.resume_run(kimg=self.resume_kimg.value() or None)
 
-    def _on_process_run_dir_found(self, process: TrainingProcess, path: str) -> None:
-        self.processes[Path(path).resolve()] = process
-        if process in self._pending:
-            self._pending.remove(process)
-        run = self.add_run(path)
+    def _on_run_added(self, run: RunLog) -> None:
+        colour = self.plots.add_run(run)
+        item = QTreeWidgetItem([run.name, "…", "", ""])
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(_COL_RUN, Qt.CheckState.Checked)
+        item.setIcon(_COL_RUN, colour_swatch(colour))
+        item.setToolTip(_COL_RUN, str(run.run_dir))
+        item.run = run
+        self._items[id(run)] = item
+        self.run_list.addTopLevelItem(item)
+        if self.run_list.currentItem() is None:
+            self.run_list.setCurrentItem(item)
+        self.runs_changed.emit()
+
+    def _on_run_removed(self, run: RunLog) -> None:
+        self.plots.remove_run(run)
+        item = self._items.pop(id(run))
+        self.run_list.takeTopLevelItem(self.run_list.indexOfTopLevelItem(item))
+        self._drawn_versions.pop(id(run), None)
+        self.runs_changed.emit()
+        self._refresh_timeline(force=True)
+
+    def _on_run_started(self, run: RunLog) -> None:
+        """A run started here created its directory: show it."""
         self.run_list.setCurrentItem(self._items[id(run)])
         self._update_run_items()
 
-    def _on_process_finished(self, process: TrainingProcess) -> None:
-        for key, p in list(self.processes.items()):
-            if p is process:
-                del self.processes[key]
-        if process in self._pending:
-            self._pending.remove(process)
-        process.deleteLater()
-        self._poll_timer.start(0)   # read the trainer's last lines now
-        self._update_buttons()
-
     # ---- helpers --------------------------------------------------------------------------------------
-    def _process_of(self, run: RunLog | None) -> TrainingProcess | None:
-        if run is None:
-            return None
-        process = self.processes.get(run.run_dir.resolve())
-        return process if process is not None and process.is_running() else None
-
     def _update_buttons(self) -> None:
         run = self.selected_run()
-        running = self._process_of(run) is not None
-        self.stop_button.setEnabled(running)
-        # A run that says "running" but has gone silent (its trainer was killed) may be resumed too.
-        idle = run is not None and (run.state != "running" or any(a.kind == "stalled" for a in run.alerts))
-        self.resume_button.setEnabled(idle and not running and (run.run_dir / "state" / "last.pt").is_file())
-        self.remove_button.setEnabled(run is not None and not running)
+        self.stop_button.setEnabled(self.model.can_stop(run))
+        self.resume_button.setEnabled(self.model.can_resume(run))
+        self.remove_button.setEnabled(self.model.can_close(run))
         self.export_csv_action.setEnabled(bool(self.runs))

@@ -1,12 +1,12 @@
 """The Timeline panel's export box: MP4 (H.264), GIF or PNG frames at native, 2x, 4x or a square size
 with a named resize filter, a quality, a grid of seeds by option; progress and Cancel.
 
-The export runs as a job on the renderer's thread (trainer.film.video.export_timeline: chunks render
-there while an encoder thread writes); the file appears under its name only when complete.
+The export is the controller's job on the renderer's thread (RenderController.export_film: chunks
+render there while an encoder thread writes); the file appears under its name only when complete.
+This box only gathers the settings and shows the progress.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -14,28 +14,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                                QProgressBar, QPushButton, QSpinBox)
 
-from trainer.film.timeline import Timeline, TimelineError, check_timeline_for_model
-from trainer.film.video import RESIZE_FILTERS, ExportError, ExportSettings, check_export
+from trainer.film.timeline import Timeline, TimelineError
+from trainer.film.video import RESIZE_FILTERS, ExportError, ExportSettings
 
+from ..engine.controller import FILM_JOB
 from ..engine.renderer import ModelInfo
 
-JOB_NAME = "timeline export"
 SIZE_CHOICES = (("native", 1), ("2×", 2), ("4×", 4), ("square size…", 0))
 FORMAT_CHOICES = (("MP4 (H.264)", ".mp4"), ("GIF", ".gif"), ("PNG sequence (folder)", ""))
-
-
-def _render_film(line: Timeline, settings: ExportSettings, cells: int):
-    """The job: runs on the renderer's thread, returns an ExportReport (plain data)."""
-    def run(renderer, progress, preview):
-        import torch
-        from trainer.film.render import TimelineRenderer
-        from trainer.film.video import export_timeline
-        dtype = torch.float16 if renderer.half else torch.float32
-        renderers = [TimelineRenderer(renderer.G, line.with_seed_offset(k) if k else line, renderer.mapper, dtype)
-                     for k in range(cells)]
-        with torch.inference_mode():
-            return export_timeline(renderers if cells > 1 else renderers[0], settings, progress)
-    return run
 
 
 class ExportBox(QGroupBox):
@@ -133,8 +119,7 @@ class ExportBox(QGroupBox):
             return False
         settings, cells = self.settings(path), self.grid.value()
         try:
-            check_timeline_for_model(line, info)
-            check_export(settings, info.img_resolution * math.ceil(math.sqrt(cells)))
+            self.controller.check_film(line, settings, cells)
         except (TimelineError, ExportError) as exc:
             self.message.setText(str(exc))
             return False
@@ -143,13 +128,12 @@ class ExportBox(QGroupBox):
         self.progress.setValue(0)
         self.message.setText(f"exporting {Path(path).name}…")
         self.refresh()
-        self.controller.run_job(JOB_NAME, _render_film(line, settings, cells), self._on_finished, self._on_failed,
-                                message=f"exporting {Path(path).name}")
+        self.controller.export_film(line, settings, cells, self._on_finished, self._on_failed)
         return True
 
     def _on_job_progress(self, payload) -> None:
         name, fraction, message = payload
-        if name == JOB_NAME:
+        if name == FILM_JOB:
             self.progress.setValue(int(fraction * 1000))
             self.message.setText(message)
 

@@ -2,6 +2,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +24,7 @@ def test_trainer_never_imports_qt_or_ganstudio():
 QT_MODULES = ("PySide6", "pyqtgraph", "PyQt5", "PyQt6", "shiboken6")
 
 
+@pytest.mark.slow
 def test_studio_engine_never_imports_qt():
     """ganstudio/engine is the Qt-free core: no Qt import in its files, and importing all of it
     (with everything it pulls in) loads no Qt module."""
@@ -48,6 +51,7 @@ def test_studio_engine_never_imports_qt():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_window_screenshot_of_a_dcgan_run(tmp_path):
     import subprocess
     import sys
@@ -152,3 +156,42 @@ def test_the_run_log_reader_does_not_load_torch():
     code = "import sys, ganstudio.engine.runlog, trainer.files\nassert 'torch' not in sys.modules, 'torch loaded'\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+TORCH_MODULES = ("torch", "torchvision", "torchaudio")
+
+
+def _widget_offences(source: str, name: str) -> list[str]:
+    """Imports of torch anywhere in a widget module's source (at the top, or lazily inside a
+    function), and reaches into a renderer's generator (`renderer.G`): model work is the engine's."""
+    offences = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Call) and (getattr(node.func, "id", "") == "__import__"
+                                             or getattr(node.func, "attr", "") == "import_module"):
+            names = [a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        offences += [f"{name}:{node.lineno}: imports {n}" for n in names if n.split(".")[0] in TORCH_MODULES]
+        if isinstance(node, ast.Attribute) and node.attr == "G":
+            offences.append(f"{name}:{node.lineno}: reaches into .G")
+    return offences
+
+
+def test_no_widget_module_imports_torch_or_touches_the_generator():
+    """The Qt layer shows plain data: no module under ganstudio/widgets imports torch, even lazily,
+    and none reaches into the renderer's generator; the worker's jobs do that work."""
+    offences = []
+    for path in sorted((ROOT / "ganstudio" / "widgets").rglob("*.py")):
+        offences += _widget_offences(path.read_text(encoding="utf-8"), path.name)
+    assert not offences, offences
+    # the check can fail: the export job as the widget layer once wrote it
+    once = ("def run(renderer, progress, preview):\n    import torch\n"
+            "    return TimelineRenderer(renderer.G, line, renderer.mapper, torch.float32)\n")
+    assert _widget_offences(once, "timeline_export.py") == ["timeline_export.py:2: imports torch",
+                                                           "timeline_export.py:3: reaches into .G"]
+    assert _widget_offences("from torch.nn import functional\nimportlib.import_module('torch')\n", "x.py") == [
+        "x.py:1: imports torch.nn", "x.py:2: imports torch"]
+

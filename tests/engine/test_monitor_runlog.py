@@ -42,6 +42,7 @@ def test_series_grows_past_its_capacity_and_drops_an_abandoned_segment():
 
 
 # -- a real run ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_runlog_reads_a_real_tiny_training_run(tmp_path, tiny):
     from trainer.training.loop import train
     result = train(tiny("dcgan"), outdir=tmp_path, progress=False)

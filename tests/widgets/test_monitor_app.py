@@ -24,6 +24,7 @@ def finished_run(tmp_path_factory):
     return train(cfg, outdir=tmp_path_factory.mktemp("runs"), progress=False).run_dir
 
 
+@pytest.mark.slow
 def test_exploring_a_snapshot_switches_to_the_explorer_on_that_checkpoint(qtbot, tmp_path, finished_run):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(device="cpu", settings=settings)
@@ -43,6 +44,7 @@ def test_exploring_a_snapshot_switches_to_the_explorer_on_that_checkpoint(qtbot,
     window.close()
 
 
+@pytest.mark.slow
 def test_monitor_option_saves_a_screenshot_of_the_monitor(tmp_path, finished_run):
     shot = tmp_path / "monitor.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

@@ -41,6 +41,7 @@ def _alerts_text(widget, run):
     return item.text(3) + "\n" + item.toolTip(3)
 
 
+@pytest.mark.slow
 def test_curves_grow_while_a_real_run_trains_and_bad_lines_are_survived(qtbot, monitor, tmp_path, tiny):
     cfg = tiny("dcgan", train={"kimg": 1000.0, "log_every": 1, "sample_kimg": 0.04, "snapshot_kimg": 0.08})
     run_dir = new_run_dir(tmp_path, cfg)
@@ -100,6 +101,7 @@ def test_curves_grow_while_a_real_run_trains_and_bad_lines_are_survived(qtbot, m
     assert path.is_file() and path == run.checkpoint_files()[0].path
 
 
+@pytest.mark.slow
 def test_axis_smoothing_hover_readout_overlay_and_export(qtbot, monitor, finished_run, tmp_path):
     run = monitor.add_run(finished_run)
     qtbot.waitUntil(lambda: not monitor.is_loading() and run.state == "finished", timeout=10_000)
@@ -166,6 +168,7 @@ def _fill_new_run_form(outdir):
     dialog.accept()
 
 
+@pytest.mark.slow
 def test_start_stop_and_resume_a_run_through_the_gui(qtbot, monitor, tmp_path):
     outdir = tmp_path / "runs"
     QTimer.singleShot(0, lambda: _fill_new_run_form(outdir))

@@ -24,6 +24,7 @@ def rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 def test_open_change_seed_psi_class(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     first = window.image_view.image.copy()
@@ -72,6 +73,7 @@ def test_what_must_not_change_the_image(qtbot, make_window, ckpt):
     assert not np.array_equal(a, first) and not np.array_equal(a, b)  # random noise does change it
 
 
+@pytest.mark.slow
 def test_mixing_layers_grid_and_commit(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     first = window.image_view.image.copy()
@@ -108,6 +110,7 @@ def test_mixing_layers_grid_and_commit(qtbot, make_window, ckpt):
     assert np.array_equal(shown, grid[2 * cell:2 * cell + 16, 3 * cell:3 * cell + 16])
 
 
+@pytest.mark.slow
 def test_directions_panel(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     qtbot.waitUntil(lambda: len(window.directions_panel.sliders) > 0 and not window.is_busy(), timeout=TIMEOUT_MS)
@@ -129,6 +132,7 @@ def test_directions_panel(qtbot, make_window, ckpt):
     assert window.workspace.directions.keys() == before.keys() and window.progress.isHidden()
 
 
+@pytest.mark.slow
 def test_flood_of_slider_changes_leaves_no_backlog(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     slider = window.truncation_panel.psi_slider
@@ -267,6 +271,7 @@ def test_z_only_model_uses_a_truncated_normal(qtbot, make_window, tmp_path):
     assert np.abs(window.last_result.z).max() <= 0.4
 
 
+@pytest.mark.slow
 def test_watch_reloads_a_newer_checkpoint(qtbot, make_window, tmp_path):
     run = tmp_path / "run"
     export_tiny(run / "checkpoints" / "step-000001.safetensors", seed=0, step=1)
@@ -288,6 +293,7 @@ def test_qt_binding_keeps_none_alive(qapp):
     assert binding_refcount_problem() is None
 
 
+@pytest.mark.slow
 def test_screenshot_command(tmp_path, ckpt):
     shot = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

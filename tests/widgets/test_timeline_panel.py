@@ -38,6 +38,7 @@ def wait_frame(qtbot, window, panel, frame):
     return window.image_view.image.copy()
 
 
+@pytest.mark.slow
 def test_add_keyframes_scrub_and_play(qtbot, make_window, ckpt):
     window = make_window(ckpt)
     panel, view_8 = two_keyframes(qtbot, window)
@@ -144,6 +145,7 @@ def test_timeline_saved_in_workspace_and_refused_for_another_model(qtbot, make_w
     assert "c_dim = 3" in panel.message.text()
 
 
+@pytest.mark.slow
 def test_sound_in_the_panel_drives_frames_and_export(qtbot, make_window, ckpt, tmp_path):
     import av
     from conftest import write_beep

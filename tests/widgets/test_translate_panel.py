@@ -17,6 +17,8 @@ from trainer.training.loop import train
 from trainer.training.presets import preset_config
 
 TIMEOUT_MS = 60000
+pytestmark = pytest.mark.slow   # every test here trains (the module's runs, or the Monitor's form)
+
 TINY = {"data": {"resolution": 16, "max_images": 16}, "model": {"g_width": 4, "d_width": 4, "resnet_blocks": 1},
         "train": {"batch": 4, "kimg": 0.016, "threads": 1, "metrics": "", "grid_size": 2, "log_every": 1}}
 

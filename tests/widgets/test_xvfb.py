@@ -23,6 +23,7 @@ def test_debian_package_names_from_sonames():
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None,
                     reason="no xvfb-run here (Debian's xvfb; scripts/test.sh installs it when it runs as root)")
+@pytest.mark.slow
 def test_the_studio_opens_under_xvfb_and_draws(tmp_path):
     missing = missing_libraries()
     assert not missing, (f"Qt's X11 plugin cannot load: missing {', '.join(missing)} "
