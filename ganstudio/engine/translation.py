@@ -73,7 +73,7 @@ def held_out_inputs(renderer, direction: str, count: int = HELD_OUT_COUNT) -> He
     """On the worker: the first `count` held-out inputs of the open model's data in `direction`
     (its run's config.json names the data; built-ins are found by name). ValueError when there are none."""
     from trainer.data.datasets import DataError
-    from trainer.training.translation_config import TranslationDataConfig, TranslationRunConfig, is_translation_config
+    from trainer.config import RunConfig, TranslationDataConfig, is_translation_config
     from trainer.data.paired import TRANSLATION_BUILTINS, held_out_config, load_translation_data
     G = renderer.G
     if G is None or not getattr(G, "translates", False):
@@ -84,7 +84,7 @@ def held_out_inputs(renderer, direction: str, count: int = HELD_OUT_COUNT) -> He
     try:
         values = json.loads(config_file.read_text(encoding="utf-8"))
         if is_translation_config(values):
-            data_cfg = TranslationRunConfig.from_dict(values).data
+            data_cfg = RunConfig.from_dict(values).data
     except (OSError, ValueError):
         pass
     name = str(info.get("dataset", {}).get("name", ""))

@@ -49,7 +49,6 @@ class NewRunDialog(QDialog):
         super().__init__(parent)
         from trainer.data.datasets import BUILTINS
         from trainer.training.presets import PRESETS
-        from trainer.training.translation_config import TRANSLATION_PRESETS   # pix2pix, cyclegan
         from trainer.data.paired import TRANSLATION_BUILTINS
         self.setWindowTitle("New training run")
         self.dataset = QComboBox(editable=True)
@@ -60,7 +59,7 @@ class NewRunDialog(QDialog):
         data_row.addWidget(self.dataset, 1)
         data_row.addWidget(browse_data)
         self.preset = QComboBox()
-        self.preset.addItems(sorted(PRESETS) + sorted(TRANSLATION_PRESETS))
+        self.preset.addItems(sorted(PRESETS))   # GAN and image-to-image presets alike
         self.preset.setCurrentText("dcgan")
         self.resolution = QSpinBox(minimum=4, maximum=1024, value=32, suffix=" px")
         self.kimg = QDoubleSpinBox(minimum=0.001, maximum=1e6, value=100.0, decimals=3)

@@ -28,7 +28,7 @@ from trainer.data.datasets import (FASHION_MNIST_CLASSES, BatchSampler, DataErro
                    _to_square, _zip_entries, cache_dir, load_dataset)
 from trainer.data.edges import edge_images
 from trainer.files import atomic_write
-from trainer.training.translation_config import TranslationDataConfig
+from trainer.config import TranslationDataConfig
 
 TRANSLATION_BUILTINS = {"edges2fashion": True, "sneakers2boots": False}   # name -> paired
 SNEAKER, ANKLE_BOOT = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")

@@ -18,7 +18,7 @@ from trainer.models.stylegan3 import (ARCH_R as STYLEGAN3_R, ARCH_T as STYLEGAN3
 from trainer.models.common import apply_spectral_norm
 from trainer.models.cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
 from trainer.models.pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
-from trainer.training.translation_config import TranslationModelConfig
+from trainer.config import TranslationModelConfig
 
 
 @dataclass(frozen=True)
