@@ -92,6 +92,7 @@ def max_difference(a: dict, b: dict, skip=("running_", "num_batches")) -> float:
     return worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["dcgan", "stylegan2"])
 def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path, two_ranks):
     threads = torch.get_num_threads()

@@ -41,6 +41,7 @@ def test_frames_into_a_taken_folder_go_beside_it(tiny_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("film")) == ["film", "film-2", "film-3"]
 
 
+@pytest.mark.slow
 def test_png_out_named_after_a_run_directory_keeps_the_run(tiny_path, tmp_path):
     run = tmp_path / "myrun"
     (run / "checkpoints").mkdir(parents=True)

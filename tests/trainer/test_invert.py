@@ -59,12 +59,14 @@ def drawn(G, seed, class_index=None, psi=1.0):
 
 
 # ---- the projector ----
+@pytest.mark.slow
 def test_a_latent_drawn_from_the_model_is_recovered(demo):
     _, image = drawn(demo, seed=7, class_index=3, psi=0.8)
     result = project(demo, image, ProjectionSettings(space="w", steps=300, lr=0.05))
     assert result.psnr[0] > 40, result.psnr
 
 
+@pytest.mark.slow
 def test_w_plus_beats_w_on_held_out_real_images(demo, fashion_test):
     targets, labels = fashion_test
     settings = ProjectionSettings(steps=40, init="class_mean")
@@ -208,6 +210,7 @@ def test_the_runs_own_discriminator_as_a_loss(tiny, tmp_path):
 
 
 # ---- pivotal tuning ----
+@pytest.mark.slow
 def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test, tmp_path):
     targets, labels = fashion_test
     target = targets[5:6]

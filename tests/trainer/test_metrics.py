@@ -248,6 +248,7 @@ def test_weights_are_found_downloaded_into_the_cache_or_explained(tmp_path, monk
     assert inc.find_weights() == (path, "cache")
 
 
+@pytest.mark.slow
 def test_metrics_never_import_fid_helper_or_use_torch_jit():
     code = ("import sys, torch, warnings; warnings.simplefilter('error', FutureWarning)\n"
             "from trainer.metrics.inception import load_inception\n"
@@ -275,6 +276,7 @@ def digits_run(tmp_path_factory):
     return train(cfg, outdir=out, progress=False).run_dir
 
 
+@pytest.mark.slow
 def test_dataset_halves_are_close_and_noise_is_far(inception, tmp_path, monkeypatch):
     from trainer.config import DataConfig
     from trainer.data.datasets import load_dataset
@@ -293,6 +295,7 @@ def test_dataset_halves_are_close_and_noise_is_far(inception, tmp_path, monkeypa
     assert distances.fid_from_features(a, b)[0] * 3 < distances.fid_from_features(a, noise_feats)[0]
 
 
+@pytest.mark.slow
 def test_compute_metrics_from_a_checkpoint_with_provenance_and_cached_real_stats(digits_run, shared_cache,
                                                                                  monkeypatch):
     from trainer.config import DataConfig
@@ -325,6 +328,7 @@ def test_compute_metrics_from_a_checkpoint_with_provenance_and_cached_real_stats
     assert again.value == pytest.approx(fid.value, rel=1e-9)   # same latents, same cached statistics
 
 
+@pytest.mark.slow
 def test_classifier_histogram_tells_a_collapsed_folder_from_the_real_data(tmp_path, shared_cache, monkeypatch):
     from PIL import Image
     from trainer.config import DataConfig
@@ -373,6 +377,7 @@ def test_cli_help_documents_every_option():
         assert flag in out.stdout
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_run_and_writes_json(digits_run, shared_cache, tmp_path):
     env = dict(__import__("os").environ, GANSTUDIO_CACHE=str(shared_cache))
     out = subprocess.run(CLI + ["--checkpoint", str(digits_run), "--metrics", "kid5,fid5", "--batch", "5",
@@ -415,6 +420,7 @@ def test_training_logs_metric_lines_and_the_collapse_alarm(tmp_path, monkeypatch
     assert events[-1]["kind"] == "status" and events[-1]["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_training_logs_kid_with_a_confidence_interval_on_images(tmp_path, shared_cache, monkeypatch):
     from trainer.events import read_events
     from trainer.training.loop import train
@@ -429,6 +435,7 @@ def test_training_logs_kid_with_a_confidence_interval_on_images(tmp_path, shared
     assert kid[0]["provenance"]["split"] == "train" and kid[0]["provenance"]["num_real"] == 5
 
 
+@pytest.mark.slow
 def test_training_logs_the_class_histogram_and_the_monitor_plots_it_with_diversity(tmp_path, shared_cache,
                                                                                     monkeypatch):
     from ganstudio.engine.plot_layout import plot_for

@@ -171,6 +171,7 @@ def _studio(*args, timeout=120):
                           timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_studio_command_line_mistakes(tmp_path, ckpt):
     out = _studio("--monitor", str(tmp_path / "nonexistent"))
     assert out.returncode == 2 and "not a run directory" in out.stderr and "Traceback" not in out.stderr
@@ -181,6 +182,7 @@ def test_studio_command_line_mistakes(tmp_path, ckpt):
     assert out.returncode == 1 and "model.pkl" in out.stderr and "pickle" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_training_run_prints_no_tqdm_warning(tmp_path):
     env = dict(os.environ, PYTHONWARNINGS="error::Warning")
     out = subprocess.run([sys.executable, "-W", "always", "-m", "trainer", "--data", "digits", "--preset",

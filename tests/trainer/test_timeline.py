@@ -315,6 +315,7 @@ def _run_python(code, **kw):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, **kw)
 
 
+@pytest.mark.slow
 def test_full_disk_during_export_removes_the_partial_file(tiny_path, tmp_path):
     def limit_file_size():
         import resource
@@ -329,6 +330,7 @@ def test_full_disk_during_export_removes_the_partial_file(tiny_path, tmp_path):
         assert list(tmp_path.iterdir()) == [], f"{name}: left {list(tmp_path.iterdir())}"
 
 
+@pytest.mark.slow
 def test_missing_encoder_names_what_to_install_and_gif_png_still_work(tiny_path, tmp_path):
     code = f"""
 import sys
@@ -354,6 +356,7 @@ print("PNG:", export_timeline(r, ExportSettings({str(tmp_path / 'a')!r})).frames
 
 
 # ---- the CLI ----
+@pytest.mark.slow
 def test_render_video_seed_walk_starts_with_generate_image(tiny_path, tmp_path):
     common = ["--checkpoint", str(tiny_path), "--psi", "0.6", "--trunc-center", "class"]
     gen = subprocess.run(CLI + ["generate", *common, "--seeds", "3", "--out", str(tmp_path / "g.png")],
@@ -368,6 +371,7 @@ def test_render_video_seed_walk_starts_with_generate_image(tiny_path, tmp_path):
     assert np.array_equal(np.asarray(Image.open(frames[0])), np.asarray(Image.open(tmp_path / "g.png")))
 
 
+@pytest.mark.slow
 def test_render_video_from_a_timeline_file_and_its_errors(G, tiny_path, tmp_path):
     line = mixed_timeline(G).replace(checkpoint="tiny.safetensors")
     (tmp_path / "tiny.safetensors").write_bytes(tiny_path.read_bytes())
@@ -414,6 +418,7 @@ def test_studio_frames_come_in_chunks_newest_wish_wins_and_match_headless(tiny_p
 
 
 # ---- sound ----
+@pytest.mark.slow
 def test_sound_drives_psi_and_is_muxed_into_the_mp4(G, tiny_path, tmp_path):
     from trainer.film.audio import AUDIO_RATE, AudioMapping, AudioTrack, feature_curve, load_audio
     beep = write_beep(tmp_path / "beep.wav")

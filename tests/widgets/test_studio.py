@@ -196,6 +196,7 @@ def test_bad_files_give_a_dialog_and_the_window_stays_usable(qtbot, make_window,
         window.error_box.close()
 
 
+@pytest.mark.slow
 def test_workspace_reopens_exactly_and_exports(qtbot, make_window, ckpt, tmp_path):
     window = make_window(ckpt)
     qtbot.waitUntil(lambda: bool(window.workspace.directions) and not window.is_busy(), timeout=TIMEOUT_MS)
