@@ -31,7 +31,7 @@ from trainer.checkpoint import load_state, save_state
 from trainer.config import ConfigError, RunConfig, config_changes
 from trainer.device import select_device
 from trainer.events import EventWriter
-from trainer.files import atomic_write, new_run_dir
+from trainer.files import DirectoryInUse, DirectoryLock, atomic_write, new_run_dir
 from trainer.images import save_png
 from trainer.training import distributed
 from trainer.training.gan import GanTask
@@ -99,6 +99,27 @@ class RunLoop:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.ranks, rank_device = distributed.start(cfg.train.device)
+        # One process trains in a run directory at a time: rank 0 takes its lock before anything is
+        # read or written, and every rank hears a refusal
+        self.lock = DirectoryLock(self.run_dir)
+        refusal = distributed.from_main(self.ranks, self._lock_run_dir)
+        if refusal:
+            raise DirectoryInUse(refusal)
+        try:
+            self._open(cfg, rank_device, resume, log, progress, task_class)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _lock_run_dir(self) -> str:
+        """Take the run directory's lock -> "" or the refusal (the holder's pid)."""
+        try:
+            self.lock.acquire()
+        except DirectoryInUse as exc:
+            return str(exc)
+        return ""
+
+    def _open(self, cfg: RunConfig, rank_device, resume: bool, log, progress: bool, task_class) -> None:
         self.device = rank_device or select_device(cfg.train.device)
         self.task = (task_class or TASKS[cfg.task])(cfg, self.device, self.ranks, log=log, progress=progress)
         self.cfg = self.task.cfg
@@ -194,6 +215,13 @@ class RunLoop:
 
     # -----------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Train to the config's kimg (or a stop); the run directory's lock is released at the end."""
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> RunResult:
         t = self.cfg.train
         total = int(round(t.kimg * 1000))
         resumed = self.step > 0
