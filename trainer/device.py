@@ -63,12 +63,13 @@ def choose_threads(requested: int,                 # --threads: > 0 is used as g
     """The CPU thread count for torch.set_num_threads and a short reason to print beside it.
 
     torch's default is one thread per core. Its OpenMP workers (GNU libgomp) spin while they wait for
-    each other, so when another process takes a core every small operation waits for a descheduled
-    worker: measured on 2 shared cores (benchmarks/results/threads.md), the default trained Pix2Pix,
-    CycleGAN, DCGAN, StyleGAN2 and the toy GAN and rendered the demo 4-50x slower than 1 thread.
-    The spin is set from OMP_WAIT_POLICY / GOMP_SPINCOUNT when torch is imported, so nothing here can
-    change it. On 2 cores 1 thread is the default; on more, half of the cores that are neither busy
-    nor another process of this job's, so other work leaves the workers room (not measured here)."""
+    each other, so when another process holds a core each small operation waits for a descheduled
+    worker. Measured on 2 cores (benchmarks/results/threads.md): beside any busy process the default
+    trained Pix2Pix, CycleGAN, DCGAN, StyleGAN2 and the toy GAN and rendered the demo 4-50x slower
+    than 1 thread; on the idle machine it was 1.2-1.7x faster. The spin is fixed when torch is
+    imported (OMP_WAIT_POLICY, GOMP_SPINCOUNT), so nothing here can soften it. On 2 cores the default
+    is therefore 1 thread; on more, half of the cores that are neither busy nor another process of
+    this job's, so other work leaves the workers room (a rule, not measured beyond 2 cores)."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
     if requested < 0:
@@ -79,8 +80,8 @@ def choose_threads(requested: int,                 # --threads: > 0 is used as g
     processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     share = max(1, cores // processes)
     if share <= 2:
-        return 1, (f"1 thread ({_cores_text(cores, processes)}: measured fastest for {PURPOSES[purpose]}; "
-                   f"more ran 4-50x slower whenever another process was busy)")
+        return 1, (f"1 thread ({_cores_text(cores, processes)}: measured safest for {PURPOSES[purpose]}; 2 were "
+                   f"up to 1.7x faster idle, 4-50x slower beside another busy process)")
     load = os.getloadavg()[0] if load is None else load
     free = max(1, (cores - round(load)) // processes)
     threads = max(1, min(share // 2, free))

@@ -1,5 +1,5 @@
 """The device picker and the default CPU thread count (issue 22: torch's default of one thread per
-core trained 4-50x slower than 1 thread on a shared 2-core machine)."""
+core trained 4-50x slower than 1 thread on a 2-core machine with another busy process)."""
 import os
 
 import pytest
@@ -24,7 +24,7 @@ def test_a_requested_count_is_used_as_given():
 def test_two_cores_get_one_thread_whatever_the_load(load):
     threads, reason = choose_threads(0, "train", cores=2, load=load, processes=1)
     assert threads == 1
-    assert reason.startswith("1 thread (2 cores: measured fastest for training")
+    assert reason.startswith("1 thread (2 cores: measured safest for training")
 
 
 def test_many_cores_get_half_the_free_ones():
