@@ -11,16 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import threading
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 from trainer.config import ConfigError, ModelConfig
+from trainer.files import JSONFileError, parse_json
 from trainer.files import atomic_write, looks_like_safetensors, step_from_name, write_safetensors  # noqa: F401 (re-exported)
 from trainer.models import ARCHS, build_generator
 
 FORMAT = "ganstudio.generator"
 FORMAT_VERSION = "1"
+JSON_METADATA = ("config", "dataset", "discriminator_config")   # metadata entries that hold JSON
+BYTES_PER_TRAINED_VALUE = 16   # float32 weight, its gradient and Adam's two moments
 
 
 class CheckpointError(ValueError):
@@ -86,6 +93,12 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path.name} has format version {metadata.get('format_version')!r}; "
                               f"this version of GAN Studio reads version {FORMAT_VERSION}")
+    for key in JSON_METADATA:   # checked once here: json's parser recurses once per nesting level
+        if key in metadata:
+            try:
+                parse_json(metadata[key], f"its {key} metadata")
+            except JSONFileError as exc:
+                raise CheckpointError(f"{path.name}: {exc}") from None
     return tensors, metadata
 
 
@@ -132,8 +145,8 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
     if cfg.arch != arch:
         raise CheckpointError(f"{path.name}: metadata arch {arch!r} disagrees with its config ({cfg.arch!r})")
     try:
-        G = build_generator(cfg)
-    except (ValueError, KeyError) as exc:
+        G = build_within_file_size(lambda: build_generator(cfg), tensors, "its config")
+    except (ValueError, KeyError, ArithmeticError) as exc:   # sizes the model's arithmetic cannot use
         raise CheckpointError(f"{path.name}: cannot build the model its config describes: {exc}") from None
     own = tensors
     if "discriminator_config" in metadata:
@@ -226,3 +239,94 @@ def _first_sentence(exc: Exception) -> str:
     kept = [line for line in lines if not any(word in line for word in
                                                 ("weights_only", "can still be loaded", "trust", "torch.serialization"))]
     return (kept[0] if kept else type(exc).__name__)[:300]
+
+class ModelTooLarge(ConfigError):
+    """A config describing a model larger than the file holding it, or than this machine can hold."""
+
+
+def count_values(build, limit: int) -> int:
+    """How many values (parameters and buffers) build() creates, counted on the meta device, where
+    nothing is allocated. Stops with ModelTooLarge as soon as the count passes `limit`, so an absurd
+    config (a width of 10^7, a million layers) is not even built on paper."""
+    from torch.nn.modules import module as hooks
+    thread, count = threading.get_ident(), 0
+
+    def counted(module, name, tensor):
+        nonlocal count
+        if tensor is not None and threading.get_ident() == thread:
+            count += tensor.numel()
+            if count > limit:
+                raise ModelTooLarge(f"{count:,} values")
+    handles = [hooks.register_module_parameter_registration_hook(counted),
+               hooks.register_module_buffer_registration_hook(counted)]
+    try:
+        with torch.device("meta"):
+            build()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return count
+
+
+class AllocationBudget(TorchFunctionMode):
+    """While active, every tensor a factory function (torch.empty, randn, zeros ...) would create is
+    sized first, on the meta device, and ModelTooLarge is raised before the allocation that would
+    take the total past `limit` values. Builds a model for real, but never an absurd one."""
+
+    SIZES = {torch.eye: lambda n, m=None, *a, **k: n * (n if m is None else m),   # their meta versions
+             torch.linspace: lambda start, end, steps, *a, **k: steps,           # are slow (they load
+             torch.logspace: lambda start, end, steps, *a, **k: steps}           # the compiler)
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.count = limit, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _device_constructors():
+            size = self.SIZES.get(func)
+            self.count += size(*args, **kwargs) if size else func(*args, **{**kwargs, "device": "meta"}).numel()
+            if self.count > self.limit:
+                raise ModelTooLarge(f"{self.count:,} values ({_gb(4 * self.count)} as float32)")
+        return func(*args, **kwargs)
+
+
+def build_within_file_size(build, tensors: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+    """build() -> the model, built while its allocations stay near what the file stores;
+    ModelTooLarge (naming `what`) before an allocation would go far past it (a config edited
+    or damaged to describe a model of 10^9 values)."""
+    stored = sum(t.numel() for t in tensors.values())
+    limit = 2 * stored + 2**20   # slack for the temporaries of weight initialisation
+    try:
+        with AllocationBudget(limit):
+            return build()
+    except ModelTooLarge as exc:
+        raise ModelTooLarge(f"{what} describes a model of over {exc}, but the file stores {stored:,} "
+                            "values: refused before allocating it") from None
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (a terabyte where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
+def check_trainable_size(builds: dict, what: str = "the config") -> int:
+    """The models a run trains ({"G": build, "D": build}) -> their values, or ModelTooLarge when
+    their weights, gradients and Adam moments (BYTES_PER_TRAINED_VALUE each) would not fit in this
+    machine's memory. Counted on the meta device: nothing is allocated."""
+    memory = memory_bytes()
+    limit, total = memory // BYTES_PER_TRAINED_VALUE, 0
+    for name, build in builds.items():
+        try:
+            total += count_values(build, limit - total)
+        except ModelTooLarge as exc:
+            raise ModelTooLarge(f"{what} describes a {name} of over {exc}; training it needs over "
+                                f"{_gb(memory)}, this machine's memory: give a smaller resolution, width or "
+                                "latent size") from None
+    return total
+
+
+def _gb(nbytes: int) -> str:
+    return f"{nbytes / 1e9:,.1f} GB"

@@ -311,10 +311,11 @@ class RunConfig(_Config):
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
+        from trainer.files import parse_json
         try:
-            values = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config is not valid JSON: {exc}") from None
+            values = parse_json(text, "config")
+        except ValueError as exc:   # not JSON, or nested past what a config needs
+            raise ConfigError(str(exc)) from None
         return cls.from_dict(values)
 
 
