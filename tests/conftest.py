@@ -8,13 +8,13 @@ import torch
 
 from trainer.checkpoint import export_generator
 from trainer.config import ModelConfig, RunConfig, merge
-from trainer.models import build_generator
+from trainer.models import build_generator, generator_config
 from trainer.training.presets import PRESETS
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-TINY_MODEL = {"z_dim": 16, "w_dim": 16, "width": 8, "max_width": 16, "mapping_layers": 2, "hidden": 32,
-              "depth": 2}
+TINY_MODEL = {"z_dim": 16, "w_dim": 16, "width": 8, "max_width": 16, "channel_base": 128, "channel_max": 16,
+              "mapping_layers": 2, "hidden": 32, "depth": 2}
 
 
 def tiny_config(preset="dcgan", source="digits", resolution=16, **sections) -> RunConfig:
@@ -39,15 +39,16 @@ def tiny():
 CLASS_NAMES = ["tee", "trouser", "pullover"]
 
 
-def export_tiny(path, arch="stylegan2", c_dim=3, resolution=16, seed=0, step=0):
+def export_tiny(path, arch="stylegan2-compact", c_dim=3, resolution=16, seed=0, step=0):
     """A real checkpoint of a tiny random generator (a few thousand parameters), exported the way
-    the trainer exports them."""
+    the trainer exports them. The default is the compact StyleGAN2 the studio tests were written
+    on; "stylegan2" and "stylegan3-t" give the NVlabs-exact models at tiny widths."""
     cfg = ModelConfig(arch=arch, z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=0 if arch == "mlp" else resolution,
-                      img_channels=2 if arch == "mlp" else 1, width=8, max_width=16, mapping_layers=2,
-                      hidden=32, depth=2)
+                      img_channels=2 if arch == "mlp" else 1, width=8, max_width=16, channel_base=128,
+                      channel_max=16, mapping_layers=2, hidden=32, depth=2)
     torch.manual_seed(seed)
     G = build_generator(cfg)
-    if arch == "stylegan2":  # a trained model's w_avg is not zero; give it one so truncation is visible
+    if arch.startswith("stylegan"):  # a trained model's w_avg is not zero; give it one so truncation is visible
         with torch.no_grad():
             G.mapping.w_avg.copy_(torch.randn(cfg.w_dim))
             for layer in G.synthesis.modules():
@@ -55,7 +56,7 @@ def export_tiny(path, arch="stylegan2", c_dim=3, resolution=16, seed=0, step=0):
                     layer.noise_strength.fill_(0.5)
     dataset = {"name": "tiny", "resolution": resolution, "channels": 1,
                "class_names": CLASS_NAMES[:c_dim], "size": 10}
-    export_generator(G, path, cfg, step, step / 1000, dataset)
+    export_generator(G, path, generator_config(cfg), step, step / 1000, dataset)
     return path
 
 

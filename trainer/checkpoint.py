@@ -22,7 +22,7 @@ from torch.utils._device import _device_constructors
 from trainer.config import ConfigError, ModelConfig
 from trainer.files import JSONFileError, parse_json
 from trainer.files import atomic_write, looks_like_safetensors, step_from_name, write_safetensors  # noqa: F401 (re-exported)
-from trainer.models import ARCHS, build_generator
+from trainer.models import ARCH_ALIASES, ARCHS, STYLEGAN2_COMPACT, build_generator
 
 FORMAT = "ganstudio.generator"
 FORMAT_VERSION = "1"
@@ -121,14 +121,7 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
     if path.is_dir():
         path = newest_checkpoint(path)
     tensors, metadata = read_checkpoint(path)
-    arch = metadata.get("arch", "")
-    if arch not in ARCHS:
-        raise CheckpointError(f"{path.name} names architecture {arch!r}, which this version does not know "
-                              f"(known: {', '.join(sorted(ARCHS))})")
-    try:
-        cfg = ARCHS[arch].config_type.from_dict(json.loads(metadata.get("config", "")))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path.name} has an unusable model config: {exc}") from None
+    arch, cfg = _model_config(path, metadata, "config")
     try:
         dataset = json.loads(metadata.get("dataset", "{}"))
         if not isinstance(dataset, dict):
@@ -143,7 +136,8 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
         raise CheckpointError(f"{path.name} has unusable progress metadata (step {metadata.get('step')!r}, "
                               f"kimg {metadata.get('kimg')!r})") from None
     if cfg.arch != arch:
-        raise CheckpointError(f"{path.name}: metadata arch {arch!r} disagrees with its config ({cfg.arch!r})")
+        raise CheckpointError(f"{path.name}: metadata arch {metadata.get('arch')!r} disagrees with its config "
+                              f"({cfg.arch!r})")
     try:
         G = build_within_file_size(lambda: build_generator(cfg), tensors, "its config")
     except (ValueError, KeyError, ArithmeticError) as exc:   # sizes the model's arithmetic cannot use
@@ -158,6 +152,30 @@ def load_generator(path, device="cpu") -> torch.nn.Module:
                          "config": cfg.to_dict(), "source": metadata.get("source", ""),
                          "metadata": dict(metadata), "note": note}
     return G.eval().requires_grad_(False).to(device)
+
+
+def _model_config(path: Path, metadata: dict[str, str], key: str):
+    """The arch a checkpoint is opened as and its validated config (metadata[key]: "config", or
+    "discriminator_config" with the D config type). Names of earlier versions are read as today's:
+    `stylegan2-nvlabs` is `stylegan2`, and `stylegan2` written with the compact model's config
+    (width, max_width ...) is `stylegan2-compact`."""
+    arch = ARCH_ALIASES.get(metadata.get("arch", ""), metadata.get("arch", ""))
+    if arch not in ARCHS:
+        raise CheckpointError(f"{path.name} names architecture {arch!r}, which this version does not know "
+                              f"(known: {', '.join(sorted(ARCHS))})")
+    try:
+        values = json.loads(metadata.get(key, ""))
+        if isinstance(values, dict) and values.get("arch") in ARCH_ALIASES:
+            values = {**values, "arch": ARCH_ALIASES[values["arch"]]}
+        compact = key == "config" and isinstance(values, dict) and "width" in values and arch == "stylegan2"
+        if compact:
+            arch, values = STYLEGAN2_COMPACT, {**values, "arch": STYLEGAN2_COMPACT}
+        config_type = ARCHS[arch].config_type if key == "config" else ARCHS[arch].discriminator_config_type
+        cfg = config_type.from_dict(values)
+    except (json.JSONDecodeError, ConfigError) as exc:
+        what = "model" if key == "config" else "discriminator"
+        raise CheckpointError(f"{path.name} has an unusable {what} config: {exc}") from None
+    return arch, cfg
 
 
 def _check_tensors(path: Path, arch: str, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
@@ -195,14 +213,10 @@ def load_discriminator(path, device="cpu") -> torch.nn.Module:
     """The discriminator an export kept (imports with --with-d) -> D in eval mode, or CheckpointError."""
     path = Path(path)
     tensors, metadata = read_checkpoint(path)
-    arch = metadata.get("arch", "")
-    d_type = ARCHS[arch].discriminator_config_type if arch in ARCHS else None
-    if d_type is None or "discriminator_config" not in metadata:
+    arch = ARCH_ALIASES.get(metadata.get("arch", ""), metadata.get("arch", ""))
+    if arch not in ARCHS or ARCHS[arch].discriminator_config_type is None or "discriminator_config" not in metadata:
         raise CheckpointError(f"{path.name} holds no discriminator (only imports made with --with-d keep one)")
-    try:
-        cfg = d_type.from_dict(json.loads(metadata["discriminator_config"]))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path.name} has an unusable discriminator config: {exc}") from None
+    arch, cfg = _model_config(path, metadata, "discriminator_config")
     D = ARCHS[arch].make_discriminator(cfg)
     own = {k[len(DISCRIMINATOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(DISCRIMINATOR_PREFIX)}
     _check_tensors(path, arch, D, own)

@@ -107,28 +107,53 @@ class DataConfig(_Config):
     max_images: int = _opt(0, "use at most this many images (0: all)", low=0)
 
 
+# Latent-GAN architectures (trainer.models registry): the StyleGAN family exact to NVlabs, and
+# `stylegan2-compact`, the older look-alike StyleGAN2 kept so its checkpoints and runs keep opening.
+GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact")
+EXACT_STYLEGAN_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
+# NVlabs' stylegan2-ada-pytorch configuration table (train.py --cfg); trainer.training.presets applies it
+NVLABS_CFGS = ("", "stylegan2", "paper256", "paper512", "paper1024")
+
+
 @dataclass
 class ModelConfig(_Config):
-    arch: str = _opt("stylegan2", "architecture, by short name from the registry", choices=("mlp", "dcgan", "stylegan2"))
+    arch: str = _opt("stylegan2", "architecture, by short name from the registry", choices=GAN_ARCHS)
+    cfg: str = _opt("", "NVlabs' configuration for stylegan2 (stylegan2, paper256, paper512, paper1024): its "
+                        "channel_base, map, mbstd group, batch, learning rate, R1 gamma and EMA over the preset; "
+                        "options given beside it still win", choices=NVLABS_CFGS)
     z_dim: int = _opt(128, "latent z dimensions", low=1)
-    w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2)", low=1)
+    w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2, stylegan3)", low=1)
     c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)", low=0)
     img_resolution: int = _opt(32, "output resolution (set from the data)", low=0)
     img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)", low=1)
-    width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2); doubles per halving", low=1)
-    max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2)", low=1)
+    channel_base: int = _opt(32768, "NVlabs' channel_base (stylegan2, stylegan3): stylegan2 has "
+                                    "min(channel_base / r, channel_max) feature maps at resolution r", low=1)
+    channel_max: int = _opt(512, "NVlabs' channel_max: cap on feature maps (stylegan2, stylegan3)", low=1)
+    width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2-compact); doubles per halving", low=1)
+    max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2-compact)", low=1)
     hidden: int = _opt(256, "hidden units per layer (mlp)", low=1)
     depth: int = _opt(3, "hidden layers (mlp)", low=1)
-    mapping_layers: int = _opt(8, "layers in the mapping network z -> w (stylegan2)", low=1)
+    mapping_layers: int = _opt(8, "layers in the mapping network z -> w (NVlabs' map; stylegan2, stylegan3)", low=1)
+    magnitude_ema_beta: float = _opt(0.0, "stylegan3: decay per step of each layer's input magnitude EMA (0: "
+                                          "NVlabs' 0.5 ** (batch / 20000), set from --batch)", low=0, high=1)
     cond_g: str = _opt("embed", "how labels enter G: embed (learned embedding; into mapping for stylegan2) or concat (one-hot)",
                        choices=("embed", "concat"))
-    cond_d: str = _opt("projection", "how labels enter D: projection head, auxiliary classifier (acgan), or input concat",
+    cond_d: str = _opt("projection", "how labels enter D: projection head, auxiliary classifier (acgan), or input "
+                                     "concat (stylegan2/3: projection, NVlabs' mapped-label D)",
                        choices=("projection", "acgan", "concat"))
     d_norm: str = _opt("batch", "normalisation inside D (dcgan): batch, layer or none", choices=("batch", "layer", "none"))
     spectral_norm: bool = _opt(False, "spectral normalisation on every D layer")
     minibatch_discrimination: bool = _opt(False, "Salimans' minibatch discrimination features in D (every family)")
-    mbstd: bool = _opt(False, "minibatch standard deviation in D for dcgan and mlp (stylegan2 always has it)")
+    mbstd: bool = _opt(False, "minibatch standard deviation in D for dcgan and mlp (the StyleGAN Ds always have it)")
     mbstd_group: int = _opt(4, "minibatch standard deviation group size in D (0 turns it off)", low=0)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        """A config written before issue 23 named the compact StyleGAN2 `stylegan2` and had no
+        channel_base: it still describes the compact model (old runs and checkpoints keep opening)."""
+        if isinstance(values, dict) and values.get("arch") == "stylegan2" and "channel_base" not in values:
+            values = {**values, "arch": "stylegan2-compact"}
+        return super().from_dict(values)
 
 
 @dataclass
@@ -168,7 +193,11 @@ class TrainConfig(LoopConfig):
     r1_every: int = _opt(16, "apply R1 every this many D steps (lazy regularisation)", low=1)
     pl_weight: float = _opt(0.0, "path-length regularisation weight (stylegan2; 0 off)", low=0)
     pl_every: int = _opt(4, "apply path-length regularisation every this many G steps", low=1)
-    style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (stylegan2)", low=0, high=1)
+    style_mixing: float = _opt(0.0, "probability of style-mixing regularisation (style-based models)", low=0, high=1)
+    blur_sigma: float = _opt(0.0, "blur D's input images by this sigma in pixels at the start (stylegan3-r: 10)",
+                             low=0)
+    blur_fade_kimg: float = _opt(0.0, "kimg over which that blur fades linearly to none (0: no blur; "
+                                      "stylegan3-r: batch x 200 / 32)", low=0)
     real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing", low=0, high=1)
     acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)", low=0)
     pack: int = _opt(1, "PacGAN: samples D judges together (1: off); the batch must divide by it", low=1, high=16)

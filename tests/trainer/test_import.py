@@ -64,7 +64,7 @@ def imported(tmp_path_factory):
 def test_imported_generator_reproduces_nvlabs(imported, name):
     ref = reference(name)
     G = load_generator(imported[name])
-    assert type(G).__name__ == "NVlabsGenerator" and G.checkpoint_info["config"]["arch"] == "stylegan2-nvlabs"
+    assert type(G).__name__ == "NVlabsGenerator" and G.checkpoint_info["config"]["arch"] == "stylegan2"
     z = torch.from_numpy(ref["z"])
     c = torch.from_numpy(ref["c"]) if G.c_dim else None
     assert (G.z_dim, G.c_dim, G.num_ws, G.w_dim) == (ref["z"].shape[1], ref["c"].shape[1], *ref["ws_psi1"].shape[1:])
@@ -340,7 +340,7 @@ def test_studio_imports_and_explores_an_nvlabs_network(qtbot, tmp_path):
     out = tmp_path / "uncond32.safetensors"
     window.import_action.start(fixture("sg2ada-uncond-32"), out)       # what File > Import runs
     first = wait_shown(qtbot, window)
-    assert out.is_file() and window.info.arch == "stylegan2-nvlabs" and window.info.num_ws == 8
+    assert out.is_file() and window.info.arch == "stylegan2" and window.info.num_ws == 8
     assert window.info.layer_resolutions == (4, 8, 8, 16, 16, 32, 32, 32)
     # seed 0 is the first of NVlabs' reference latents and 0.7 the studio's default psi:
     # the studio shows the image NVlabs' code computed

@@ -44,8 +44,9 @@ def test_training_steps_change_weights(arch, loss, tiny, tmp_path):
         assert logits.shape == (3,) and aux is None
 
 
-@pytest.mark.parametrize("cond_d", ["projection", "acgan", "concat"])
-@pytest.mark.parametrize("arch", ["dcgan", "stylegan2", "mlp"])
+@pytest.mark.parametrize("arch, cond_d", [(arch, cond_d) for arch in ("dcgan", "stylegan2", "mlp")
+                                           for cond_d in ("projection", "acgan", "concat")
+                                           if arch != "stylegan2" or cond_d == "projection"])
 def test_conditional_heads(arch, cond_d, tiny, tmp_path):
     preset, source, res = ARCH_DATA[arch]
     cfg = tiny(preset, source, res, data={"conditional": True}, model={"cond_d": cond_d})
@@ -61,10 +62,20 @@ def test_conditional_heads(arch, cond_d, tiny, tmp_path):
     assert torch.isfinite(torch.tensor(stats["loss/D"]))
 
 
-def test_stylegan2_api():
-    cfg = ModelConfig(arch="stylegan2", z_dim=16, w_dim=24, img_resolution=32, img_channels=3, width=8,
-                      max_width=16, mapping_layers=2)
+@pytest.mark.parametrize("cond_d", ["acgan", "concat"])
+def test_exact_stylegan_conditions_only_by_projection(cond_d, tiny, tmp_path):
+    """NVlabs' D conditions by projecting onto the mapped label: another head is refused, by name."""
+    cfg = tiny("stylegan2-cond", "digits", 16, model={"cond_d": cond_d})
+    with pytest.raises(ValueError, match=f"--cond-d {cond_d}.*projection"):
+        Trainer(cfg, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("arch", ["stylegan2", "stylegan2-compact"])
+def test_stylegan2_api(arch):
+    cfg = ModelConfig(arch=arch, z_dim=16, w_dim=24, img_resolution=32, img_channels=3, width=8,
+                      max_width=16, channel_base=256, channel_max=16, mapping_layers=2)
     G = build_generator(cfg).eval()
+    assert type(G).__name__ == {"stylegan2": "NVlabsGenerator", "stylegan2-compact": "StyleGAN2Generator"}[arch]
     assert G.num_ws == 8 and G.w_avg.shape == (24,)
     z = torch.randn(2, 16)
     ws = G.mapping(z, None)

@@ -137,7 +137,7 @@ def test_tiny_fresh_model_trains_on_cpu(arch):
     cfg = StyleGAN3GeneratorConfig.for_arch(arch, z_dim=8, w_dim=8, c_dim=3, img_resolution=16, channel_base=64,
                                             channel_max=8, num_layers=4, num_critical=1, conv_clamp=256.0)
     G = ARCHS[arch].make_generator(cfg)
-    assert ARCHS[arch].trainable is False and G.num_ws == 6 and G.synthesis.layers[0].conv_kernel == cfg.conv_kernel
+    assert ARCHS[arch].trainable and G.num_ws == 6 and G.synthesis.layers[0].conv_kernel == cfg.conv_kernel
     z, c = torch.randn(2, 8), torch.tensor([0, 2])
     emas = torch.stack([layer.magnitude_ema for layer in G.synthesis.layers])
     G.eval()

@@ -1,11 +1,13 @@
 """The operations NVlabs' StyleGAN2 is made of, in plain PyTorch: bias + activation with gain,
-the [1, 3, 3, 1] FIR filter (upfirdn2d) for up- and downsampling, and modulated convolution run
-fused or shared. The modules in stylegan2_nvlabs.py are built from these."""
+the [1, 3, 3, 1] FIR filter (upfirdn2d) for up- and downsampling, modulated convolution run
+fused or shared, and the discriminator's minibatch standard deviation. The modules in
+stylegan2_nvlabs.py are built from these."""
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 LRELU_GAIN = math.sqrt(2.0)
@@ -190,3 +192,24 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
         p1 = kh // 2 + (k - 2) // 2 - (kh - 2) - (1 if polyphase else 0)   # the extra zero is padding
         x = fir(x, up_filter, (p0, p1, p0, p1), gain=4.0)
     return x
+
+
+class MinibatchStdLayer(nn.Module):
+    def __init__(self,
+                 group_size: int,            # samples per group; 0 = the whole batch
+                 num_channels: int = 1,      # feature channels appended
+                 ):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, C, H, W] -> [N, C + F, H, W]
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        if n % g:
+            raise ValueError(f"minibatch-std: batch {n} is not a multiple of the group size {g}")
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)           # group members are samples i, i + N/G, ...
+        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n, F, c, H, W] variance over the group
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n, F]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)   # [N, F, H, W]
+        return torch.cat([x, y], dim=1)

@@ -1,4 +1,7 @@
-"""StyleGAN2-style generator and residual discriminator (Karras et al., 2020), compact.
+"""StyleGAN2-style generator and residual discriminator (Karras et al., 2020), compact: the
+registry's `stylegan2-compact`, which the trainer's presets trained before the NVlabs-exact model
+(stylegan2_nvlabs, registry name `stylegan2`) took its place. Kept so that its checkpoints (the
+bundled demo's among them) and runs keep opening; no preset trains it.
 
 G = mapping (z, c -> ws [N, num_ws, w_dim]) + synthesis (ws -> img). Synthesis starts from a
 learned 4x4 constant; every layer is a modulated 3x3 convolution with weight demodulation,
@@ -267,8 +270,8 @@ class SynthesisNetwork(nn.Module):
             in_ch = out_ch
         self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """ws: [N, num_ws, w_dim] -> img [NCHW], roughly in [-1, 1]."""
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", update_emas: bool = False) -> torch.Tensor:
+        """ws: [N, num_ws, w_dim] -> img [NCHW], roughly in [-1, 1] (update_emas: nothing to update)."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws has shape {tuple(ws.shape)}, expected [N, {self.num_ws}, {self.w_dim}]")
         if noise_mode not in ("const", "random", "none"):

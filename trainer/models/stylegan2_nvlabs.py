@@ -7,15 +7,15 @@ match NVlabs' state dicts (`synthesis.b16.conv0.weight`, `mapping.fc3.bias`, ...
 imported file maps one to one. What it computes, per layer:
 - mapping: z normalised to unit second moment, (one-hot c through `embed`, normalised, appended),
   `mapping_layers` equalised-lr fully connected layers with leaky ReLU; `w_avg` truncation with
-  an optional cutoff.
+  an optional cutoff, tracked in training (EMA of the batch's mean w) where update_emas says.
 - synthesis (the "skip" generator, the one every NVlabs release uses): a learned 4x4 constant,
   modulated 3x3 convolutions with demodulation and upsampling through the [1, 3, 3, 1] FIR
   filter (the operations are in nvlabs_ops.py); per-layer noise, stored or drawn; conv clamping.
 - discriminator (the "resnet" one): FIR-filtered strided downsampling, residual blocks,
   minibatch standard deviation and, for conditional models, a projection onto the mapped label.
-Everything runs in float32 here: NVlabs' `num_fp16_res` is kept in the config for the record
-(a file trained with fp16 layers gives images within fp16 noise of NVlabs' GPU output).
-This architecture is for opening imported networks; it is not offered for training.
+Everything runs in float32 here (or under the trainer's autocast): NVlabs' `num_fp16_res` is kept
+in the config for the record. The same classes open imported networks and are what the
+`stylegan2` presets train (trainer.models.stylegan_family builds them from a run's config).
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from trainer.config import _Config, ConfigError, _opt
 from trainer.latents import truncate
 from trainer.models.common import as_onehot
-from trainer.models.nvlabs_ops import (LRELU_GAIN, PreparedWeight, bias_act, filter_2d, fir, modulated_conv,
-                         normalize_2nd_moment, upsample_fir)
+from trainer.models.nvlabs_ops import (LRELU_GAIN, MinibatchStdLayer, PreparedWeight, bias_act, filter_2d, fir,
+                                      modulated_conv, normalize_2nd_moment, upsample_fir)
 
-ARCH_NAME = "stylegan2-nvlabs"
+ARCH_NAME = "stylegan2"
 # ----------------------------------------------------------------------------------------------
 # Configuration (stored as JSON in the checkpoint's metadata)
 
@@ -48,6 +48,7 @@ class NVlabsGeneratorConfig(_Config):
     embed_features: int = _opt(0, "label embedding width (0 for unconditional models)")
     layer_features: int = _opt(512, "width of the hidden mapping layers")
     mapping_lr_multiplier: float = _opt(0.01, "the mapping network's learning-rate multiplier (scales its weights)")
+    w_avg_beta: float = _opt(0.995, "decay of the w_avg tracking during training (stylegan2-ada-pytorch's)")
     channel_base: int = _opt(32768, "feature maps at resolution r are min(channel_base // r, channel_max)")
     channel_max: int = _opt(512, "cap on feature maps")
     num_fp16_res: int = _opt(0, "resolutions NVlabs ran in float16 (informational: float32 here)")
@@ -104,13 +105,9 @@ def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
     return min(channel_base // resolution, channel_max)
 
 
-# ----------------------------------------------------------------------------------------------
-# Low-level operations
-
-# ----------------------------------------------------------------------------------------------
-# Layers
-
 class FullyConnectedLayer(nn.Module):
+    equalized = True   # weight scaled at run time (spectral normalisation looks for this)
+
     def __init__(self,
                  in_features: int,            # input width
                  out_features: int,           # output width
@@ -140,6 +137,7 @@ class FullyConnectedLayer(nn.Module):
 
 class Conv2dLayer(nn.Module):
     """Equalised-lr convolution with optional FIR downsampling (the discriminator's layers)."""
+    equalized = True
 
     def __init__(self,
                  in_channels: int,            # input feature maps
@@ -206,13 +204,19 @@ class SynthesisLayer(nn.Module):
         g = LRELU_GAIN * gain
         x = modulated_conv(x, self.weight, self.affine(w), demodulate=True,
                            up_filter=self.resample_filter if self.up else None, out_gain=g, prepared=self.prepared)
+        noise = None
         if self.use_noise and noise_mode == "const":
-            x.add_(self.noise_const.to(x.dtype) * (self.noise_strength.to(x.dtype) * g))
+            noise = self.noise_const.to(x.dtype) * (self.noise_strength.to(x.dtype) * g)
         elif self.use_noise and noise_mode == "random":
-            x.add_(torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
-                               dtype=x.dtype) * (self.noise_strength.to(x.dtype) * g))
-        x.add_((self.bias.to(x.dtype) * g).reshape(1, -1, 1, 1))
-        x = F.leaky_relu_(x, 0.2)
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
+                                dtype=x.dtype) * (self.noise_strength.to(x.dtype) * g)
+        bias = (self.bias.to(x.dtype) * g).reshape(1, -1, 1, 1)
+        if torch.is_grad_enabled():   # the same sums, out of place: autograd keeps what it needs
+            x = F.leaky_relu((x if noise is None else x + noise) + bias, 0.2)
+            return x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain) if self.conv_clamp else x
+        if noise is not None:
+            x.add_(noise)
+        x = F.leaky_relu_(x.add_(bias), 0.2)
         if self.conv_clamp:
             x = x.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
         return x
@@ -277,7 +281,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
-        img = y if img is None else upsample_fir(img, self.resample_filter).add_(y)
+        img = y if img is None else upsample_fir(img, self.resample_filter) + y.to(img.dtype)
         return x, img
 
 
@@ -309,8 +313,9 @@ class SynthesisNetwork(nn.Module):
         """Blocks from 4x4 up, each with .resolution, .num_conv and .num_torgb."""
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """ws: [N, num_ws, w_dim] -> img [N, C, R, R] (NVlabs' raw output, about [-1, 1])."""
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", update_emas: bool = False) -> torch.Tensor:
+        """ws: [N, num_ws, w_dim] -> img [N, C, R, R] (NVlabs' raw output, about [-1, 1]).
+        update_emas: accepted as NVlabs' synthesis accepts it (StyleGAN2's has no EMAs)."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws has shape {tuple(ws.shape)}, expected [N, {self.num_ws}, {self.w_dim}]")
         if noise_mode not in ("const", "random", "none"):
@@ -335,9 +340,11 @@ class MappingNetwork(nn.Module):
                  layer_features: int = 512,  # hidden layer width
                  lr_multiplier: float = 0.01,  # weights stored divided by this
                  w_avg: bool = True,         # keep a `w_avg` buffer (the truncation centre)
+                 w_avg_beta: float = 0.995,  # its decay per update in training (update_emas)
                  ):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
+        self.w_avg_beta = w_avg_beta
         embed_features = embed_features if c_dim else 0
         features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
         if c_dim:
@@ -348,9 +355,11 @@ class MappingNetwork(nn.Module):
         if w_avg:
             self.register_buffer("w_avg", torch.zeros([w_dim]))
 
-    def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None):
+    def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                update_emas: bool = False):
         """z: [N, z_dim] (None when z_dim is 0), c: int labels [N] or one-hot [N, c_dim]
-        -> ws [N, num_ws, w_dim] (or [N, w_dim] when num_ws is None)."""
+        -> ws [N, num_ws, w_dim] (or [N, w_dim] when num_ws is None). update_emas: move w_avg
+        towards this batch's mean w (NVlabs: when generating for D's step)."""
         n = (z if z is not None else c).shape[0]
         x = None
         if self.z_dim:
@@ -363,12 +372,20 @@ class MappingNetwork(nn.Module):
             x = y if x is None else torch.cat([x, y], dim=1)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
+        if update_emas and hasattr(self, "w_avg"):
+            self.track_w_avg(x.detach().mean(dim=0))
         if self.num_ws is None:
             return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:   # the project's one truncation (trainer.latents), NVlabs' formula
             x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
         return x
+
+
+    @torch.no_grad()
+    def track_w_avg(self, w_mean: torch.Tensor) -> None:
+        """w_avg <- lerp(w_mean, w_avg, w_avg_beta): one training update from a batch's mean w [w_dim]."""
+        self.w_avg.copy_(w_mean.to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
 
 
 class NVlabsGenerator(nn.Module):
@@ -381,16 +398,18 @@ class NVlabsGenerator(nn.Module):
                                           cfg.channel_max, cfg.use_noise, cfg.resample_filter, cfg.conv_clamp)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
-                                      cfg.embed_features, cfg.layer_features, cfg.mapping_lr_multiplier)
+                                      cfg.embed_features, cfg.layer_features, cfg.mapping_lr_multiplier,
+                                      w_avg_beta=cfg.w_avg_beta)
 
     @property
     def w_avg(self) -> torch.Tensor:
         return self.mapping.w_avg
 
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                noise_mode: str = "const"):
+                noise_mode: str = "const", update_emas: bool = False):
         """z: [N, z_dim], c: labels [N] or one-hot [N, c_dim] (None if unconditional) -> img [NCHW]."""
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode)
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, noise_mode, update_emas=update_emas)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,27 +442,6 @@ class DiscriminatorBlock(nn.Module):
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
         return y + x
-
-
-class MinibatchStdLayer(nn.Module):
-    def __init__(self,
-                 group_size: int,            # samples per group; 0 = the whole batch
-                 num_channels: int = 1,      # feature channels appended
-                 ):
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, C, H, W] -> [N, C + F, H, W]
-        n, c, h, w = x.shape
-        g = min(self.group_size, n) if self.group_size else n
-        if n % g:
-            raise ValueError(f"minibatch-std: batch {n} is not a multiple of the group size {g}")
-        f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)           # group members are samples i, i + N/G, ...
-        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n, F, c, H, W] variance over the group
-        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n, F]
-        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)   # [N, F, H, W]
-        return torch.cat([x, y], dim=1)
 
 
 class DiscriminatorEpilogue(nn.Module):

@@ -24,7 +24,8 @@ Sizes, rates and paddings are recomputed from the config (the importer checks th
 values a pickle stores); the designed filters, frequencies, phases, transform and magnitude EMAs
 are buffers, so an imported checkpoint carries the pickle's own. The discriminator of StyleGAN3
 is StyleGAN2's (stylegan2_nvlabs.NVlabsDiscriminator). Everything runs in float32 (num_fp16_res
-is kept for the record). Not offered for training yet.
+is kept for the record). The `stylegan3-t` and `stylegan3-r` presets train these classes
+(trainer.models.stylegan_family builds them from a run's config).
 """
 from __future__ import annotations
 
@@ -286,7 +287,7 @@ class StyleGAN3Generator(nn.Module):
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
                                       embed_features=cfg.w_dim, layer_features=cfg.w_dim,
-                                      lr_multiplier=cfg.mapping_lr_multiplier)
+                                      lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=cfg.w_avg_beta)
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -294,5 +295,7 @@ class StyleGAN3Generator(nn.Module):
 
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise_mode: str = "const", update_emas: bool | None = None):
-        """z: [N, z_dim], c: labels [N] or one-hot [N, c_dim] (None if unconditional) -> img [NCHW]."""
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode, update_emas)
+        """z: [N, z_dim], c: labels [N] or one-hot [N, c_dim] (None if unconditional) -> img [NCHW].
+        update_emas: w_avg moves only when it is True; the magnitude EMAs also when None in training."""
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas is True)
+        return self.synthesis(ws, noise_mode, update_emas)

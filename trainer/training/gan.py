@@ -12,7 +12,8 @@ from trainer.checkpoint import export_generator
 from trainer.config import ConfigError, RunConfig
 from trainer.data.datasets import TOY_STD, BatchSampler, Dataset, load_dataset
 from trainer.images import make_grid, scatter_image, to_uint8
-from trainer.models import build_discriminator, build_generator
+from trainer.models import ARCHS, build_discriminator, build_generator, generator_config
+from trainer.models.stylegan_family import magnitude_ema_beta
 from trainer.training import distributed
 from trainer.training.augment import parse_policy
 from trainer.training.diversity import Remedies, build_packed
@@ -28,13 +29,17 @@ def resolve_config(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     if dataset.is_image:
         if m.arch == "mlp":
             raise ValueError(f"the mlp architecture is for 2-D points; '{dataset.name}' holds images "
-                             "(use dcgan or stylegan2)")
+                             "(use dcgan, stylegan2 or stylegan3-t)")
         m.img_resolution, m.img_channels = dataset.resolution, dataset.channels
     else:
         if m.arch != "mlp":
             raise ValueError(f"'{dataset.name}' holds 2-D points; use the mlp architecture (e.g. --preset toy-gan)")
         m.img_resolution, m.img_channels = 0, dataset.channels
     m.c_dim = len(dataset.class_names) if cfg.data.conditional else 0
+    if m.arch.startswith("stylegan3") and not m.magnitude_ema_beta:   # NVlabs: from the batch
+        m.magnitude_ema_beta = magnitude_ema_beta(cfg.train.batch)
+    if ARCHS[m.arch].configs_from_model is not None:   # the NVlabs-exact archs refuse what they cannot do
+        ARCHS[m.arch].configs_from_model(m)
     if cfg.train.loss == "wgan-gp" and m.arch == "dcgan" and m.d_norm == "batch":
         raise ValueError("WGAN-GP penalises per-sample gradients, which batch norm in the critic mixes "
                          "across the batch: use --d-norm layer or none")
@@ -129,7 +134,8 @@ class GanTask(AdversarialTask, GanSteps):
         return scatter_image(images.cpu().numpy(), reference, extent=extent)
 
     def export(self, path) -> None:
-        export_generator(self.G_ema, path, self.cfg.model, self.step, self.kimg, self.dataset.describe())
+        export_generator(self.G_ema, path, generator_config(self.cfg.model), self.step, self.kimg,
+                         self.dataset.describe())
 
     def run_metrics(self, writer) -> None:
         """The --metrics on G_ema, as `metric` lines; every rank takes part (they share the features)."""

@@ -1,4 +1,7 @@
 """One training step of G and D: n_critic D steps, lazy R1, the G step, lazy path length, EMA.
+As NVlabs' stylegan3 training code: generating for D's step is what updates the generator's
+running statistics (w_avg once per D step from the global batch's mean w; StyleGAN3's magnitude
+EMAs inside its layers), and D may see its inputs blurred while the blur fades (StyleGAN3-R).
 
 The global batch is laid out [processes, rounds, batch_gpu] (see trainer.training.distributed): each
 process works through its share in rounds, gradients accumulate over the rounds and DDP
@@ -23,32 +26,55 @@ from trainer.training.distributed import average_, micro_batch_seed, sync_unless
 from trainer.training.diversity import unrolled_fake_logits
 
 
+def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """NVlabs' blur of D's inputs: a separable Gaussian of `sigma` pixels (exp2 taps over 3 sigma
+    each side, normalised, zero padding) -> img, same shape [NCHW]; unchanged below 1/3 pixel."""
+    radius = math.floor(sigma * 3)
+    if radius <= 0:
+        return img
+    taps = torch.arange(-radius, radius + 1, device=img.device, dtype=torch.float32).div(sigma).square().neg().exp2()
+    taps = (taps / taps.sum()).to(img.dtype)
+    c = img.shape[1]
+    img = F.conv2d(img, taps.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(img, taps.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+
+
 class GeneratorForTraining(nn.Module):
     """G's training forward as one module, so DDP can wrap it: style mixing at a given cutoff,
-    random noise; w is not tracked here (the step updates w_avg once over the global batch)."""
+    random noise, the synthesis' EMAs updated only when asked; w is not tracked here (the step
+    updates w_avg once over the global batch)."""
 
     def __init__(self, G: nn.Module):
         super().__init__()
         self.G = G
         self.style_based = getattr(G, "num_ws", 0) > 0
 
-    def forward(self, z, c, z_mix=None, cutoff=None):
+    def forward(self, z, c, z_mix=None, cutoff=None, update_emas: bool = False):
         """z: [N, z_dim]; z_mix and cutoff (a 0-dim tensor, so a compiled graph serves every
-        cutoff): w from z_mix from layer `cutoff` on. -> (img [NCHW], ws [N, num_ws, w_dim] or None)"""
+        cutoff): w from z_mix from layer `cutoff` on; update_emas: StyleGAN3's magnitude EMAs move
+        (NVlabs: only when generating for D's step). -> (img [NCHW], ws [N, num_ws, w_dim] or None)"""
         if not self.style_based:
             return self.G(z, c), None
         ws = self.G.mapping(z, c)
         if z_mix is not None:
             from_first = torch.arange(ws.shape[1], device=ws.device) < cutoff   # [num_ws]
             ws = torch.where(from_first[None, :, None], ws, self.G.mapping(z_mix, c))
-        return self.G.synthesis(ws, noise_mode="random"), ws
+        return self.G.synthesis(ws, noise_mode="random", update_emas=update_emas), ws
 
 
 class GanSteps:
     """The step math of GanTask (trainer.training.gan), which sets up the attributes used here."""
 
     def _augment(self, x):
+        """What D sees of an image: blurred while the blur fades (StyleGAN3-R), then DiffAugment."""
+        x = blur(x, self._blur_sigma())
         return diff_augment(x, self.policy) if self.policy else x
+
+    def _blur_sigma(self) -> float:
+        t = self.cfg.train
+        if t.blur_fade_kimg <= 0:
+            return 0.0
+        return max(1 - self.nimg / (t.blur_fade_kimg * 1e3), 0) * t.blur_sigma
 
     def _fake_labels(self, c_real):
         if not self.cfg.model.c_dim:
@@ -78,11 +104,11 @@ class GanSteps:
         cutoff = torch.randint(1, self.G.num_ws, [])
         return torch.randn_like(z), cutoff.to(z.device)
 
-    def _generate(self, z, c, through=None):
+    def _generate(self, z, c, through=None, update_emas: bool = False):
         """Images from z as in training (through DDP when given) -> (img, ws or None)."""
         z_mix, cutoff = self._mixing(z)
         with self.precision.autocast():
-            img, ws = (self.G_train if through is None else through)(z, c, z_mix, cutoff)
+            img, ws = (self.G_train if through is None else through)(z, c, z_mix, cutoff, update_emas=update_emas)
         return img.float(), ws
 
     def _discriminate(self, D, img, c):
@@ -112,16 +138,20 @@ class GanSteps:
             reals, c_reals = self._rounds(real_share), self._rounds(c_share)
             self.opt_D.zero_grad(set_to_none=True)
             totals = {"loss/D": 0.0, "D/real": 0.0, "D/fake": 0.0, "wasserstein": 0.0}
+            w_sum = torch.zeros([], device=self.device)
             for k, (real, c_real) in enumerate(zip(reals, c_reals)):
                 self._seed("D", self.d_steps, k)
                 with sync_unless_accumulating(self.D_ddp, k == last):
-                    loss_d, d_real, d_fake = self._d_loss(real, c_real, stats)
+                    loss_d, d_real, d_fake, w_mean = self._d_loss(real, c_real, stats)
                     self._backward(loss_d, self.scaler_D)
+                w_sum = w_sum + w_mean
                 totals["loss/D"] += loss_d.item() / self.rounds
                 totals["D/real"] += losses.d_readout(kind, d_real) / self.rounds
                 totals["D/fake"] += losses.d_readout(kind, d_fake) / self.rounds
                 totals["wasserstein"] += (d_real.mean() - d_fake.mean()).item() / self.rounds
             self._step(self.opt_D, self.scaler_D)
+            if self.style_based:
+                self._track_w_avg(w_sum / self.rounds)
             self.d_steps += 1
             if t.r1_gamma > 0 and self.d_steps % t.r1_every == 0:
                 stats["r1"] = self._r1_step(reals, c_reals)
@@ -138,7 +168,6 @@ class GanSteps:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
-        w_sum = torch.zeros([], device=self.device)
         loss_g_total = 0.0
         for k, (real, c_real) in enumerate(zip(reals, c_reals)):
             self._seed("G", self.step, k)
@@ -149,13 +178,9 @@ class GanSteps:
                 loss_g = self._g_loss(z, fake, real, c_real, c_fake, stats)
                 self._backward(loss_g, self.scaler_G)
             loss_g_total += loss_g.item() / self.rounds
-            if ws is not None:
-                w_sum = w_sum + ws[:, 0].detach().float().mean(dim=0)
         self._step(self.opt_G, self.scaler_G)
         stats["loss/G"] = loss_g_total
         self.remedies.after_steps(self.G, self.D)
-        if self.style_based:
-            self._track_w_avg(w_sum / self.rounds)
         if self.style_based and t.pl_weight > 0 and self.step % t.pl_every == 0:
             stats["pl"] = self._path_length_step()
         self.step += 1
@@ -168,8 +193,9 @@ class GanSteps:
         c_fake = self._fake_labels(c_real)
         c_seen = c_real if c_fake is not None else None
         with torch.no_grad():
-            fake, _ = self._generate(torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device), c_fake,
-                                     self.G_train)
+            fake, ws = self._generate(torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device), c_fake,
+                                      self.G_train, update_emas=True)
+        w_mean = ws[:, 0].float().mean(dim=0) if ws is not None else 0.0
         d_real, aux_real = self._discriminate(self.D_fast, self._augment(real), c_seen)
         d_fake, aux_fake = self._discriminate(self.D_fast, self._augment(fake), c_fake)
         loss_d = losses.d_loss(kind, d_real, d_fake, t.real_label)
@@ -179,7 +205,7 @@ class GanSteps:
             gp = losses.gradient_penalty(self.D, real, fake, c_seen)
             loss_d = loss_d + t.gp_weight * gp
             stats["gp"] = gp.item()
-        return loss_d + self.remedies.d_penalty(self.D, stats), d_real, d_fake
+        return loss_d + self.remedies.d_penalty(self.D, stats), d_real, d_fake, w_mean
 
     def _g_loss(self, z, fake, real, c_real, c_fake, stats):
         t, kind = self.cfg.train, self.cfg.train.loss
@@ -205,7 +231,7 @@ class GanSteps:
             real = real.detach().requires_grad_(True)
             c_seen = c_real if self.cfg.model.c_dim else None
             with sync_unless_accumulating(self.D_ddp, k == self.rounds - 1):
-                logits, aux = self.D_ddp(self._augment(real) if self.policy else real, c_seen)
+                logits, aux = self.D_ddp(self._augment(real), c_seen)
                 (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
                 r1 = grad.flatten(1).square().sum(dim=1).mean()
                 # logits * 0: D's last bias (and a class head) get a zero gradient, not none, so

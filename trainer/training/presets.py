@@ -9,6 +9,27 @@ _DCGAN = {"arch": "dcgan", "z_dim": 100, "width": 64, "max_width": 512}
 _STYLEGAN2_TRAIN = {"loss": "nonsat", "optimizer": "adam", "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
                     "beta2": 0.99, "batch": 32, "r1_gamma": 0.1, "r1_every": 16, "pl_weight": 2.0,
                     "pl_every": 4, "style_mixing": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05}
+# The exact StyleGAN2 at CPU widths: NVlabs' channel_base 2048 gives 64 feature maps at 32 px,
+# doubling per halving up to 256 (the widths the compact preset had at 32 px).
+_STYLEGAN2_MODEL = {"arch": "stylegan2", "z_dim": 128, "w_dim": 128, "channel_base": 2048, "channel_max": 256,
+                    "mapping_layers": 8, "mbstd_group": 4}
+# NVlabs' stylegan3 train.py: mapping depth 2, G lr 0.0025, D lr 0.002, no path length or style
+# mixing, G's EMA half-life batch x 10 / 32 kimg; R1 gamma and the -R blur follow the resolution
+# and batch (_derived). Widths for this CPU: channel_base 1024 and channel_max 64 give 64 maps in
+# the first layers falling to 32 at 32 px (NVlabs: 32768 and 512).
+_STYLEGAN3_MODEL = {"z_dim": 128, "w_dim": 128, "channel_base": 1024, "channel_max": 64, "mapping_layers": 2,
+                    "mbstd_group": 4}
+_STYLEGAN3_TRAIN = {"loss": "nonsat", "optimizer": "adam", "g_lr": 0.0025, "d_lr": 0.002, "beta1": 0.0,
+                    "beta2": 0.99, "batch": 32, "r1_every": 16, "pl_weight": 0.0, "style_mixing": 0.0,
+                    "ema_kimg": 10.0, "ema_rampup": 0.05}
+# NVlabs' stylegan2-ada-pytorch train.py --cfg table (ref_gpus and kimg aside): feature maps
+# (fmaps x 32768 = channel_base, cap 512), mapping depth, mbstd group, batch, lr, R1 gamma, EMA, ramp-up.
+NVLABS_CFG_TABLE = {
+    "stylegan2": dict(fmaps=1, map=8, mbstd=4, mb=32, lrate=0.002, gamma=10, ema=10, ramp=None),
+    "paper256": dict(fmaps=0.5, map=8, mbstd=8, mb=64, lrate=0.0025, gamma=1, ema=20, ramp=None),
+    "paper512": dict(fmaps=1, map=8, mbstd=8, mb=64, lrate=0.0025, gamma=0.5, ema=20, ramp=None),
+    "paper1024": dict(fmaps=2, map=8, mbstd=4, mb=32, lrate=0.002, gamma=2, ema=10, ramp=None),
+}
 _TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
 # Measured on grid25 (benchmarks/collapse.py): batch 256, lr 1e-3 and an EMA of G sharpen the
 # modes (high-quality share 0.02 at batch 64, lr 1e-4, no EMA, 100 kimg).
@@ -42,11 +63,14 @@ _GAN_PRESETS: dict[str, dict] = {
               "train": {"loss": "nonsat", "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
                         "batch": 64, "ema_kimg": 1.0}},
     # Karras et al. (2020), settings of the small-resolution configs: R1, path length, mixing, EMA.
-    "stylegan2": {"model": {"arch": "stylegan2", "z_dim": 128, "w_dim": 128, "width": 64, "max_width": 256,
-                            "mapping_layers": 8}, "train": _STYLEGAN2_TRAIN},
-    "stylegan2-cond": {"data": {"conditional": True},
-                       "model": {"arch": "stylegan2", "z_dim": 128, "w_dim": 128, "width": 64, "max_width": 256,
-                                 "mapping_layers": 8, "cond_d": "projection"}, "train": _STYLEGAN2_TRAIN},
+    "stylegan2": {"model": _STYLEGAN2_MODEL, "train": _STYLEGAN2_TRAIN},
+    "stylegan2-cond": {"data": {"conditional": True}, "model": {**_STYLEGAN2_MODEL, "cond_d": "projection"},
+                       "train": _STYLEGAN2_TRAIN},
+    # Karras et al. (2021), alias-free: -T translation equivariant, -R also rotation (radial filters,
+    # 1x1 convolutions, doubled widths, D's inputs blurred at first).
+    "stylegan3-t": {"model": {**_STYLEGAN3_MODEL, "arch": "stylegan3-t"}, "train": _STYLEGAN3_TRAIN},
+    "stylegan3-r": {"model": {**_STYLEGAN3_MODEL, "arch": "stylegan3-r"},
+                    "train": {**_STYLEGAN3_TRAIN, "blur_sigma": 10.0}},
     # 2-D mixtures (ring8, grid25) for studying mode collapse.
     "toy-gan": {"data": {"source": "ring8"}, "model": _TOY_MODEL, "train": {**_TOY_TRAIN, "loss": "nonsat"}},
     "toy-minimax": {"data": {"source": "ring8"}, "model": _TOY_MODEL, "train": {**_TOY_TRAIN, "loss": "minimax"}},
@@ -81,10 +105,44 @@ def preset_task(name: str) -> str:
     return PRESETS[name]["task"]
 
 
+def nvlabs_cfg(name: str) -> dict:
+    """NVlabs' --cfg `name` as {section: {field: value}}."""
+    if name not in NVLABS_CFG_TABLE:
+        raise ConfigError(f"--cfg {name}: choose one of {', '.join(NVLABS_CFG_TABLE)}")
+    spec = NVLABS_CFG_TABLE[name]
+    return {"model": {"channel_base": int(spec["fmaps"] * 32768), "channel_max": 512, "mapping_layers": spec["map"],
+                      "mbstd_group": spec["mbstd"]},
+            "train": {"batch": spec["mb"], "g_lr": spec["lrate"], "d_lr": spec["lrate"], "r1_gamma": spec["gamma"],
+                      "r1_every": 16, "ema_kimg": spec["ema"], "ema_rampup": spec["ramp"] or 0.0, "pl_weight": 2.0,
+                      "pl_every": 4, "style_mixing": 0.9, "beta1": 0.0, "beta2": 0.99}}
+
+
+def _derived(values: dict, given: dict) -> dict:
+    """StyleGAN3's settings that follow the resolution and batch, where not given: R1 gamma as in
+    NVlabs' examples (2 at 256 px, 8 at 512, 32 at 1024: 2 x (resolution / 256)^2), the -R blur's
+    fade of batch x 200 / 32 kimg."""
+    model, train = values["model"], values["train"]
+    if not model.get("arch", "").startswith("stylegan3"):
+        return values
+    train = dict(train)
+    if "r1_gamma" not in given.get("train", {}):
+        train["r1_gamma"] = 2.0 * (values["data"]["resolution"] / 256) ** 2
+    if train.get("blur_sigma") and "blur_fade_kimg" not in given.get("train", {}):
+        train["blur_fade_kimg"] = train["batch"] * 200 / 32
+    return {**values, "train": train}
+
+
 def preset_config(name: str, **sections) -> RunConfig:
-    """A preset, with per-section overrides ({"train": {"kimg": 1}}), as a validated config."""
+    """A preset, with per-section overrides ({"train": {"kimg": 1}}), as a validated config. A
+    model `cfg` (NVlabs' config name) applies its table between the preset and the overrides."""
     values = merge(RunConfig(task=preset_task(name)).to_dict(), PRESETS[name])
     values["preset"] = name
+    cfg_name = sections.get("model", {}).get("cfg") or values["model"].get("cfg")
+    if cfg_name:
+        arch = sections.get("model", {}).get("arch", values["model"].get("arch"))
+        if arch != "stylegan2":
+            raise ConfigError(f"--cfg {cfg_name} is NVlabs' StyleGAN2 configuration; this run trains {arch}")
+        values = merge(values, nvlabs_cfg(cfg_name))
     for section, overrides in sections.items():
         values = merge(values, {section: overrides})
-    return RunConfig.from_dict(values)
+    return RunConfig.from_dict(_derived(values, sections))
