@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panel", choices=PANELS, default="latent", help="the panel shown at start")
     p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
     p.add_argument("--size", default=(1180, 760), type=window_size, help="window size WIDTHxHEIGHT (default 1180x760)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)")
     p.add_argument("--install-desktop-entry", action="store_true",
                    help="add GAN Studio to the Linux application menu (~/.local/share), then exit")
     p.add_argument("--monitor", metavar="RUN", action="append", default=[],
@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     problem = binding_refcount_problem()
     if problem:
         print(f"ganstudio: warning: {problem}", file=sys.stderr)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    import torch
+    from trainer.device import choose_threads
+    torch.set_num_threads(choose_threads(args.threads, "render")[0])   # 0: the measured default
     window = create_window(args)
     window.show()
     if args.screenshot:

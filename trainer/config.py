@@ -163,7 +163,7 @@ class LoopConfig(_Config):
     `grid_size` with defaults of its own."""
     seed: int = _opt(0, "random seed", low=0, high=2**32 - 1)
     device: str = _opt("auto", "cpu, cuda, mps or auto")
-    threads: int = _opt(0, "CPU threads for torch (0: torch's default)", low=0)
+    threads: int = _opt(0, "CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)", low=0)
     log_every: int = _opt(20, "write scalars every this many G steps", low=1)
     metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
     explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)

@@ -29,7 +29,7 @@ class NewRunRequest:
     outdir: str           # parent folder of the new run directory
     metrics: str = ""     # comma list for --metrics ("" none)
     metrics_kimg: float = 0.0   # --metrics-kimg (0: at the end only)
-    threads: int = 0      # torch CPU threads (0: torch's default)
+    threads: int = 0      # torch CPU threads (0: automatic, trainer.device.choose_threads)
     extra: str = ""       # further trainer options, shell-quoted (e.g. "--batch 16 --log-every 5")
 
     def arguments(self) -> list[str]:

@@ -66,7 +66,7 @@ class NewRunDialog(QDialog):
         self.metrics = QLineEdit(placeholderText="e.g. kid,fid  (empty: none)")
         self.metrics_kimg = QDoubleSpinBox(minimum=0.0, maximum=1e6, value=0.0, decimals=3,
                                            specialValueText="at the end only")
-        self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="torch default")
+        self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="automatic")
         self.outdir = QLineEdit(str(outdir))
         self.extra = QLineEdit(placeholderText="more trainer options, e.g. --batch 32 --log-every 10")
         form = QFormLayout(self)

@@ -81,7 +81,7 @@ def add_device_option(parser: argparse.ArgumentParser, default: str = "cpu") -> 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=non_negative_int, default=0,
-                        help="CPU threads for torch (0: torch's default, every core)")
+                        help="CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)")
 
 
 def non_negative_int(text: str) -> int:
@@ -116,7 +116,9 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argp
     args = parser.parse_args(argv)
     if getattr(args, "device", None) is not None:
         args.device = resolve_device(args.device)
-    if getattr(args, "threads", 0):
+    if hasattr(args, "threads"):   # 0 asks for the measured default (trainer.device.choose_threads)
         import torch
-        torch.set_num_threads(args.threads)
+        from trainer.device import choose_threads
+        purpose = {"encoder": "train", "invert": "invert", "metrics": "metrics"}.get(parser.prog.split()[-1], "render")
+        torch.set_num_threads(choose_threads(args.threads, purpose)[0])
     return args

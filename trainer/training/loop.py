@@ -29,7 +29,7 @@ import torch
 
 from trainer.checkpoint import load_state, save_state
 from trainer.config import ConfigError, RunConfig, config_changes
-from trainer.device import select_device
+from trainer.device import choose_threads, select_device
 from trainer.events import EventWriter
 from trainer.files import DirectoryInUse, DirectoryLock, atomic_write, new_run_dir
 from trainer.images import save_png
@@ -96,9 +96,11 @@ class RunLoop:
                  ):
         self.run_dir = Path(run_dir)
         self.progress, self.stop_event, self.log = progress, stop_event, log
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        threads, reason = choose_threads(cfg.train.threads, "train")
+        torch.set_num_threads(threads)
         self.ranks, rank_device = distributed.start(cfg.train.device)
+        if self.ranks.is_main:
+            log(f"threads: {threads} ({reason})")
         # One process trains in a run directory at a time: rank 0 takes its lock before anything is
         # read or written, and every rank hears a refusal
         self.lock = DirectoryLock(self.run_dir)
