@@ -15,8 +15,8 @@ import torch
 
 from trainer.device import pick_device
 from trainer.images import make_grid, to_uint8
-from trainer.latents import (LatentMapper, LatentState, fitted_noise, mix_layers, noise_override, pca_directions,
-                             sample_z, state_from_workspace)
+from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_transform, input_transform,
+                             mix_layers, noise_layers, noise_override, pca_directions, sample_z, state_from_workspace)
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
@@ -56,6 +56,8 @@ class ModelInfo:
     directions: tuple[str, ...] = ()     # what an image-to-image model translates: "AtoB", "BtoA"
     in_channels: int = 0        # input channels of an image-to-image model in its own direction
     domains: tuple[str, ...] = ()        # names of domains A and B ("edges", "fashion")
+    transformable: bool = False # StyleGAN3: translate x / y and rotate move the image (its input transform)
+    has_noise: bool = False     # the synthesis layers take per-pixel noise (StyleGAN2; not StyleGAN3)
 
     @property
     def translates(self) -> bool:
@@ -172,7 +174,8 @@ class Renderer:
                          img_resolution=G.img_resolution, img_channels=G.img_channels, class_names=names,
                          layer_resolutions=layer_resolutions(G), dataset=str(ds.get("name", "")),
                          generation=self.generation + 1, sha256=sha256,
-                         note=G.checkpoint_info.get("note", ""))
+                         note=G.checkpoint_info.get("note", ""), transformable=has_input_transform(G),
+                         has_noise=bool(G.num_ws and noise_layers(G)))
         self.G, self.mapper, self.info, self.generation = G, mapper, info, info.generation
         progress(0.95, "first render")
         self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up
@@ -221,7 +224,13 @@ class Renderer:
         from trainer.film.render import TimelineRenderer
         return TimelineRenderer(self.G, timeline, self.mapper, torch.float16 if self.half else torch.float32)
 
-    def _synthesize(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None) -> np.ndarray:
+    def _synthesize(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None,
+                    transform: np.ndarray | None = None) -> np.ndarray:
+        """Final ws [N, num_ws, w_dim] -> uint8 [N, H, W, 3], all under one StyleGAN3 input transform."""
+        with input_transform(self.G, transform):
+            return self._synthesize_now(ws, noise_mode, noise)
+
+    def _synthesize_now(self, ws: torch.Tensor, noise_mode: str, noise: dict | None) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
         if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
             with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
@@ -279,7 +288,7 @@ class Renderer:
             return {"image": img[0], "z": z[0].cpu().numpy()}
         mixed = mapper.untruncated_ws([state])
         final = mapper.finish(mixed, [state])
-        img = self._synthesize(final, state.noise_mode, fitted_noise(G, [state]))
+        img = self._synthesize(final, state.noise_mode, fitted_noise(G, [state]), state.transform)
         return {"image": img[0], "z": z[0].cpu().numpy(), "ws": final[0].float().cpu().numpy(),
                 "mixed_ws": mixed[0].cpu().numpy()}
 
@@ -295,7 +304,7 @@ class Renderer:
         """(rows + 1) x (cols + 1) mosaic: the top row shows the column sources, the left column the
         row sources, and cell (r, c) the row source with the masked layers of the column source.
         A source is a seed, or the inverted photo's W+ (MixingGrid.photo_ws). Every image takes the
-        latent's class, truncation and offsets."""
+        latent's class, truncation, offsets and StyleGAN3 transform."""
         G, mapper, latent = self.G, self.mapper, req.latent
         if not G.num_ws:
             raise ValueError("style mixing needs a model with a W space")
@@ -325,12 +334,12 @@ class Renderer:
         if header_key is not None and self._grid_headers[0] == header_key:
             headers = self._grid_headers[1]
             cell_images = self._synthesize(mapper.finish(cells, cell_states), latent.noise_mode,
-                                           fitted_noise(G, cell_states))
+                                           fitted_noise(G, cell_states), latent.transform)
             images = np.concatenate([headers, cell_images])
         else:
             everything = torch.cat([mapped, cells])
             images = self._synthesize(mapper.finish(everything, seed_states + cell_states), latent.noise_mode,
-                                      fitted_noise(G, seed_states + cell_states))
+                                      fitted_noise(G, seed_states + cell_states), latent.transform)
             self._grid_headers = (header_key, images[:C + R])
         corner = np.full_like(images[0], GRID_CORNER_GREY)
         tiles = [corner, *images[:C]]
@@ -350,7 +359,7 @@ class Renderer:
             (photo.tobytes(), tuple((k, v.tobytes()) for k, v in sorted((photo_noise or {}).items())))
         return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
                 latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
-                latent.offset_layers, photo)
+                latent.offset_layers, photo, latent.transform.tobytes())
 
     def _render_points(self, state: LatentState) -> dict:
         """2-D point models: a scatter of POINT_SAMPLES points drawn from the seed, with the one
@@ -421,9 +430,13 @@ class Renderer:
 
 
 def layer_resolutions(G) -> tuple[int, ...]:
-    """For each ws layer, the resolution of the synthesis layer that reads it (4, 8, 8, 16, ...)."""
+    """For each ws layer, the resolution of the synthesis layer that reads it (4, 8, 8, 16, ...);
+    for StyleGAN3 the sampling rate (pixels per image width, margin left out) of the input (ws 0)
+    and of each layer's output (ws i + 1)."""
     if not getattr(G, "num_ws", 0):
         return ()
+    if has_input_transform(G):
+        return (int(G.synthesis.input.sampling_rate), *(int(layer.out_sampling_rate) for layer in G.synthesis.layers))
     out, index = [], 0
     for block in G.synthesis.blocks:
         for _ in range(block.num_conv):

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.latents import DEFAULT_PSI, MAX_SEED, NOISE_MODES, TRUNCATION_CENTERS, json_value
+from trainer.latents import (DEFAULT_PSI, MAX_ROTATE_DEG, MAX_SEED, MAX_TRANSLATE, NOISE_MODES, TRUNCATION_CENTERS,
+                             json_value)
 from trainer.film.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
@@ -26,8 +27,19 @@ WORKSPACE_VERSION = 1
 # studio and in `ganstudio-train generate --workspace`, so both draw the same pixels.
 LATENT_FIELDS = ("seed", "class_index", "noise_mode", "psi", "cutoff", "truncation_center", "z_threshold",
                  "mix_seed", "mix_layers", "base_ws", "base_noise", "directions", "direction_offsets",
-                 "direction_layers")
+                 "direction_layers", "translate_x", "translate_y", "rotate_deg")
+# StyleGAN3's input transform settings: (field, limit, unit); older files without them draw the identity
+TRANSFORM_FIELDS = (("translate_x", MAX_TRANSLATE, "image widths"), ("translate_y", MAX_TRANSLATE, "image heights"),
+                    ("rotate_deg", MAX_ROTATE_DEG, "degrees"))
 
+# Ranges of the numbers a workspace file may hold (the panels' own ranges, with room for scripts):
+# a value read from a file is checked here, with a message naming the field and its range.
+NUMBER_RANGES = {"psi": (-1.0, 2.0), "z_threshold": (0.0, 10.0)}
+MAX_LAYERS = 64               # ws layers (NVlabs' 1024-pixel StyleGAN3 has 16)
+MAX_GRID_SEEDS = 16           # rows or columns of the mixing grid
+MAX_OFFSET = 100.0            # direction offsets, in sigmas
+MAX_ARRAY_VALUES = 1 << 22    # a W+ latent or a noise map: 4M numbers (a 2048x2048 map)
+MAX_LATENT_VALUE = 1e6        # no trained w or noise value is near this; larger ones are damage
 
 class WorkspaceError(ValueError):
     """A workspace file or value that cannot be used; the message says which field and why."""
@@ -61,6 +73,9 @@ class Workspace:
     photo_ws: np.ndarray | None = None        # [num_ws, w_dim] the inverted photo's W+ (kept while base_ws is edited)
     photo_noise: dict[str, np.ndarray] = field(default_factory=dict)  # the noise maps fitted with photo_ws
     grid_photo: str = ""                      # the photo in the mixing grid: "row" | "column" (first one); "" = not
+    translate_x: float = 0.0                  # StyleGAN3: image widths to move the picture right (others ignore it)
+    translate_y: float = 0.0                  # StyleGAN3: image heights to move it down
+    rotate_deg: float = 0.0                   # StyleGAN3: degrees to turn it counterclockwise
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -90,6 +105,20 @@ class Workspace:
         self.base_ws = None
         self.base_noise = {}
         self.direction_offsets = {}
+
+    def check_fits(self, c_dim: int, num_ws: int, w_dim: int) -> None:
+        """Refuse, with a WorkspaceError naming the field, what a model of these sizes cannot draw:
+        a class it does not have, an explicit W+ latent of another shape (they rendered something
+        else without a word). A mixing mask of another length is left out, as for any new model."""
+        if c_dim and not 0 <= self.class_index < c_dim:
+            raise WorkspaceError(f"workspace field 'class_index' = {self.class_index}: this model has {c_dim} "
+                                 f"classes (0 to {c_dim - 1})")
+        for name in ("base_ws", "photo_ws"):
+            value = getattr(self, name)
+            if value is not None and value.shape != (num_ws, w_dim):
+                wanted = f"shape [{num_ws}, {w_dim}]" if num_ws else "none (this model has no W space)"
+                raise WorkspaceError(f"workspace field {name!r}: a W+ latent of shape {list(value.shape)}; "
+                                     f"this model takes {wanted}")
 
     # ---- files ----
     def to_dict(self) -> dict:
@@ -122,6 +151,9 @@ class Workspace:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise WorkspaceError(f"cannot read workspace {Path(path).name}: {exc}") from None
+        except RecursionError:   # json recurses once per level: 100,000 nested brackets overflowed the stack
+            raise WorkspaceError(f"cannot read workspace {Path(path).name}: nested too deeply to be a workspace") \
+                from None
         return cls.from_dict(d)
 
     def copy_from(self, other: "Workspace") -> None:
@@ -167,24 +199,33 @@ def _checked(v: dict) -> dict:
         need("noise_mode", v["noise_mode"] in NOISE_MODES, " or ".join(NOISE_MODES))
     if "truncation_center" in v:
         need("truncation_center", v["truncation_center"] in TRUNCATION_CENTERS, " or ".join(TRUNCATION_CENTERS))
-    for name in ("psi", "z_threshold"):
+    for name, (low, high) in NUMBER_RANGES.items():
         if name in v:
-            need(name, is_num(v[name]), "a finite number")
+            need(name, is_num(v[name]) and low <= v[name] <= high, f"a number from {low:g} to {high:g}")
+            out[name] = float(v[name])
+    for name, limit, unit in TRANSFORM_FIELDS:
+        if name in v:
+            need(name, is_num(v[name]) and abs(v[name]) <= limit, f"a finite number of {unit} from {-limit:g} to {limit:g}")
             out[name] = float(v[name])
     if "cutoff" in v:
-        need("cutoff", v["cutoff"] is None or (is_int(v["cutoff"]) and v["cutoff"] >= 0), "null or a layer count")
+        need("cutoff", v["cutoff"] is None or (is_int(v["cutoff"]) and 0 <= v["cutoff"] <= MAX_LAYERS),
+             f"null or a layer count up to {MAX_LAYERS}")
     if "mix_layers" in v:
-        need("mix_layers", isinstance(v["mix_layers"], list) and all(isinstance(x, bool) for x in v["mix_layers"]),
-             "a list of true/false per layer")
+        need("mix_layers", isinstance(v["mix_layers"], list) and len(v["mix_layers"]) <= MAX_LAYERS
+             and all(isinstance(x, bool) for x in v["mix_layers"]), "a list of true/false per layer")
         out["mix_layers"] = tuple(v["mix_layers"])
     for name in ("grid_row_seeds", "grid_col_seeds"):
         if name in v:
-            need(name, isinstance(v[name], list) and all(is_int(x) and 0 <= x <= MAX_SEED for x in v[name]),
-                 "a list of seeds")
+            need(name, isinstance(v[name], list) and 1 <= len(v[name]) <= MAX_GRID_SEEDS
+                 and all(is_int(x) and 0 <= x <= MAX_SEED for x in v[name]), f"a list of 1 to {MAX_GRID_SEEDS} seeds")
             out[name] = tuple(v[name])
     for name in ("base_ws", "photo_ws"):
         if v.get(name) is not None:
             out[name] = _array(v, name, 2)
+    if out.get("base_ws") is not None and out.get("photo_ws") is not None \
+            and out["base_ws"].shape != out["photo_ws"].shape:
+        raise WorkspaceError(f"workspace fields 'base_ws' and 'photo_ws': W+ latents of different shapes "
+                             f"({list(out['base_ws'].shape)} and {list(out['photo_ws'].shape)})")
     for name in ("base_noise", "photo_noise"):
         if name in v:
             need(name, isinstance(v[name], dict), "an object of layer -> 2-D noise map")
@@ -196,12 +237,14 @@ def _checked(v: dict) -> dict:
         out["directions"] = {str(k): _array({k: x}, k, 1) for k, x in v["directions"].items()}
     if "direction_offsets" in v:
         need("direction_offsets", isinstance(v["direction_offsets"], dict)
-             and all(is_num(x) for x in v["direction_offsets"].values()), "an object of name -> number")
+             and all(is_num(x) and abs(x) <= MAX_OFFSET for x in v["direction_offsets"].values()),
+             f"an object of name -> number of sigmas from {-MAX_OFFSET:g} to {MAX_OFFSET:g}")
         out["direction_offsets"] = {str(k): float(x) for k, x in v["direction_offsets"].items()}
     if "direction_layers" in v:
         r = v["direction_layers"]
-        need("direction_layers", isinstance(r, list) and len(r) == 2 and is_int(r[0]) and r[0] >= 0
-             and (r[1] is None or is_int(r[1])), "[start, stop or null]")
+        need("direction_layers", isinstance(r, list) and len(r) == 2 and is_int(r[0]) and 0 <= r[0] <= MAX_LAYERS
+             and (r[1] is None or (is_int(r[1]) and 0 <= r[1] <= MAX_LAYERS)), f"[start, stop or null], layers up to "
+             f"{MAX_LAYERS}")
         out["direction_layers"] = (r[0], r[1])
     if v.get("timeline") is not None:
         try:
@@ -213,9 +256,12 @@ def _checked(v: dict) -> dict:
 
 def _array(v: dict, name: str, ndim: int) -> np.ndarray:
     try:
-        arr = np.asarray(v[name], dtype=np.float32)
-    except (TypeError, ValueError):
+        arr = np.asarray(v[name], dtype=np.float64)   # float32 first would turn 1e300 into inf with a warning
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raise WorkspaceError(f"workspace field {name!r}: expected a {ndim}-D array of numbers") from None
     if arr.ndim != ndim or not np.isfinite(arr).all():
         raise WorkspaceError(f"workspace field {name!r}: expected a finite {ndim}-D array, got shape {arr.shape}")
-    return arr
+    if arr.size > MAX_ARRAY_VALUES or np.abs(arr).max(initial=0) > MAX_LATENT_VALUE:
+        raise WorkspaceError(f"workspace field {name!r}: expected at most {MAX_ARRAY_VALUES} values of at most "
+                             f"{MAX_LATENT_VALUE:g} in size, got shape {arr.shape}")
+    return arr.astype(np.float32)

@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trainer.latents import LatentMapper, LatentState, fitted_noise, noise_layers, noise_override, resolve_class
+from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_transform, noise_layers, noise_override,
+                             resolve_class, stylegan3_transform, synthesize)
 from trainer.film.timeline import Timeline, TimelineError, catmull_rom_weights, check_timeline_for_model, ease, slerp
 
 CHUNK_FRAMES = 8          # in-between frames are always rendered in these aligned batches
@@ -121,12 +122,14 @@ class TimelineRenderer:
             raise ValueError("this model has no W space")
         return self._with_sound(self._final_ws(list(frames)), list(frames))
 
-    def synthesize(self, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None) -> np.ndarray:
+    def synthesize(self, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None,
+                   transforms: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Final ws [N, num_ws, w_dim] (and per-frame noise maps [N, 1, H, W], when a keyframe
-        carries fitted ones) -> uint8 [N, H, W, 3], as every frame is made."""
+        carries fitted ones; per-frame StyleGAN3 input transforms [3, 3]) -> uint8 [N, H, W, 3], as
+        every frame is made."""
         from trainer.images import to_uint8
         with torch.inference_mode(), noise_override(self.G, noise):
-            return to_uint8(self.G.synthesis(ws.to(self.dtype), noise_mode=self.timeline.noise_mode))
+            return to_uint8(synthesize(self.G, ws.to(self.dtype), self.timeline.noise_mode, transforms))
 
     # ---- keyframes ----
     def _key_z(self, i: int) -> torch.Tensor:
@@ -151,7 +154,7 @@ class TimelineRenderer:
         if not self.has_w:
             return to_uint8(self.G(self._key_z(i)[None], self._labels([i])))[0]
         w = self.G.mapping(self._key_z(i)[None], self._labels([i]))
-        return self.synthesize(self.mapper.finish(w, [k.state]))[0]
+        return self.synthesize(self.mapper.finish(w, [k.state]), transforms=[k.state.transform])[0]
 
     def _labels(self, keys: Sequence[int]) -> torch.Tensor | None:
         if not self.G.c_dim:
@@ -200,7 +203,8 @@ class TimelineRenderer:
     def _images_between(self, frames: list[int]) -> np.ndarray:
         from trainer.images import to_uint8
         if self.has_w:
-            return self.synthesize(self._with_sound(self._final_ws(frames), frames), self._frame_noise(frames))
+            return self.synthesize(self._with_sound(self._final_ws(frames), frames), self._frame_noise(frames),
+                                   self._frame_transforms(frames))
         z, c = self._z_inputs(frames)
         return to_uint8(self.G(z, c))
 
@@ -228,6 +232,27 @@ class TimelineRenderer:
             for name, map_a in first.items():
                 per_frame.setdefault(name, []).append(torch.lerp(map_a, second[name], u))
         return {name: torch.cat(maps) for name, maps in per_frame.items()}
+
+    def _frame_transforms(self, frames: list[int]) -> list[np.ndarray] | None:
+        """Per frame the [3, 3] StyleGAN3 input transform: translate x / y and rotate blended between
+        the keyframes with the weights ws layer 0 moves with (the input reads it), so a film pans and
+        spins in step with its latent; degrees are not wrapped (0 -> 360 is one full turn). None for
+        models without the transform."""
+        if not has_input_transform(self.G):
+            return None
+        segments, ts = self._segments(frames)
+        out = []
+        for segment, t in zip(segments, ts):
+            u = float(self._layer_progress(int(segment), np.array([t]), self.G.num_ws)[0, 0])
+            keys = self._neighbours(int(segment))
+            settings = [np.array([s.translate_x, s.translate_y, s.rotate_deg])
+                        for s in (self.keys[i].state for i in keys)]
+            if self.timeline.interpolation == "catmull-rom":
+                blended = sum(w * v for w, v in zip(catmull_rom_weights(u), settings))
+            else:
+                blended = settings[1] + (settings[2] - settings[1]) * u
+            out.append(stylegan3_transform(*blended))
+        return out
 
     def _z_inputs(self, frames: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Models without W: z [N, z_dim] and soft class rows [N, c_dim] per frame."""

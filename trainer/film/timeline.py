@@ -12,14 +12,15 @@ How a segment from keyframe A to B moves (piecewise interpolation):
 - anything with an explicit W+ (or different mixing masks): the untruncated W+ moves linearly;
 - truncation and direction offsets: the final latent is lerp(finish_A(w), finish_B(w), t), which
   animates ψ linearly, blends the truncation centres and slides the offsets;
-- per-layer tracks let some ws layers move in part of the segment only (coarse first, fine later).
+- per-layer tracks let some ws layers move in part of the segment only (coarse first, fine later);
+- StyleGAN3's translate x / y and rotate (keyframe state fields) blend with ws layer 0's weights
+  (the input reads it), so a film pans and spins; degrees are not wrapped (0 -> 720 turns twice).
 Catmull-Rom interpolation runs a cubic through the keyframes' untruncated W+ (as NVlabs'
 gen_video.py does in W) and blends their truncation and offsets with the same weights.
 Models without a W space interpolate z (slerp, or Catmull-Rom in Z) and blend the class.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,8 @@ INTERPOLATIONS = ("piecewise", "catmull-rom")
 TIMELINE_NOISE_MODES = ("const", "none")   # "random" would make frames differ on every render
 MAX_FPS = 240
 DEFAULT_FPS = 30.0
+MAX_KEYFRAME_SECONDS = 3600.0   # one keyframe's segment lasts at most an hour
+MAX_FRAMES = 1_000_000          # a film's length: 9 hours at 30 fps, 70 minutes at 240
 
 
 class TimelineError(ValueError):
@@ -125,8 +128,9 @@ class Keyframe:
 
     def __post_init__(self):
         if isinstance(self.duration, bool) or not isinstance(self.duration, (int, float)) \
-                or not math.isfinite(self.duration) or self.duration <= 0:
-            raise TimelineError(f"keyframe duration {self.duration!r}: expected a number of seconds above 0")
+                or not math.isfinite(self.duration) or not 0 < self.duration <= MAX_KEYFRAME_SECONDS:
+            raise TimelineError(f"keyframe duration {self.duration!r}: expected a number of seconds above 0 "
+                                f"and at most {MAX_KEYFRAME_SECONDS:g}")
         object.__setattr__(self, "duration", float(self.duration))
         if self.easing not in EASINGS:
             raise TimelineError(f"easing {self.easing!r}: expected one of {', '.join(EASINGS)}")
@@ -189,6 +193,9 @@ class Timeline:
             noise_mode=self.noise_mode)) for k in self.keyframes)
         object.__setattr__(self, "keyframes", keys)
         starts = self.keyframe_frames()
+        if starts[-1] > MAX_FRAMES:
+            raise TimelineError(f"the timeline lasts {starts[-1] / self.fps:,.0f} s, {starts[-1]:,} frames at "
+                                f"{self.fps:g} fps: at most {MAX_FRAMES:,} frames")
         for i in range(len(keys) - (0 if self.loop else 1)):
             if starts[i + 1] <= starts[i]:
                 raise TimelineError(f"keyframe {i + 1} lasts {keys[i].duration:g} s, less than one frame at "
@@ -279,9 +286,10 @@ class Timeline:
 
     @classmethod
     def load(cls, path) -> "Timeline":
+        from trainer.files import read_json
         try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            d = read_json(path, "the file")
+        except (OSError, ValueError) as exc:   # unreadable, not JSON, nested too deeply
             raise TimelineError(f"cannot read timeline {path}: {exc}") from None
         return cls.from_dict(d)
 
