@@ -213,3 +213,65 @@ def test_an_unexpected_error_ends_the_log_as_failed(tiny, tmp_path):
     last = read_events(loop.run_dir / "events.jsonl")[-1]
     assert last["kind"] == "status" and last["state"] == "failed" and "out of memory" in last["message"]
     assert loop.writer._file.closed
+
+
+DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+
+
+def test_bundled_demo_opens_as_the_compact_model_and_renders_the_same_pixels():
+    """The demo was written with arch "stylegan2" and the compact model's config before the exact
+    StyleGAN2 took that name: it opens as stylegan2-compact and renders what it rendered before
+    (tests/trainer/data/demo_golden.npz was made from the code of that time)."""
+    import numpy as np
+    from trainer.latents import seed_to_z
+    from trainer.models.stylegan2 import StyleGAN2Generator
+    _, meta = read_checkpoint(DEMO)
+    assert meta["arch"] == "stylegan2" and "width" in json.loads(meta["config"])
+    G = load_generator(DEMO)
+    assert type(G) is StyleGAN2Generator and G.checkpoint_info["config"]["arch"] == "stylegan2-compact"
+    golden = np.load(DEMO.parents[3] / "tests" / "trainer" / "data" / "demo_golden.npz")
+    z = torch.from_numpy(np.stack([seed_to_z(int(s), G.z_dim) for s in golden["seeds"]])).float()
+    c = torch.from_numpy(golden["classes"])
+    with torch.no_grad():
+        images = torch.cat([G(z, c, truncation_psi=float(psi)) for psi in golden["psi"]])
+        tensors, _ = read_checkpoint(DEMO)
+        cfg = json.loads(meta["config"])
+        same = StyleGAN2Generator(cfg["z_dim"], cfg["c_dim"], cfg["w_dim"], cfg["img_resolution"], cfg["img_channels"],
+                                  cfg["width"], cfg["max_width"], cfg["mapping_layers"])
+        same.load_state_dict(tensors)
+        direct = torch.cat([same.eval()(z, c, truncation_psi=float(psi)) for psi in golden["psi"]])
+    assert torch.equal(images, direct)
+    assert np.abs(images.numpy() - golden["images"]).max() < 1e-5   # thread-count rounding only
+
+
+def _rewritten(path, out, **metadata):
+    """A copy of a checkpoint with some metadata replaced (the tensors and their checksum unchanged)."""
+    from trainer.files import write_safetensors
+    tensors, meta = read_checkpoint(path)
+    write_safetensors(out, tensors, {**meta, **metadata})
+    return out
+
+
+def test_checkpoints_written_under_older_names_open(tmp_path):
+    from conftest import export_tiny
+    # an NVlabs import of an earlier version: arch and config arch "stylegan2-nvlabs"
+    exact = export_tiny(tmp_path / "exact.safetensors", arch="stylegan2", c_dim=0)
+    _, meta = read_checkpoint(exact)
+    old_config = json.dumps({**json.loads(meta["config"]), "arch": "stylegan2-nvlabs"})
+    old = load_generator(_rewritten(exact, tmp_path / "imported.safetensors", arch="stylegan2-nvlabs",
+                                    config=old_config, source="nvlabs-pkl"))
+    assert type(old).__name__ == "NVlabsGenerator" and old.checkpoint_info["config"]["arch"] == "stylegan2"
+    z = torch.randn(2, 16)
+    assert torch.equal(old(z), load_generator(exact)(z))
+    # a user's compact checkpoint of an earlier version: arch "stylegan2", no channel_base in its config
+    compact = export_tiny(tmp_path / "compact.safetensors", c_dim=0)
+    _, meta = read_checkpoint(compact)
+    config = {k: v for k, v in json.loads(meta["config"]).items()
+              if k not in ("cfg", "channel_base", "channel_max", "magnitude_ema_beta")}
+    older = load_generator(_rewritten(compact, tmp_path / "older.safetensors", arch="stylegan2",
+                                      config=json.dumps({**config, "arch": "stylegan2"})))
+    assert type(older).__name__ == "StyleGAN2Generator" and torch.equal(older(z), load_generator(compact)(z))
+    # and such a run's config.json still describes the compact model (so the run resumes as it was)
+    from trainer.config import RunConfig
+    run_config = json.loads((DEMO.parents[1] / "config.json").read_text())
+    assert RunConfig.from_dict(run_config).model.arch == "stylegan2-compact"
