@@ -8,11 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .widgets.main_window import PANELS
 
 SCREENSHOT_TIMEOUT_S = 180
+MAX_THREADS = 1024
+NO_SCREEN = ("ganstudio: no screen here (DISPLAY and WAYLAND_DISPLAY are unset): run it under a virtual one "
+             "(xvfb-run -a ganstudio ...) or save a picture with --screenshot out.png")
 
 
 def window_size(text: str) -> tuple[int, int]:
@@ -27,6 +31,30 @@ def window_size(text: str) -> tuple[int, int]:
     return size
 
 
+def thread_count(text: str) -> int:
+    """--threads: 0 (torch's default) up to MAX_THREADS; anything else is a usage message."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{value}: use 0 (torch's default) to {MAX_THREADS}")
+    return value
+
+
+def choose_platform(screenshot: bool, environ=os.environ) -> str | None:
+    """Pick Qt's platform before the QApplication exists: the user's QT_QPA_PLATFORM wins; a
+    screenshot, or a Linux machine with no display, needs no screen (offscreen). Returns NO_SCREEN
+    when the window has nowhere to go, else None."""
+    if environ.get("QT_QPA_PLATFORM"):
+        return None
+    screen = environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY") or not sys.platform.startswith("linux")
+    if screenshot:
+        environ["QT_QPA_PLATFORM"] = "offscreen"   # Qt's xcb would abort (exit 134) without a display
+        return None
+    return None if screen else NO_SCREEN
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI; other parts of the studio add their own options here."""
     p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio: explore a GAN's latent space live.")
@@ -38,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panel", choices=PANELS, default="latent", help="the panel shown at start")
     p.add_argument("--screenshot", metavar="PNG", help="save the window after the first render, then exit")
     p.add_argument("--size", default=(1180, 760), type=window_size, help="window size WIDTHxHEIGHT (default 1180x760)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)")
+    p.add_argument("--threads", type=thread_count, default=0,
+                   help=f"CPU threads for torch, 0 to {MAX_THREADS} (0: automatic, 1 on 2 cores, else half the free cores)")
     p.add_argument("--install-desktop-entry", action="store_true",
                    help="add GAN Studio to the Linux application menu (~/.local/share), then exit")
     p.add_argument("--monitor", metavar="RUN", action="append", default=[],
@@ -60,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in install_desktop_entry():
             print(f"wrote {path}")
         return 0
+    problem = choose_platform(bool(args.screenshot))
+    if problem:
+        parser.exit(2, problem + "\n")
     from PySide6.QtWidgets import QApplication
     from .widgets.look import app_icon, style_sheet
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -116,7 +148,8 @@ def save_screenshot_when_ready(window, path: str, app) -> None:
 
     def check():
         monitor_busy = window.monitor.is_loading()   # runs opened with --monitor still being read
-        shown = window.last_result is not None or window.translate_panel.view is not None   # image-to-image
+        # an image-to-image model is ready once its jobs are done, with or without held-out inputs to show
+        shown = window.last_result is not None or (window.info is not None and window.info.translates)
         ready = shown and not window.is_busy() and not monitor_busy
         failed = window.error_box is not None or time.monotonic() - started > SCREENSHOT_TIMEOUT_S
         no_model = (window.info is None and not window.is_busy() and window.placeholder.isVisible()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ..engine.monitor_model import MonitorModel
-from ..engine.runlog import RunLog, write_csv
+from ..engine.runlog import MAX_LINE_BYTES, RunLog, write_csv
 from ..engine.training_process import NewRunRequest, TrainingProcess
 from .image_view import ImageView
 from .monitor_control import ConsoleView, NewRunDialog, control_row
@@ -269,6 +269,8 @@ class MonitorWidget(QWidget):
             tooltip = "\n".join(f"{a.short}: {a.message}" for a in alerts) or run.status_message
             if run.bad_lines:
                 tooltip += f"\n{run.bad_lines} unreadable line(s) skipped"
+            if run.long_lines:
+                tooltip += f" ({run.long_lines} over {MAX_LINE_BYTES >> 20} MiB, left unread)"
             if item.toolTip(_COL_ALERTS) != tooltip:
                 item.setToolTip(_COL_ALERTS, tooltip)
                 item.setToolTip(_COL_STATE, tooltip)

@@ -1,6 +1,7 @@
 """The run model behind the training monitor: a run directory read while the trainer writes it.
 
   runlog.py     RunLog: tails events.jsonl, takes each kind of line in, cuts resumes, alerts
+  reader.py     tails events.jsonl with a cap on a line's length
   parsing.py    events -> numbers: scalars lines as columns in bulk, metric bands
   series.py     Series: one logged quantity as growable numpy columns
   alerts.py     the detectors (pure functions of arrays) and the collapse alarm
@@ -18,13 +19,14 @@ from .decimate import MinMaxEnvelope, peak_decimate
 from .export import write_csv
 from .parsing import (ScalarColumns, event_position, metric_band, regular_scalar_columns, scalar_columns,
                       scalar_columns_line_by_line)
+from .reader import MAX_LINE_BYTES, CappedEventReader
 from .runlog import RUN_STATES, RunLog
 from .series import METRIC_COLUMNS, SCALAR_COLUMNS, X_AXES, Series
 from .smoothing import EmaSmoother, ema_smooth
 from .snapshots import Snapshot
 
-__all__ = ["ALERT_TITLES", "COSINE_SPREAD_ALARM", "CRITIC_LOSSES", "METRIC_COLUMNS", "NEAR_DUPLICATES_ALARM",
-           "RUN_STATES", "SCALAR_COLUMNS", "X_AXES", "Alert", "CollapseWatch", "EmaSmoother", "MinMaxEnvelope",
+__all__ = ["ALERT_TITLES", "COSINE_SPREAD_ALARM", "CRITIC_LOSSES", "MAX_LINE_BYTES", "METRIC_COLUMNS", "NEAR_DUPLICATES_ALARM",
+           "RUN_STATES", "SCALAR_COLUMNS", "X_AXES", "Alert", "CappedEventReader", "CollapseWatch", "EmaSmoother", "MinMaxEnvelope",
            "RunLog", "ScalarColumns", "Series", "Snapshot", "collapse_alarm", "detect_d_collapse",
            "detect_divergence", "ema_smooth", "event_position", "first_nonfinite", "is_stalled",
            "metric_band", "peak_decimate", "regular_scalar_columns", "scalar_alerts", "scalar_columns",

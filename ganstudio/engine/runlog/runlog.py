@@ -21,10 +21,11 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from trainer.events import EventReader, to_float
+from trainer.events import to_float
 
 from .alerts import Alert, CollapseWatch, is_stalled, scalar_alerts
 from .parsing import event_position, metric_band, scalar_columns
+from .reader import CappedEventReader
 from .series import METRIC_COLUMNS, Series
 from .snapshots import Snapshot, checkpoint_step, existing_snapshots, mtime_ns
 
@@ -69,7 +70,7 @@ class RunLog:
         self.events_read = 0
         self.resumes: list[int] = []
         self.version = 0
-        self._reader = EventReader(self.events_path)
+        self._reader = CappedEventReader(self.events_path)
         self._alerts: dict[tuple[str, str], Alert] = {}   # historic: first NaN, collapse of D, ...
         self._collapse = CollapseWatch()                    # current: from the newest evaluation
         self._checked: dict[str, int] = {}   # per scalar: rows already seen by the detectors
@@ -81,6 +82,11 @@ class RunLog:
     def bad_lines(self) -> int:
         """Lines skipped because they were not JSON objects with a "kind" (foreign or garbage)."""
         return self._reader.bad_lines
+
+    @property
+    def long_lines(self) -> int:
+        """Lines over MAX_LINE_BYTES skipped unread (also counted in bad_lines)."""
+        return self._reader.long_lines
 
     @property
     def bytes_read(self) -> int:
