@@ -40,7 +40,7 @@ from .workspace import Workspace
 # only the offsets move the image.
 GRID_FIELDS = frozenset({"class_index", "psi", "cutoff", "truncation_center", "noise_mode", "mix_layers",
                          "grid_row_seeds", "grid_col_seeds", "direction_offsets", "direction_layers",
-                         "photo_ws", "grid_photo"})
+                         "photo_ws", "grid_photo", "translate_x", "translate_y", "rotate_deg"})
 IMAGE_FIELDS = (GRID_FIELDS - {"grid_row_seeds", "grid_col_seeds", "photo_ws", "grid_photo"}) \
     | {"seed", "z_threshold", "mix_seed", "base_ws"}
 FILM_JOB = "timeline export"
