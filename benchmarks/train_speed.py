@@ -1,6 +1,10 @@
 """Training throughput side by side: img/s (real images shown to D per second) for the dcgan and
 stylegan2 presets on real digits, each variant as a ratio to the 1-process fp32 eager row of the
-same run:
+same run. Besides the presets, `stylegan2-compact` names the older look-alike StyleGAN2 trained
+with the stylegan2 preset's settings and the same feature maps at every resolution (width =
+channel_base / resolution, max_width = channel_max), so the exact StyleGAN2, the compact one and
+StyleGAN3 (`--presets stylegan2 stylegan2-compact stylegan3-t --variants "1 proc"`) compare in one
+run. NVlabs' own training code is not installed here, so there is no NVlabs row.
 
   1 proc         one process, --threads threads (the baseline)
   2 proc gloo    two processes under torch.distributed (gloo), same global batch, --threads each
@@ -28,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from trainer.config import RunConfig, merge
+from trainer.config import RunConfig
 from trainer.training.presets import PRESETS
 
 VARIANTS = {"1 proc": ({}, 1), "2 proc gloo": ({}, 2), "bf16": ({"precision": "bf16"}, 1),
@@ -40,11 +44,18 @@ NVLABS_REFERENCE = [("V100 (NVlabs, stylegan2-ada-pytorch)", 256, "21.6-24.2 s/k
                     ("A100 (NVlabs, stylegan2-ada-pytorch)", 256, "12.5 s/kimg", 1000 / 12.5, 1000 / 12.5)]
 
 
+COMPACT = "stylegan2-compact"   # not a preset: the stylegan2 preset on the compact model
+
+
 def config(preset: str, resolution: int, device: str, threads: int, options: dict) -> RunConfig:
-    d = merge(RunConfig().to_dict(), PRESETS[preset])
-    d = merge(d, {"preset": preset, "data": {"source": "digits", "resolution": resolution},
-                  "train": {"device": device, "threads": threads, **options}})
-    return RunConfig.from_dict(d)
+    from trainer.training.presets import preset_config
+    name = "stylegan2" if preset == COMPACT else preset
+    cfg = preset_config(name, data={"source": "digits", "resolution": resolution},
+                        train={"device": device, "threads": threads, **options})
+    if preset == COMPACT:   # the exact preset's feature maps at every resolution
+        m = cfg.model
+        m.arch, m.width, m.max_width = COMPACT, m.channel_base // resolution, m.channel_max
+    return cfg
 
 
 def timed_steps(cfg_json: str, steps: int, out: str) -> None:
@@ -102,7 +113,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    p.add_argument("--presets", nargs="+", default=["dcgan", "stylegan2"])
+    p.add_argument("--presets", nargs="+", default=["dcgan", "stylegan2"], choices=sorted([*PRESETS, COMPACT]))
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
                    default=[v for v in VARIANTS if v != "fp16" or torch.cuda.is_available()],
@@ -117,7 +128,7 @@ def main():
 
     say(f"torch {torch.__version__}; {os.cpu_count()} CPU cores; {args.threads} thread(s) per process; "
         f"load average before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    say(f"{'preset':10s} {'res':>4s} {'variant':14s} {'batch':>5s} {'img/s':>8s} {'ratio':>6s} {'warm-up s':>9s}")
+    say(f"{'preset':17s} {'res':>4s} {'variant':14s} {'batch':>5s} {'img/s':>8s} {'ratio':>6s} {'warm-up s':>9s}")
     for preset in args.presets:
         base = None
         for name in args.variants:
@@ -125,7 +136,7 @@ def main():
             cfg = config(preset, args.resolution, "cpu", args.threads, options)
             rate, first = measure(cfg, args.steps, world)
             base = base or rate
-            say(f"{preset:10s} {args.resolution:4d} {name:14s} {cfg.train.batch:5d} {rate:8.1f} {rate / base:6.2f} "
+            say(f"{preset:17s} {args.resolution:4d} {name:14s} {cfg.train.batch:5d} {rate:8.1f} {rate / base:6.2f} "
                 f"{first:9.1f}   (load {os.getloadavg()[0]:.2f})")
     say()
     say("GPU rows (stylegan2 preset, batch 32, img/s):")
