@@ -24,6 +24,17 @@ def _opt(default, help: str, choices=None, low=None, high=None, above=None):
     return field(default=default, metadata=meta)
 
 
+# Ceilings on sizes: far above any model trained here, low enough that a typo (--resolution 100000)
+# is a message, not an attempt to allocate. The size of the whole model is checked before training
+# (trainer.checkpoint.check_trainable_size).
+MAX_RESOLUTION = 8192
+MAX_LATENT = 16384          # z, w and point dimensions
+MAX_WIDTH = 65536           # feature maps, hidden units
+MAX_LAYERS = 256
+MAX_CLASSES = 100_000
+MAX_BATCH = 65536
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used, with a message meant for a person."""
 
@@ -99,7 +110,8 @@ def _coerce(owner: str, name: str, hint, value):
 @dataclass
 class DataConfig(_Config):
     source: str = _opt("digits", "dataset: fashion-mnist, digits, ring8, grid25, an image folder or a .zip of images")
-    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it; 2-D point data ignore it)", low=0)
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped to it; 2-D point data ignore it)", low=0,
+                           high=MAX_RESOLUTION)
     channels: int = _opt(0, "image channels: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
     split: str = _opt("train", "which part of a built-in dataset to use", choices=("train", "test", "all"))
     conditional: bool = _opt(False, "train on class labels (sub-folder names for folders)")
@@ -121,18 +133,19 @@ class ModelConfig(_Config):
     cfg: str = _opt("", "NVlabs' configuration for stylegan2 (stylegan2, paper256, paper512, paper1024): its "
                         "channel_base, map, mbstd group, batch, learning rate, R1 gamma and EMA over the preset; "
                         "options given beside it still win", choices=NVLABS_CFGS)
-    z_dim: int = _opt(128, "latent z dimensions", low=1)
+    z_dim: int = _opt(128, "latent z dimensions", low=1, high=MAX_LATENT)
     w_dim: int = _opt(128, "intermediate latent w dimensions (stylegan2, stylegan3)", low=1)
-    c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)", low=0)
-    img_resolution: int = _opt(32, "output resolution (set from the data)", low=0)
-    img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)", low=1)
+    c_dim: int = _opt(0, "number of classes, 0 for unconditional (set from the data when --conditional)", low=0,
+                      high=MAX_CLASSES)
+    img_resolution: int = _opt(32, "output resolution (set from the data)", low=0, high=MAX_RESOLUTION)
+    img_channels: int = _opt(1, "output channels, or point dimensions for mlp (set from the data)", low=1, high=MAX_LATENT)
     channel_base: int = _opt(32768, "NVlabs' channel_base (stylegan2, stylegan3): stylegan2 has "
                                     "min(channel_base / r, channel_max) feature maps at resolution r", low=1)
     channel_max: int = _opt(512, "NVlabs' channel_max: cap on feature maps (stylegan2, stylegan3)", low=1)
     width: int = _opt(64, "feature maps at the output resolution (dcgan, stylegan2-compact); doubles per halving", low=1)
     max_width: int = _opt(256, "cap on feature maps at low resolutions (dcgan, stylegan2-compact)", low=1)
-    hidden: int = _opt(256, "hidden units per layer (mlp)", low=1)
-    depth: int = _opt(3, "hidden layers (mlp)", low=1)
+    hidden: int = _opt(256, "hidden units per layer (mlp)", low=1, high=MAX_WIDTH)
+    depth: int = _opt(3, "hidden layers (mlp)", low=1, high=MAX_LAYERS)
     mapping_layers: int = _opt(8, "layers in the mapping network z -> w (NVlabs' map; stylegan2, stylegan3)", low=1)
     magnitude_ema_beta: float = _opt(0.0, "stylegan3: decay per step of each layer's input magnitude EMA (0: "
                                           "NVlabs' 0.5 ** (batch / 20000), set from --batch)", low=0, high=1)
@@ -163,7 +176,8 @@ class LoopConfig(_Config):
     `grid_size` with defaults of its own."""
     seed: int = _opt(0, "random seed", low=0, high=2**32 - 1)
     device: str = _opt("auto", "cpu, cuda, mps or auto")
-    threads: int = _opt(0, "CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)", low=0)
+    threads: int = _opt(0, "CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)", low=0,
+                        high=4096)
     log_every: int = _opt(20, "write scalars every this many G steps", low=1)
     metrics_kimg: float = _opt(0.0, "compute --metrics every this many kimg (0: only at the end)", low=0)
     explode_threshold: float = _opt(1e6, "stop the run if a loss grows past this magnitude", above=0)
@@ -180,7 +194,7 @@ class TrainConfig(LoopConfig):
     loss: str = _opt("nonsat", "adversarial loss",
                      choices=("minimax", "nonsat", "lsgan", "hinge", "wgan", "wgan-gp"))
     kimg: float = _opt(100.0, "train until this many thousand real images have been shown to D", above=0)
-    batch: int = _opt(64, "images per batch", low=1)
+    batch: int = _opt(64, "images per batch", low=1, high=MAX_BATCH)
     optimizer: str = _opt("adam", "optimiser for G and D", choices=("adam", "rmsprop"))
     g_lr: float = _opt(2e-4, "G learning rate", above=0)
     d_lr: float = _opt(2e-4, "D learning rate (differs from g_lr for TTUR)", above=0)
@@ -212,7 +226,7 @@ class TrainConfig(LoopConfig):
     sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg", low=0)
     snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg", low=0)
     metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")
-    grid_size: int = _opt(8, "sample grid is grid_size x grid_size", low=1)
+    grid_size: int = _opt(8, "sample grid is grid_size x grid_size", low=1, high=32)
     batch_gpu: int = _opt(0, "images per process per forward pass (0: batch / processes); the batch is done in "
                              "batch / (batch_gpu x processes) rounds, so batch statistics (batch norm, minibatch std) "
                              "see the same groups however many processes share the work", low=0)
@@ -227,7 +241,8 @@ DIRECTIONS = ("AtoB", "BtoA")
 class TranslationDataConfig(_Config):
     source: str = _opt("edges2fashion", "edges2fashion, sneakers2boots, a folder or a .zip (see the README for "
                                         "the paired and unpaired layouts)")
-    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped)", low=8)
+    resolution: int = _opt(32, "training resolution in pixels (images are resized and centre-cropped)", low=8,
+                           high=MAX_RESOLUTION)
     channels: int = _opt(0, "channels of both domains: 1 grey, 3 RGB, 0 decides from the data", choices=(0, 1, 3))
     split: str = _opt("train", "which part to train on (built-ins: the Fashion-MNIST split; folders: train/ "
                                "or trainA/ trainB/)", choices=("train", "test"))
@@ -242,16 +257,17 @@ class TranslationModelConfig(_Config):
     direction: str = _opt("AtoB", "AtoB translates domain A into B; BtoA the reverse", choices=DIRECTIONS)
     in_channels: int = _opt(1, "channels of the input domain (set from the data)", low=1)
     out_channels: int = _opt(1, "channels of the output domain (set from the data)", low=1)
-    img_resolution: int = _opt(32, "image side in pixels (set from the data)", low=8)
+    img_resolution: int = _opt(32, "image side in pixels (set from the data)", low=8, high=MAX_RESOLUTION)
     g_width: int = _opt(64, "generator feature maps at full resolution (the papers' ngf); doubles per halving "
-                            "up to 8x", low=1)
-    d_width: int = _opt(64, "discriminator feature maps in its first layer (ndf)", low=1)
+                            "up to 8x", low=1, high=MAX_WIDTH)
+    d_width: int = _opt(64, "discriminator feature maps in its first layer (ndf)", low=1, high=MAX_WIDTH)
     norm: str = _opt("batch", "normalisation in G and D", choices=("batch", "instance"))
     dropout: float = _opt(0.5, "dropout in the U-Net's inner decoder layers, the paper's noise (pix2pix)",
                           low=0, high=0.9)
     patch: int = _opt(0, "PatchGAN receptive field in pixels: 70, 34 or 16; 0 picks by resolution "
                          "(70 from 128 px, 34 at 64 px, 16 below)", choices=(0, 16, 34, 70))
-    resnet_blocks: int = _opt(0, "residual blocks per CycleGAN generator (0: 9 from 256 px, else 6)", low=0)
+    resnet_blocks: int = _opt(0, "residual blocks per CycleGAN generator (0: 9 from 256 px, else 6)", low=0,
+                              high=MAX_LAYERS)
 
     @property
     def d_layers(self) -> int:
@@ -269,7 +285,7 @@ class TranslationTrainConfig(LoopConfig):
     loss: str = _opt("nonsat", "adversarial loss: nonsat (the pix2pix paper's cross-entropy) or lsgan "
                                "(CycleGAN's least squares)", choices=("nonsat", "lsgan"))
     kimg: float = _opt(20.0, "train until this many thousand input images have been translated", above=0)
-    batch: int = _opt(16, "images per batch (the papers use 1; larger is faster on a CPU)", low=1)
+    batch: int = _opt(16, "images per batch (the papers use 1; larger is faster on a CPU)", low=1, high=MAX_BATCH)
     g_lr: float = _opt(2e-4, "G learning rate", above=0)
     d_lr: float = _opt(2e-4, "D learning rate", above=0)
     beta1: float = _opt(0.5, "Adam beta1", low=0, high=1)
@@ -287,7 +303,7 @@ class TranslationTrainConfig(LoopConfig):
     metrics: str = _opt("l1,psnr,ssim,cycle", "translation metrics on held-out images: comma list of l1, psnr, "
                                               "ssim, fid, cycle")
     metrics_images: int = _opt(500, "held-out images the metrics use", low=2)
-    grid_size: int = _opt(8, "sample strips show this many inputs", low=1)
+    grid_size: int = _opt(8, "sample strips show this many inputs", low=1, high=64)
 
 
 # What each task's run is made of: its data, model and train sections

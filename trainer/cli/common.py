@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 from typing import Callable
 
@@ -14,6 +15,7 @@ EXIT_OK = 0              # done
 EXIT_FAILED = 1          # the inputs were fine, the work failed (a write, an export, a failed run)
 EXIT_USAGE = 2           # the command line or its input files are wrong (argparse's code too)
 EXIT_INTERRUPTED = 130   # Ctrl-C outside a training run (128 + SIGINT, as shells report it)
+MAX_THREADS = 4096
 
 
 class UsageError(ValueError):
@@ -80,18 +82,35 @@ def add_device_option(parser: argparse.ArgumentParser, default: str = "cpu") -> 
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=non_negative_int, default=0,
+    parser.add_argument("--threads", type=number(int, 0, MAX_THREADS), default=0,
                         help="CPU threads for torch (0: automatic, 1 on 2 cores, else half the free cores)")
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
-    return value
+class number:
+    """An argparse type for a number with a range: argparse converts the text (int or float) and
+    parse_command_line checks the value, so a value out of range is a one-line usage error that
+    names the option, the value and the range."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None, above: float | None = None):
+        self.kind, self.low, self.high, self.above = kind, low, high, above
+        self.__name__ = kind.__name__   # argparse's "invalid int value: 'x'" for text that is no number
+
+    def __call__(self, text: str):
+        return self.kind(text)
+
+    def check(self, flag: str, value) -> None:
+        low, high, above = self.low, self.high, self.above
+        if math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high) \
+                and (above is None or value > above):
+            return
+        if above is not None:
+            wanted = f"above {above:g}" + (f" and at most {high:g}" if high is not None else "")
+        elif low is not None:
+            wanted = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+        else:
+            wanted = f"at most {high:g}" if high is not None else ""
+        kind = "a whole number" if self.kind is int else "a finite number"
+        raise UsageError(f"{flag} {value}: expected {kind} {wanted}".rstrip())
 
 
 def resolve_device(requested: str) -> str:
@@ -114,6 +133,10 @@ def resolve_device(requested: str) -> str:
 def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse argv; a --device is checked and resolved ("auto" -> a device), a --threads applied to torch."""
     args = parser.parse_args(argv)
+    for action in parser._actions:   # every number's range, checked where it is read
+        value = getattr(args, action.dest, None)
+        if isinstance(action.type, number) and value is not None:
+            action.type.check(action.option_strings[0], value)
     if getattr(args, "device", None) is not None:
         args.device = resolve_device(args.device)
     if hasattr(args, "threads"):   # 0 asks for the measured default (trainer.device.choose_threads)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_device_option, add_threads_option,
-                                command_parser, error, note, parse_command_line, subcommand)
+                                command_parser, error, note, number, parse_command_line, subcommand)
 
 NAME = "invert"
 PAIR_GAP = 2                 # pixels of mid grey between target and reconstruction
@@ -49,14 +49,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=d.space, choices=("w", "w+"), help="one w for all layers, or one per layer")
     p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=d.optimize_noise,
                    help="also fit the per-pixel noise maps (they carry the detail the latent cannot; edits keep them)")
-    p.add_argument("--noise-reg", type=float, default=d.noise_regularize,
+    p.add_argument("--noise-reg", type=number(float, 0), default=d.noise_regularize,
                    help="weight of the noise maps' autocorrelation penalty (NVlabs: 1e5, which keeps them noise)")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam's peak learning rate")
+    p.add_argument("--steps", type=number(int, 1, 10**6), default=d.steps, help="optimisation steps")
+    p.add_argument("--lr", type=number(float, above=0, high=10), default=d.lr, help="Adam's peak learning rate")
     p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                    help="nvlabs: warm-up then cosine ramp-down; constant: a fixed rate")
-    p.add_argument("--w-noise", type=float, default=d.w_noise, help="initial noise on w in W's std (NVlabs: 0.05)")
-    p.add_argument("--layer-reg", type=float, default=d.layer_regularize,
+    p.add_argument("--w-noise", type=number(float, 0, 10), default=d.w_noise, help="initial noise on w in W's std (NVlabs: 0.05)")
+    p.add_argument("--layer-reg", type=number(float, 0), default=d.layer_regularize,
                    help="pull W+ layers toward their mean (e4e's idea; edits better, fits less)")
     p.add_argument("--loss", default="mse=1",
                    help="weighted losses: mse, l1, ssim, ms_ssim, inception, discriminator (the run's D, when "
@@ -65,15 +65,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=d.encoder,
                    help="an encoder file for the start (default: encoders/<checkpoint stem>.safetensors beside the "
                         "checkpoint, used when it was trained for this checkpoint; see `ganstudio-train encoder`)")
-    p.add_argument("--init-samples", type=int, default=d.init_samples, help="random w tried by best_of_n")
-    p.add_argument("--class", dest="class_index", type=int, default=None,
+    p.add_argument("--init-samples", type=number(int, 1, 10**6), default=d.init_samples, help="random w tried by best_of_n")
+    p.add_argument("--class", dest="class_index", type=number(int, 0), default=None,
                    help="conditional models: the photos' class (default: search)")
     p.add_argument("--crop", default=None, metavar="LEFT,TOP,SIDE",
                    help="the square to fit, in photo pixels (default: the centre square)")
     p.add_argument("--pti", action="store_true", help="then fine-tune the generator around each latent (PTI)")
-    p.add_argument("--pti-steps", type=int, default=pti.steps, help="PTI tuning steps")
-    p.add_argument("--pti-lr", type=float, default=pti.lr, help="PTI learning rate")
-    p.add_argument("--seed", type=int, default=0, help="fixes the random starts and noise")
+    p.add_argument("--pti-steps", type=number(int, 0, 10**6), default=pti.steps, help="PTI tuning steps")
+    p.add_argument("--pti-lr", type=number(float, above=0, high=10), default=pti.lr, help="PTI learning rate")
+    p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0, help="fixes the random starts and noise")
     add_device_option(p)
     add_threads_option(p)
     return p
@@ -93,6 +93,8 @@ def main(argv: list[str]) -> int:
     from trainer.inversion.photo import PhotoError, fit_photo, open_photo
 
     crop = parse_crop(args.crop)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file: give a folder for the results (it is created)")
     settings = ProjectionSettings(space=args.space, optimize_noise=args.noise, noise_regularize=args.noise_reg,
                                   steps=args.steps, lr=args.lr,
                                   schedule=args.schedule, w_noise=args.w_noise, layer_regularize=args.layer_reg,

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
-                                parse_command_line, subcommand)
+                                number, parse_command_line, subcommand)
 
 NAME = "metrics"
 
@@ -30,17 +30,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "test", "all"),
                    help="which part of a built-in dataset to compare with")
     p.add_argument("--metrics", default="fid,kid", help="comma list of metrics (see below)")
-    p.add_argument("--num-samples", type=int, default=10000,
+    p.add_argument("--num-samples", type=number(int, 2, 10**7), default=10000,
                    help="generated images (or folder images) for a metric named without a count")
-    p.add_argument("--num-real", type=int, default=0,
+    p.add_argument("--num-real", type=number(int, 0, 10**7), default=0,
                    help="reference images (0: as many as generated, at most the whole split)")
-    p.add_argument("--resolution", type=int, default=0,
+    p.add_argument("--resolution", type=number(int, 0, 4096), default=0,
                    help="evaluation resolution for --images (default: 32); a checkpoint uses its own")
-    p.add_argument("--batch", type=int, default=64, help="images per batch through the feature network")
+    p.add_argument("--batch", type=number(int, 1, 4096), default=64, help="images per batch through the feature network")
     add_device_option(p, default="auto")
     add_threads_option(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for the generator (1: none)")
+    p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0, help="seed of the generated latents")
+    p.add_argument("--trunc", type=number(float, -5, 5), default=1.0, help="truncation psi for the generator (1: none)")
     p.add_argument("--weights", default=None, help="path to the inception-2015-12-05 TorchScript .pt file")
     p.add_argument("--json", default=None, help="also write the results, with provenance, to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

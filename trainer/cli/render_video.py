@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
-                                note, parse_command_line, subcommand)
+                                note, number, parse_command_line, subcommand)
 
 NAME = "render-video"
 CLI_PRESETS = ("seed-walk", "truncation-sweep", "class-tour", "noise-loop", "style-morph")
@@ -17,6 +17,7 @@ CLI_PRESETS = ("seed-walk", "truncation-sweep", "class-tour", "noise-loop", "sty
 
 def parser() -> argparse.ArgumentParser:
     from trainer.latents import DEFAULT_PSI, TRUNCATION_CENTERS
+    from trainer.film.timeline import MAX_FPS, MAX_KEYFRAME_SECONDS
     from trainer.film.video import RESIZE_FILTERS
     p = command_parser(NAME, "Render a timeline (a .timeline.json saved by the studio) or a preset to a video: "
                              ".mp4 (H.264), .gif, or a folder of PNG frames. The frames are the ones the studio "
@@ -25,11 +26,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None,
                    help="a .safetensors export or a run directory; default: the timeline's own checkpoint")
     p.add_argument("--out", required=True, help="film.mp4, film.gif, or a folder name for PNG frames")
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the timeline's, or 30)")
-    p.add_argument("--size", type=int, default=None, help="output side in pixels, up to 2048 (default: native)")
+    p.add_argument("--fps", type=number(float, above=0, high=MAX_FPS), default=None,
+                   help=f"frames per second, up to {MAX_FPS} (default: the timeline's, or 30)")
+    p.add_argument("--size", type=number(int, 1, 2048), default=None, help="output side in pixels, up to 2048 (default: native)")
     p.add_argument("--filter", default="lanczos", choices=sorted(RESIZE_FILTERS), help="resize filter")
-    p.add_argument("--quality", type=int, default=80, help="MP4 quality 1-100 (x264 CRF 40-10)")
-    p.add_argument("--grid", type=int, default=1,
+    p.add_argument("--quality", type=number(int, 1, 100), default=80, help="MP4 quality 1-100 (x264 CRF 40-10)")
+    p.add_argument("--grid", type=number(int, 1, 64), default=1,
                    help="a grid video of this many cells, each the timeline from other seeds (+1, +2 ...)")
     add_device_option(p)
     add_threads_option(p)
@@ -41,10 +43,10 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("presets (without a timeline file)")
     g.add_argument("--preset", choices=CLI_PRESETS, default=None)
     g.add_argument("--seeds", default="0-3", help="seed-walk and style-morph: the seeds; others: the first is used")
-    g.add_argument("--seconds-per-key", type=float, default=2.0, help="seconds between keyframes")
-    g.add_argument("--psi", type=float, default=DEFAULT_PSI, help="truncation psi of every keyframe")
+    g.add_argument("--seconds-per-key", type=number(float, above=0, high=MAX_KEYFRAME_SECONDS), default=2.0, help="seconds between keyframes")
+    g.add_argument("--psi", type=number(float, -5, 5), default=DEFAULT_PSI, help="truncation psi of every keyframe")
     g.add_argument("--trunc-center", default="global", choices=TRUNCATION_CENTERS)
-    g.add_argument("--class", dest="class_index", type=int, default=None, help="class (conditional models)")
+    g.add_argument("--class", dest="class_index", type=number(int, 0), default=None, help="class (conditional models)")
     g.add_argument("--psi-range", default="0,1.2", help="truncation-sweep: from,to")
     g.add_argument("--no-loop", action="store_true", help="seed-walk: stop on the last seed")
     return p
@@ -67,7 +69,12 @@ def build_preset(args, G, checkpoint: str):
             raise TimelineError("a style morph needs a model with a W space")
         return style_morph(seeds, max(1, G.num_ws // 2), args.seconds_per_key, fps, base, G=G, **files)
     if args.preset == "truncation-sweep":
-        low, high = (float(x) for x in args.psi_range.split(","))
+        try:
+            low, high = (float(x) for x in args.psi_range.split(","))
+        except ValueError:
+            raise UsageError(f"--psi-range {args.psi_range!r}: expected FROM,TO, e.g. 0,1.2") from None
+        if not all(math.isfinite(v) and abs(v) <= 5 for v in (low, high)):
+            raise UsageError(f"--psi-range {args.psi_range}: expected psi values from -5 to 5")
         return truncation_sweep(seeds[0], low, high, args.seconds_per_key, fps, base, G=G, **files)
     if args.preset == "class-tour":
         return class_tour(G.c_dim, seeds[0], args.seconds_per_key, fps, base, G=G, **files)

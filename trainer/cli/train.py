@@ -4,12 +4,12 @@ task, and the options offered are that task's config fields."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from trainer.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, error
 from trainer.cli.options import ConfigHelpFormatter, add_config_options, overrides_from_args
 from trainer.config import SECTION_NAMES, TASK_SECTIONS, ConfigError, RunConfig, is_translation_config, merge
+from trainer.files import read_json
 from trainer.training.presets import PRESETS, preset_config, preset_task
 
 DEFAULT_PRESET = "dcgan"
@@ -64,7 +64,7 @@ def task_of(argv: list[str]) -> str:
         return preset_task(given.preset)
     path = Path(given.resume) / "config.json" if given.resume else Path(given.config) if given.config else None
     try:   # an unreadable file is reported when the run starts; here it only picks the options
-        return "translation" if path and is_translation_config(json.loads(path.read_text(encoding="utf-8"))) else "gan"
+        return "translation" if path and is_translation_config(read_json(path)) else "gan"
     except (OSError, ValueError):
         return "gan"
 
@@ -75,6 +75,29 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         base = RunConfig.from_json(Path(args.config).read_text(encoding="utf-8")).to_dict()
         return RunConfig.from_dict(merge(base, overrides_from_args(args)))
     return preset_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
+
+
+def check_model_size(cfg: RunConfig) -> None:
+    """ModelTooLarge (a ConfigError) when the run's G and D, at the data's resolution, would not fit
+    in this machine's memory with their gradients and Adam moments: counted on the meta device,
+    before the data is read or anything is allocated."""
+    import dataclasses
+    from trainer.checkpoint import ModelTooLarge, check_trainable_size
+    from trainer.models import build_discriminator, build_generator
+    m = dataclasses.replace(cfg.model)
+    channels = cfg.data.channels or 3   # 0: the data decides; RGB is the larger case
+    if cfg.task == "translation":
+        m.img_resolution, m.in_channels, m.out_channels = cfg.data.resolution, channels, channels
+    elif m.arch != "mlp":
+        m.img_resolution, m.img_channels = cfg.data.resolution, channels
+    what = f"--resolution {cfg.data.resolution} with the {m.arch} options given"
+    try:
+        check_trainable_size({"generator": lambda: build_generator(m), "discriminator": lambda: build_discriminator(m)},
+                             what)
+    except ModelTooLarge:
+        raise
+    except Exception:   # noqa: BLE001 - a combination the model refuses: the run reports it in its own words
+        pass
 
 
 def _positive(text: str) -> int:
@@ -103,10 +126,18 @@ def main(argv: list[str]) -> int:
                 given["preset"] = args.preset
             result = train(run_dir=args.resume, resume=True, resume_overrides=given)
         else:
-            result = train(config_from_args(args), outdir=args.outdir)
+            cfg = config_from_args(args)
+            check_model_size(cfg)
+            result = train(cfg, outdir=args.outdir)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as exc:
         error(None, str(exc))
         return EXIT_USAGE
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise   # a bug keeps its traceback
+        error(None, "out of memory while setting up the run: the data or the model at this --resolution is too "
+                    f"large for this machine ({str(exc).splitlines()[0][:200]})")
+        return EXIT_FAILED
     if ranks_from_environment().is_main:
         print(f"{result.state}: {result.run_dir} at step {result.step} ({result.kimg:.1f} kimg)"
               + (f"\n{result.message}" if result.message else ""))

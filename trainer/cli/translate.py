@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainer.cli.common import (EXIT_OK, EXIT_USAGE, add_device_option, add_threads_option, command_parser, error,
-                                parse_command_line, subcommand)
+from trainer.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_device_option, add_threads_option,
+                                command_parser, error, parse_command_line, subcommand)
 
 
 def translate_parser() -> argparse.ArgumentParser:
@@ -36,11 +36,17 @@ def main(argv: list[str]) -> int:
     from trainer.images import save_png
     from trainer.inversion.photo import PhotoError
     from trainer.translation import translate_pixels
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: give a folder for the results")
     G = load_generator(args.checkpoint, device=args.device)
     if not getattr(G, "translates", False):
         raise CheckpointError(f"{args.checkpoint} is not an image-to-image model (arch "
-                              f"{G.checkpoint_info['config']['arch']})")
-    out = Path(args.out)
+                              f"{G.checkpoint_info['config']['arch']}): draw its samples with "
+                              "`ganstudio-train generate`")
+    if args.round_trip and not hasattr(G, "round_trip"):
+        raise UsageError(f"--round-trip needs a CycleGAN, which translates both ways; {args.checkpoint} is a "
+                         f"one-way {G.checkpoint_info['config']['arch']} model ({G.direction})")
     failed = 0
     for name in args.images:
         try:
