@@ -117,3 +117,20 @@ def test_dcgan_resolutions_and_init():
     assert abs(w.std().item() - 0.02) < 0.005
     with pytest.raises(ValueError, match="power-of-two"):
         build_generator(ModelConfig(arch="dcgan", img_resolution=24))
+
+
+@pytest.mark.parametrize("arch", ["stylegan2", "stylegan2-compact"])
+def test_spectral_norm_on_equalised_layers_keeps_d_discriminating(arch):
+    """Spectral normalisation replaces the equalised-lr gain (both would shrink every layer by
+    1/sqrt(fan-in)): each effective weight has unit spectral norm and D's logits still vary."""
+    cfg = ModelConfig(arch=arch, img_resolution=16, img_channels=1, width=8, max_width=16, channel_base=128,
+                      channel_max=16, spectral_norm=True)
+    torch.manual_seed(0)
+    D = build_discriminator(cfg)
+    x = torch.randn(8, 1, 16, 16)
+    for _ in range(20):  # power iteration converges during forward passes
+        logits, _ = D(x)
+    conv = next(m for m in D.modules() if getattr(m, "equalized", False) and m.weight.ndim == 4)
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1) * conv.weight_gain, ord=2).item()
+    assert sigma == pytest.approx(1.0, rel=0.05)
+    assert logits.std() > 1e-3

@@ -69,11 +69,15 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation on every conv and linear weight of a module, in place."""
+    """Spectral normalisation on every conv and linear weight of a module, in place. Equalised-lr
+    layers drop their run-time gain: on top of a unit spectral norm it would shrink every layer by
+    1/sqrt(fan-in), and D's output would fade to a constant."""
     from torch.nn.utils.parametrizations import spectral_norm
     for m in list(module.modules()):
         if isinstance(m, (nn.Conv2d, nn.Linear)) or (hasattr(m, "weight") and getattr(m, "equalized", False)):
             spectral_norm(m)
+            if getattr(m, "equalized", False):
+                m.weight_gain = 1.0
     return module
 
 
