@@ -225,6 +225,7 @@ def test_an_unexpected_error_ends_the_log_as_failed(tiny, tmp_path):
 DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
 
 
+@pytest.mark.slow
 def test_bundled_demo_opens_as_the_compact_model_and_renders_the_same_pixels():
     """The demo was written with arch "stylegan2" and the compact model's config before the exact
     StyleGAN2 took that name: it opens as stylegan2-compact and renders what it rendered before
@@ -259,6 +260,7 @@ def _rewritten(path, out, **metadata):
     return out
 
 
+@pytest.mark.slow
 def test_checkpoints_written_under_older_names_open(tmp_path):
     from conftest import export_tiny
     # an NVlabs import of an earlier version: arch and config arch "stylegan2-nvlabs"
