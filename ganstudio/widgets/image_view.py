@@ -44,6 +44,10 @@ class ImageView(pg.GraphicsLayoutWidget):
         if reshaped:
             self.view.setRange(xRange=(0, image.shape[1]), yRange=(0, image.shape[0]), padding=0.01)
 
+    def shown_rect(self):
+        """Where the image is drawn, in this widget's pixels (a QRect; empty when there is none)."""
+        return self.mapFromScene(self.item.mapRectToScene(self.item.boundingRect())).boundingRect()
+
     def clear(self) -> None:
         self.image = None
         self.item.clear()

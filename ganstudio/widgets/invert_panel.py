@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QApplication, QFrame, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
@@ -72,6 +72,7 @@ class InvertPanel(QWidget):
         for box in (self.crop_left, self.crop_top, self.crop_side):
             box.setRange(0, 100_000)
             box.setKeyboardTracking(False)
+            box.setMinimumWidth(64)   # the 100000 range asked for more than the panel column has
         self.centre_button = QPushButton("Centre")
         # widgets: settings
         defaults, pti = ProjectionSettings(), PTISettings()
@@ -91,6 +92,7 @@ class InvertPanel(QWidget):
             box.setValue(weight)
             box.setSpecialValueText("off")
             box.setToolTip(f"weight of the {text} loss; 0 = off")
+            box.setMinimumWidth(64)
             self.loss_boxes[name] = box
         self.pti = QCheckBox("Then tune the generator (PTI)")
         self.pti_steps = QSpinBox()
@@ -133,7 +135,8 @@ class InvertPanel(QWidget):
         for i, (name, text, _) in enumerate(LOSS_DEFAULTS):
             losses.addWidget(QLabel(text), i // 2, (i % 2) * 2)
             losses.addWidget(self.loss_boxes[name], i // 2, (i % 2) * 2 + 1)
-        form.addRow("Losses", losses)
+        form.addRow(QLabel("Losses"))
+        form.addRow(losses)   # the whole width: two pairs of columns did not fit beside a form label
         pti_row = QHBoxLayout()
         pti_row.addWidget(self.pti)
         pti_row.addWidget(QLabel("steps"))
@@ -158,6 +161,7 @@ class InvertPanel(QWidget):
         layout.addLayout(model_row)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # it fits the column's width
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(content)
         QVBoxLayout(self).addWidget(scroll)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QMenu, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSlider, QSplitter,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ..engine.monitor_model import MonitorModel
@@ -60,9 +60,8 @@ class MonitorWidget(QWidget):
         header = self.run_list.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(_COL_RUN, QHeaderView.ResizeMode.Stretch)   # names take what is left
-        for column, width in ((_COL_STATE, 58), (_COL_STEP, 44), (_COL_ALERTS, 40)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-            self.run_list.setColumnWidth(column, width)
+        for column in (_COL_STATE, _COL_STEP, _COL_ALERTS):   # fixed widths cut "20209" to "2…9"
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         # run names share their numbered start ("00001-wgan-gp-ring8"): keep both ends visible
         self.run_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # when cut, keep number and data
         self.open_button = QPushButton("Open run…")
@@ -126,7 +125,12 @@ class MonitorWidget(QWidget):
         centre_layout.setContentsMargins(4, 4, 4, 4)
         centre_layout.addLayout(toolbar)
         centre_layout.addWidget(self.readout)
-        centre_layout.addWidget(self.plots, 1)
+        self.plot_scroll = QScrollArea()   # the plots keep a readable height; many of them scroll
+        self.plot_scroll.setWidgetResizable(True)
+        self.plot_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.plot_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plot_scroll.setWidget(self.plots)
+        centre_layout.addWidget(self.plot_scroll, 1)
 
         # ---- widgets: sample timeline (right) ----------------------------------------------------
         self.sample_view = ImageView()
@@ -154,7 +158,7 @@ class MonitorWidget(QWidget):
         for part in (left, centre, right):
             splitter.addWidget(part)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([340, 860, 280])   # the run list shows whole run names at the default size
+        splitter.setSizes([320, 880, 240])   # the run list shows whole run names at the default size
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor
 from ..engine.plot_layout import PLOTS, plot_for
 from ..engine.runlog import EmaSmoother, MinMaxEnvelope, RunLog, Series, peak_decimate
 from .image_view import configure_pyqtgraph
-from .plot_items import CompactAxis, legend_below, set_title, short_name
+from .plot_items import CompactAxis, PlotGrid, legend_below, set_title, short_name
 
 
 X_LABELS = {"step": "step", "kimg": "kimg", "time": "time (s)"}
@@ -64,20 +64,17 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
 
     readout_changed = Signal(str)
 
-    def __init__(self, parent=None,
-                 columns: int = 3):   # plots per row
+    def __init__(self, parent=None):
         configure_pyqtgraph()
         super().__init__(parent)
         self.x_axis = "step"
         self.smoothing = 0.6
         self._runs: list[_RunCurves] = []
         self.plots: dict[str, pg.PlotItem] = {}
-        self._titled: dict[str, bool] = {}
         self._legends: dict[str, pg.LegendItem] = {}
-        for i, spec in enumerate(PLOTS):
-            if i and i % columns == 0:
-                self.nextRow()
-            plot = self.addPlot(axisItems={"bottom": CompactAxis("bottom"), "left": CompactAxis("left")})
+        self.grid = PlotGrid(self.ci)   # places the plots that have data, as many columns as fit
+        for spec in PLOTS:
+            plot = pg.PlotItem(axisItems={"bottom": CompactAxis("bottom"), "left": CompactAxis("left")})
             set_title(plot, spec.title)
             # No grid: pyqtgraph's grid lines cost ten times the rest of a repaint here (measured
             # 100 ms against 9 ms for the 9 plots offscreen); the hover read-out gives values.
@@ -92,6 +89,26 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             self.plots[spec.key] = plot
         self._zoomed_redisplay: set[str] = set()
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._arrange()
+
+    def shown_plots(self) -> list[str]:
+        """Keys of the plots on screen, in order: those some open run has data for."""
+        return list(self.grid.shown)
+
+    def _arrange(self) -> None:
+        """Show the plots that have data (the losses plot, empty, while none has), in as many
+        columns as the width gives room for; the widget grows tall enough (the monitor scrolls)."""
+        fed = {c.plot_key for e in self._runs for c in e.curves.values()}
+        keys = [spec.key for spec in PLOTS if spec.key in fed] or ["losses"]
+        titles = {spec.key: spec.title for spec in PLOTS}
+        height = self.grid.arrange({key: self.plots[key] for key in keys}, titles, self._legends, self.width())
+        if height != self.minimumHeight():
+            self.setMinimumHeight(height)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "grid"):   # pyqtgraph resizes once inside its own constructor
+            self._arrange()
 
     # ---- runs -------------------------------------------------------------------------------------
     def add_run(self, run: RunLog) -> str:
@@ -152,10 +169,10 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             for name, series in entry.run.metrics.items():
                 redrawn += self._update_curve(entry, "m:" + name, series, plot_for(name, True), force)
             self._update_markers(entry, force)
-        self._update_titles()
         if redrawn:
             self._frame_flat_plots()
             self._update_legends()
+        self._arrange()
         return redrawn
 
     def _update_legends(self) -> None:
@@ -196,16 +213,6 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
             elif getattr(plot, "flat_framed", False):
                 plot.flat_framed = False
                 plot.vb.enableAutoRange(axis="y")
-
-    def _update_titles(self) -> None:
-        """A plot that no open run feeds has a grey title, so it does not look broken."""
-        fed = {c.plot_key for e in self._runs for c in e.curves.values()}
-        for spec in PLOTS:
-            has_data = spec.key in fed
-            if self._titled.get(spec.key) != has_data:
-                self._titled[spec.key] = has_data
-                # Greyed rather than annotated; a title may be cut, never widen the grid.
-                set_title(self.plots[spec.key], spec.title, None if has_data else "#6a6a6a")
 
     def _update_curve(self, entry: _RunCurves, key: str, series: Series, plot_key: str, force: bool) -> int:
         curve = entry.curves.get(key)
@@ -327,6 +334,7 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         if old.strip.scene() is not None:
             old.strip.scene().removeItem(old.strip)
         self._legends[plot_key] = legend_below(plot)
+        self.grid.forget_legends()
         return self._legends[plot_key]
 
     def legend_labels(self, plot_key: str) -> list[str]:
@@ -435,7 +443,8 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
 
     def _on_mouse_moved(self, pos) -> None:
         text = ""
-        for key, plot in self.plots.items():
+        for key in self.grid.shown:
+            plot = self.plots[key]
             inside = plot.sceneBoundingRect().contains(pos) and plot.vb.sceneBoundingRect().contains(pos)
             plot.crosshair.setVisible(inside)
             if inside:

@@ -12,6 +12,9 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QSizePolicy
 
 TITLE_SIZE = "9pt"
+MIN_PLOT_WIDTH = 205     # px per column: an axis, a few x ticks and a title of ~30 characters
+MIN_PLOT_HEIGHT = 165    # px of title, view and x axis without the legend: 7-pt y ticks stay apart
+LEGEND_ENTRY_WIDTH = 125  # px per legend column: a line sample and a name like "classes/Pullover"
 
 
 class CompactAxis(pg.AxisItem):
@@ -78,8 +81,9 @@ def legend_below(plot: pg.PlotItem) -> pg.LegendItem:
     return legend
 
 
-def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
+def set_title(plot: pg.PlotItem, title: str, colour: str | None = None, tooltip: str = "") -> None:
     label = plot.titleLabel
+    label.setToolTip(tooltip)
     if not getattr(label, "may_shrink", False):
         # A title holds its plot at the text's width (pyqtgraph re-asserts that on every
         # resize); in a narrow window it is better cut than pushing the grid past the edge.
@@ -94,6 +98,54 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None) -> None:
         label.setFlag(label.GraphicsItemFlag.ItemClipsChildrenToShape, True)   # cut, not drawn over its neighbour
         label.may_shrink = True
     plot.setTitle(title, size=TITLE_SIZE, color=colour)
+
+
+class PlotGrid:
+    """Places plots in a pyqtgraph layout row by row, in as many columns as the width has room for
+    (a plot without data is not placed at all); a title too long for its column ends in "…" and
+    the legends get as many columns as fit. Returns the height the grid needs."""
+
+    def __init__(self, layout: pg.GraphicsLayout):
+        self.layout = layout
+        self.shown: tuple[str, ...] = ()
+        self._placed: tuple = ()    # what was last arranged: keys, columns, row heights, column width
+        self._items: dict = {}      # key -> plot, those in the layout
+
+    def forget_legends(self) -> None:
+        self._placed = ()
+
+    def arrange(self, plots: dict, titles: dict, legends: dict, width: int) -> int:
+        keys = tuple(plots)
+        columns = max(1, min(len(keys), width // MIN_PLOT_WIDTH))
+        column_width = width // columns
+        for key in keys:
+            legend = legends[key]
+            fitting = max(1, min(len(legend.items), column_width // LEGEND_ENTRY_WIDTH))
+            if legend.items and legend.columnCount != fitting:
+                legend.setColumnCount(fitting)
+        rows = [keys[i:i + columns] for i in range(0, len(keys), columns)]
+        heights = [MIN_PLOT_HEIGHT + max(legends[k].strip.maximumHeight() for k in row) for row in rows]
+        placed = (keys, columns, tuple(heights), column_width)
+        if placed != self._placed:
+            if placed[:2] != self._placed[:2]:
+                for plot in self._items.values():
+                    self.layout.removeItem(plot)
+                for i, key in enumerate(keys):
+                    self.layout.addItem(plots[key], row=i // columns, col=i % columns)
+                self._items = dict(plots)
+            for i, key in enumerate(keys):
+                plots[key].setMinimumHeight(heights[i // columns])
+                set_title(plots[key], elided(titles[key], column_width - 50), tooltip=titles[key])
+            self.shown, self._placed = keys, placed
+        return sum(heights) + 6 * len(rows)
+
+
+def elided(text: str, width: int) -> str:
+    """`text` cut to `width` pixels of the plots' title font, ending in "…" when cut."""
+    from PySide6.QtGui import QFont, QFontMetrics
+    font = QFont()
+    font.setPointSizeF(float(TITLE_SIZE.rstrip("pt")))
+    return QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideRight, max(width, 20))
 
 
 def short_name(name: str, limit: int = 24) -> str:

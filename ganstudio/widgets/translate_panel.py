@@ -53,6 +53,8 @@ class TranslatePanel(QWidget):
         self.open_button = QPushButton("Open picture…")
         self.paste_button = QPushButton("Paste")
         self.direction = QComboBox()
+        # as wide as its longest entry: "A → B (edges → fashion)" was cut to "A → B (e"
+        self.direction.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.round_trip = QCheckBox("Show the round trip (there and back)")
         self.input_view, self.output_view, self.round_trip_view = ImageView(), ImageView(), ImageView()
         self.input_caption, self.output_caption, self.round_trip_caption = QLabel("input"), QLabel("output"), \
@@ -61,6 +63,7 @@ class TranslatePanel(QWidget):
             view.setMinimumSize(120, 120)
             view.setMaximumHeight(220)
         self.held_out_label = QLabel("Held-out inputs (click one):")
+        self.held_out_label.setWordWrap(True)   # a data source's path, or why there are none, can be long
         self.held_out_view = ImageView()
         self.held_out_view.setMinimumHeight(110)
         self.held_out_view.setMaximumHeight(170)
@@ -187,6 +190,7 @@ class TranslatePanel(QWidget):
             if self.info is None or self.info.generation != generation:
                 return
             self.held_out = held
+            self.held_out_view.show()
             self.held_out_view.set_image(make_grid(held.images, HELD_OUT_COLUMNS, pad=1, pad_value=96))
             self.held_out_label.setText(f"Held-out inputs ({html.escape(held.source)}; click one):")
             if pick_first:
@@ -194,6 +198,7 @@ class TranslatePanel(QWidget):
 
         def failed(message: str) -> None:
             self.held_out = None
+            self.held_out_view.hide()   # an empty strip looked like inputs still on their way
             self.held_out_label.setText(message or "held-out inputs: cancelled")
 
         self.controller.run_job(HELD_OUT_JOB, lambda renderer, progress, preview:
