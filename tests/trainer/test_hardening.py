@@ -8,12 +8,19 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from conftest import export_tiny, tiny_config
-from trainer.checkpoint import load_state
+from trainer.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, export_generator, load_generator, load_state
 from trainer.cli import main as cli
-from trainer.files import DirectoryInUse, DirectoryLock
+from trainer.config import TranslationModelConfig
+from trainer.files import DirectoryInUse, DirectoryLock, JSONFileError, parse_json
+from trainer.models import ARCHS, build_generator
 from trainer.training.loop import train
 
 TRAINER = [sys.executable, "-m", "trainer"]
@@ -81,3 +88,149 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
         assert not (tmp_path / "run" / "config.json").exists()   # refused before anything was written
     assert train(cfg, run_dir=tmp_path / "run", progress=False).state == "finished"
     DirectoryLock(tmp_path / "run").acquire().release()   # free again once the run has ended
+
+
+# ---- sizes are checked before anything is allocated ----
+def _absurd(config: dict) -> dict:
+    """A stored config with its latent or feature-map size set to something no machine holds."""
+    key = next(k for k in ("z_dim", "g_width", "channel_base") if k in config)
+    return {**config, key: 10**9}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_an_absurd_size_in_a_stored_config_is_refused_before_allocating(tmp_path, arch):
+    config_type = ARCHS[arch].config_type
+    config = config_type(arch=arch).to_dict() if "arch" in config_type.__dataclass_fields__ else config_type().to_dict()
+    path = tmp_path / f"{arch}.safetensors"
+    save_file({"weight": torch.zeros(8)}, str(path), metadata={
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "config": json.dumps(_absurd(config)),
+        "step": "0", "kimg": "0", "dataset": "{}", "direction": "AtoB"})
+    started = time.monotonic()
+    with pytest.raises(CheckpointError) as refusal:
+        load_generator(path)
+    message = str(refusal.value)
+    assert time.monotonic() - started < 20                          # nothing was built for real
+    assert f"{arch}.safetensors" in message and ("refused before allocating" in message or "must be at most"
+                                                   in message or "unusable" in message), message
+
+
+def test_a_stored_config_far_larger_than_its_file_is_refused_before_allocating(tmp_path):
+    path = export_tiny(tmp_path / "tiny.safetensors", arch="dcgan")
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    config = {**json.loads(meta["config"]), "width": 60000, "max_width": 60000}   # within each field's range
+    save_file(load_file(str(path)), str(path), metadata={**meta, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match=r"over [\d,]+ values \([\d,.]+ GB as float32\), but the file stores"):
+        load_generator(path)
+
+
+def test_a_model_too_large_to_train_is_refused_before_a_run_directory_exists(capsys, tmp_path):
+    refused(capsys, ["--data", "digits", "--preset", "dcgan", "--outdir", str(tmp_path / "runs"),
+                     "--width", "60000", "--max-width", "60000"], "this machine's memory", "generator")
+    refused(capsys, ["--data", "digits", "--outdir", str(tmp_path / "runs"), "--resolution", "100000"],
+            "--resolution 100000", "at most 8192")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ---- every number read has a range ----
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return export_tiny(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", c_dim=3)
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--psi", "1e30"], ("--psi 1e+30", "from -5 to 5")),
+    (["--threads", "-1"], ("--threads -1", "from 0 to")),
+    (["--seeds", "0-999999"], ("too many seeds", "at most 65536")),
+])
+def test_generate_refuses_numbers_out_of_range(capsys, tmp_path, ckpt, extra, words):
+    refused(capsys, ["generate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "g.png"), *extra], *words)
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_generate_refuses_an_output_larger_than_memory_before_rendering(capsys, tmp_path):
+    big = export_tiny(tmp_path / "big.safetensors", c_dim=0, resolution=128)   # 16,384 values a sample
+    refused(capsys, ["generate", "--checkpoint", str(big), "--out", str(tmp_path / "g.npz"), "--seeds", "0-65535"],
+            "65,536 samples of 1x128x128", "at most 16,384 samples")
+
+
+@pytest.mark.parametrize("fields,words", [
+    ({"class_index": 99}, ("class_index 99 is out of range", "0-2")),
+    ({"base_ws": [[0.0] * 3] * 2}, ("base_ws", "shape (2, 3)")),
+    ({"psi": 1e300}, ("psi 1e+300",)),
+])
+def test_a_workspace_that_does_not_fit_the_model_is_refused(capsys, tmp_path, ckpt, fields, words):
+    workspace = tmp_path / "view.json"
+    workspace.write_text(json.dumps({"format": "ganstudio.workspace", "version": 1, "checkpoint": str(ckpt),
+                                     **fields}))
+    refused(capsys, ["generate", "--workspace", str(workspace), "--out", str(tmp_path / "g.png")], *words)
+
+
+def _timeline(duration=2.0, fps=30.0):
+    key = {"state": {"seed": 1}, "duration": duration}
+    return {"format": "ganstudio.timeline", "version": 1, "fps": fps, "keyframes": [key, {**key, "state": {"seed": 2}}]}
+
+
+@pytest.mark.parametrize("timeline,extra,words", [
+    (_timeline(fps=0), [], ("fps 0",)),
+    (_timeline(duration=1e9), [], ("keyframe duration 1000000000.0", "at most 3600")),
+    (_timeline(), ["--fps", "0"], ("--fps 0.0", "above 0")),
+])
+def test_render_video_refuses_a_frame_rate_of_zero_and_endless_keyframes(capsys, tmp_path, ckpt, timeline, extra,
+                                                                          words):
+    path = tmp_path / "film.timeline.json"
+    path.write_text(json.dumps({**timeline, "checkpoint": str(ckpt)}))
+    refused(capsys, ["render-video", str(path), "--out", str(tmp_path / "film.gif"), *extra], *words)
+    assert not (tmp_path / "film.gif").exists()
+
+
+# ---- deeply nested JSON is an error, never a RecursionError ----
+DEEP = '{"a": ' * 100_000
+
+
+def test_a_deeply_nested_config_workspace_timeline_or_checkpoint_metadata_is_a_message(capsys, tmp_path, ckpt):
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    refused(capsys, ["--config", str(deep), "--outdir", str(tmp_path / "runs")], "nests more than 100 levels")
+    refused(capsys, ["generate", "--workspace", str(deep), "--out", str(tmp_path / "g.png")], "nests more than 100")
+    refused(capsys, ["render-video", str(deep), "--out", str(tmp_path / "f.gif")], "nests more than 100")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(DEEP)
+    refused(capsys, ["--resume", str(run)], "nests more than 100")
+    tensors = load_file(str(ckpt))
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta = dict(f.metadata())
+    for key in ("config", "dataset"):
+        save_file(tensors, str(tmp_path / "deep.safetensors"), metadata={**meta, key: DEEP})
+        with pytest.raises(CheckpointError, match="nests more than 100"):
+            load_generator(tmp_path / "deep.safetensors")
+    with pytest.raises(JSONFileError, match="nests"):
+        parse_json("[" * 101 + "]" * 101, "text")
+    assert parse_json('["[[[[", {"b": "\\"{{{{"}]', "text") == ["[[[[", {"b": '"{{{{'}]   # brackets in strings
+
+
+# ---- wrong kinds of input get a message, not a traceback ----
+@pytest.fixture(scope="module")
+def pix2pix(tmp_path_factory):
+    cfg = TranslationModelConfig(arch="pix2pix", img_resolution=16, g_width=4, d_width=4)
+    path = tmp_path_factory.mktemp("p2p") / "p2p.safetensors"
+    export_generator(build_generator(cfg), path, cfg, 0, 0.0, {"name": "tiny"},
+                     {"direction": "AtoB", "in_channels": "1", "out_channels": "1", "resolution": "16"})
+    return path
+
+
+def test_translation_and_gan_checkpoints_given_to_the_wrong_command(capsys, tmp_path, ckpt, pix2pix):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(photo)
+    refused(capsys, ["generate", "--checkpoint", str(pix2pix), "--out", str(tmp_path / "g.png")],
+            "image-to-image model", "ganstudio-train translate")
+    refused(capsys, ["translate", "--checkpoint", str(pix2pix), str(photo), "--out", str(tmp_path / "t"),
+                     "--round-trip"], "--round-trip needs a CycleGAN", "one-way pix2pix")
+    refused(capsys, ["translate", "--checkpoint", str(ckpt), str(photo), "--out", str(tmp_path / "t")],
+            "not an image-to-image model", "generate")
+    (tmp_path / "taken").write_text("the user's file")
+    for command in ("invert", "translate"):
+        refused(capsys, [command, "--checkpoint", str(pix2pix if command == "translate" else ckpt), str(photo),
+                         "--out", str(tmp_path / "taken")], "--out", "is a file")
+    assert (tmp_path / "taken").read_text() == "the user's file"

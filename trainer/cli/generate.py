@@ -12,7 +12,8 @@ from trainer.cli.common import (CommandFailed, UsageError, add_device_option, ad
 NAME = "generate"
 PSI_LIMIT = 5.0                 # |psi| beyond this extrapolates W into noise
 CHUNK = 64                      # samples rendered at once
-MAX_OUTPUT_VALUES = 2**28       # 1 GiB of float32 outputs: --seeds 0-999999 is refused, not rendered
+MAX_OUTPUT_VALUES = 2**28       # 1 GiB of float32 outputs, whatever the model
+MAX_SEEDS = 65536               # a 256 x 256 grid; --seeds 0-999999 is refused, not rendered for minutes
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
     else:
         if not args.checkpoint:
             raise UsageError("give --checkpoint (or --workspace)")
-        checkpoint, seeds = args.checkpoint, parse_seeds(args.seeds)
+        checkpoint, seeds = args.checkpoint, parse_seeds(args.seeds, limit=MAX_SEEDS)
     G = load_generator(checkpoint, device=args.device)
     if getattr(G, "translates", False):
         raise UsageError(f"{checkpoint} is an image-to-image model ({G.checkpoint_info['config']['arch']}): it "
