@@ -344,7 +344,7 @@ class RunConfig(_Config):
         if values.get("kind") == "translation" and values.get("task", "translation") == "translation":
             values["task"] = values.pop("kind")
         task = values.get("task", "gan")
-        if task not in TASK_SECTIONS:
+        if not isinstance(task, str) or task not in TASK_SECTIONS:
             raise ConfigError(f"RunConfig.task = {task!r}; choose one of {', '.join(TASK_SECTIONS)}")
         for name, section in zip(SECTION_NAMES, TASK_SECTIONS[task]):
             if name in values:

@@ -15,6 +15,8 @@ from ganstudio.engine.runlog import RunLog
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from conftest import export_tiny
 from trainer import CheckpointError, ConfigError, RunConfig, load_generator
+from trainer.files import JSONFileError, parse_json
+from trainer.film.timeline import Timeline, TimelineError
 from trainer.latents import LatentState, parse_seeds
 
 # JSON values of every shape, small enough to stay quick
@@ -24,6 +26,12 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12)
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEWER = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# JSON text nested from a few levels to far past Python's recursion limit, and near-JSON garbage
+deep_json = st.builds(lambda n, opener, inner: opener * n + inner + {"[": "]", '{"a": ': "}"}[opener] * n,
+                      st.integers(1, 200_000), st.sampled_from(["[", '{"a": ']), st.sampled_from(["1", "[]", '"x"']))
+json_texts = json_values.map(lambda v: json.dumps(v, allow_nan=True)) | deep_json | st.text(alphabet='[]{}":,1 \\a',
+                                                                                            max_size=40)
 
 
 @FAST
@@ -102,7 +110,8 @@ def checkpoint(tmp_path_factory):
                                                                    HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(["format", "format_version", "arch", "config", "step", "kimg", "dataset",
                             "tensors_sha256"]),
-       value=st.text(max_size=40) | json_values.map(json.dumps))
+       value=st.text(max_size=40) | json_texts | json_values.map(lambda d: json.dumps({"z_dim": d}))
+       | st.integers(10**4, 10**10).map(lambda n: json.dumps({"arch": "stylegan2-compact", "z_dim": 16, "w_dim": n})))
 def test_checkpoint_metadata(tmp_path, checkpoint, key, value):
     path, tensors, meta = checkpoint
     target = tmp_path / "edited.safetensors"
@@ -141,3 +150,57 @@ def test_run_logs(tmp_path, lines, chunk):
     for series in [*log.scalars.values(), *log.metrics.values()]:
         assert series.column("step").ndim == 1 and len(series.column("value")) == len(series)
     assert isinstance(log.alerts, list) and log.state in ("unknown", "running", "finished", "stopped", "failed")
+
+
+@FEWER
+@given(json_texts)
+def test_json_texts(text):
+    """The one JSON reader: a value, or JSONFileError for text that is not JSON or nests too deeply."""
+    try:
+        parse_json(text, "text")
+    except JSONFileError as exc:
+        assert str(exc).startswith("text ")
+
+
+@FEWER
+@given(json_texts | st.dictionaries(st.sampled_from(["data", "model", "train", "task", "kind", "preset"]),
+                                    json_values, max_size=4).map(json.dumps))
+def test_config_texts(text):
+    """config.json text of any shape or depth: a validated config or a ConfigError."""
+    try:
+        cfg = RunConfig.from_json(text)
+    except ConfigError as exc:
+        assert str(exc)
+        return
+    assert RunConfig.from_json(cfg.to_json()).to_dict() == cfg.to_dict()
+
+
+keyframes = st.lists(st.fixed_dictionaries({}, optional={
+    "state": st.dictionaries(st.sampled_from(["seed", "psi", "class_index", "ws"]), json_values, max_size=2),
+    "duration": st.floats() | st.integers(-5, 10**12) | json_values, "easing": st.sampled_from(["linear", "x"]) | json_values,
+    "tracks": json_values, "z": json_values, "label": json_values}), max_size=3)
+
+
+@FEWER
+@given(st.fixed_dictionaries({"format": st.just("ganstudio.timeline"), "version": st.integers(-1, 3) | json_values},
+                             optional={"fps": st.floats() | st.integers(-5, 10**6) | json_values, "keyframes": keyframes,
+                                       "loop": json_values, "interpolation": json_values, "model": json_values,
+                                       "noise_mode": json_values, "audio": json_values, "other": json_values}))
+def test_timelines(d):
+    """Timeline files of any content: a timeline of bounded length, or a TimelineError."""
+    try:
+        timeline = Timeline.from_dict(json.loads(json.dumps(d, allow_nan=True)))
+    except TimelineError as exc:
+        assert str(exc)
+        return
+    assert 0 < timeline.fps <= 240 and timeline.frame_count <= 1_000_000
+    assert Timeline.from_dict(timeline.to_dict()).to_dict() == timeline.to_dict()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deep_json)
+def test_timeline_files_nested_deeply(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("timeline") / "deep.timeline.json"
+    path.write_text(text)
+    with pytest.raises(TimelineError):
+        Timeline.load(path)
