@@ -41,7 +41,7 @@ def main() -> int:
         Image.fromarray(data.coffee()).save(PHOTO, quality=92)
     app = QApplication.instance() or QApplication([])
     window = MainWindow(device="cpu")
-    window.resize(1480, 900)
+    window.resize(1180, 760)   # the studio's default size
     window.show()
 
     def wait(condition, timeout=600):

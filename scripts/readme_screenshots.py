@@ -15,7 +15,7 @@ from ganstudio.engine.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "assets" / "readme"
-SIZE = "1100x700"
+SIZE = "1180x760"   # the studio's default window, as a user first sees it
 
 # panel -> workspace fields: a conditional demo shows a class by name, mixing shows coarse layers
 SCENES = {
@@ -40,7 +40,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "ganstudio.app", str(path), "--panel", panel, "--size", SIZE,
                             "--screenshot", str(OUT / f"studio-{panel}.png")], check=True)
     subprocess.run([sys.executable, "-m", "ganstudio.app", "--monitor", str(ROOT / "assets" / "demo"),
-                    "--size", "1480x900", "--screenshot", str(OUT / "monitor.png")], check=True)
+                    "--size", SIZE, "--screenshot", str(OUT / "monitor.png")], check=True)
     print(f"wrote {len(SCENES) + 1} screenshots to {OUT}")
 
 

@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         events = self.controller.events
         events.model.connect(self._on_model_loaded)
         events.image.connect(self._on_image)
-        events.render_error.connect(lambda text: self.statusBar().showMessage(f"render failed: {text}", 8000))
+        events.render_error.connect(lambda text: self.show_message(f"render failed: {text}", 8000))
         events.grid.connect(lambda result: self.mixing_panel.show_grid(result.image, result.cell_size))
         events.grid_error.connect(lambda text: self.mixing_panel.grid_error.setText(f"grid failed: {text}"))
         events.job_progress.connect(lambda p: self._show_progress(p[1], p[2]))
@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
         self.placeholder.hide()
         self.controller.grid_visible = self.panels.currentWidget() is self.mixing_panel
         if info.note:
-            self.statusBar().showMessage(info.note, 10000)
+            self.show_message(info.note, 10000)
 
     def _on_panel_changed(self, _index: int) -> None:
         self.controller.set_grid_visible(self.panels.currentWidget() is self.mixing_panel)
@@ -425,7 +425,18 @@ class MainWindow(QMainWindow):
         self.progress.setValue(int(fraction * 1000))
         self.progress.show()
         self.cancel_button.show()
-        self.statusBar().showMessage(message)
+        self.show_message(message)
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        """A status-bar message cut with "…" to the room the permanent widgets leave (Qt cut it
+        mid-number: "PSNR 20.("); the whole text is the bar's tooltip."""
+        bar = self.statusBar()
+        taken = sum(min(max(w.width(), w.sizeHint().width()), w.maximumWidth()) + 8
+                    for w in (self.progress, self.cancel_button, self.render_label, self.fps_label, self.model_label)
+                    if not w.isHidden())
+        room = max(bar.width() - taken - 24, 40)
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room), timeout_ms)
+        bar.setToolTip(text)
 
     def _show_placeholder(self, text: str) -> None:
         self.placeholder.setText(text)

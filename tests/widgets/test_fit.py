@@ -127,6 +127,11 @@ def test_latent_panels_fit(qtbot, make_window, tmp_path, size):
     wait_shown(qtbot, window)
     problems = walk_explorer(qtbot, window, LATENT_PANELS)
     assert not any(problems.values()), problems
+    message = "projecting step 40/100: loss 0.03993, PSNR 20.01 dB, SSIM 0.599 " * 3
+    window._show_progress(0.4, message)   # a long job's line ends in "…" where the bar has no more room
+    settle(qtbot, 50)
+    shown, bar = window.statusBar().currentMessage(), window.statusBar()
+    assert shown.endswith("…") and bar.fontMetrics().horizontalAdvance(shown) < bar.width() - window.model_label.width()
     assert window.panels.width() >= 470 and window.image_view.width() >= 360
 
 
