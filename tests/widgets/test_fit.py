@@ -137,6 +137,18 @@ def test_latent_panels_fit(qtbot, make_window, tmp_path, size):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_latent_panels_fit_a_stylegan3_model_with_its_move_and_rotate_controls(qtbot, make_window, tmp_path, size):
+    import torch
+    torch.set_num_threads(1)
+    ckpt = export_tiny(tmp_path / "sg3.safetensors", arch="stylegan3-t")
+    window = sized_window(make_window, size, ckpt)
+    problems = walk_explorer(qtbot, window, ("latent", "truncation"))
+    assert window.latent_panel.transform_box.isVisibleTo(window.latent_panel)   # the sliders, drag pad and animation are walked too
+    assert not any(problems.values()), problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_translate_panel_fits(qtbot, make_window, pix2pix_run, size):
     window = sized_window(make_window, size)
     window.open_checkpoint(pix2pix_run)
