@@ -25,6 +25,16 @@ needs_fixtures = pytest.mark.skipif(not (FIXTURES / f"{SG3}.pkl").is_file(),
                                     reason=f"NVlabs fixtures not found at {FIXTURES} (../shared is absent)")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: two spin-waiting threads on a shared 2-core machine run several times slower."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     """A StyleGAN3-T and an exact StyleGAN2 fixture, imported once as ordinary checkpoints."""

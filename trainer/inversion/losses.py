@@ -121,30 +121,42 @@ class InceptionFeatures(torch.nn.Module):
 
 class DiscriminatorFeatures(torch.nn.Module):
     """The run's own discriminator as a feature network: the output of each residual block.
-    Its `state/last.pt` holds D at the run's last step (the checkpoint may be older)."""
+    Its `state/last.pt` holds D at the run's last step (the checkpoint may be older); D is built
+    from the run's config.json (an exported generator's config describes G alone), or from
+    `config` where the run has none."""
 
     def __init__(self, checkpoint_path, config: dict, device="cpu"):
         super().__init__()
         from trainer.checkpoint import CheckpointError, load_state
-        from trainer.config import ModelConfig
+        from trainer.config import ModelConfig, RunConfig
         from trainer.models import build_discriminator
         state_file = discriminator_state_path(checkpoint_path)
         if state_file is None:
             raise LossUnavailable(f"the discriminator loss needs the run's state/last.pt next to "
                                   f"{Path(checkpoint_path).name}'s run directory; there is none "
                                   "(exported or shipped checkpoints often come without it)")
+        run_config = state_file.parent.parent / "config.json"
         try:
             state = load_state(state_file)
-            D = build_discriminator(ModelConfig.from_dict(config))
+            model = RunConfig.from_json(run_config.read_text(encoding="utf-8")).model if run_config.is_file() \
+                else ModelConfig.from_dict(config)
+            D = build_discriminator(model)
             D.load_state_dict(state["D"])
-        except (CheckpointError, KeyError, RuntimeError, ValueError) as exc:
+        except (CheckpointError, KeyError, OSError, RuntimeError, ValueError) as exc:
             raise LossUnavailable(f"cannot use the discriminator in {state_file}: {exc}") from None
         self.D = D.eval().requires_grad_(False).to(device)
         self.state_file = str(state_file)
 
     def features(self, images):
-        out, x = [], images
-        for block in self.D.blocks:
+        D, out = self.D, []
+        if hasattr(D, "block_resolutions"):   # NVlabs' D (exact StyleGAN2/3 runs): block b<res> reads (x, image)
+            x = None
+            for res in D.block_resolutions:
+                x = getattr(D, f"b{res}")(x, images)
+                out.append(x)
+            return out
+        x = images
+        for block in D.blocks:
             x = block(x)
             out.append(x)
         return out

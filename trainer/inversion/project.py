@@ -25,7 +25,7 @@ import torch
 
 from trainer.inversion.encoder import encoder_for_inversion, predicted_start
 from trainer.inversion.losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
-from trainer.latents import noise_layers, noise_override  # noqa: F401 - part of this module's API (PTI, tests)
+from trainer.latents import has_input_transform, noise_layers, noise_override  # noqa: F401 - noise_override: PTI, tests
 
 SPACES = ("w", "w+")
 INITS = ("auto", "encoder", "best_of_n", "class_mean", "w_avg")
@@ -139,7 +139,7 @@ def check_invertible(G) -> None:
         raise InversionError("this model draws 2-D points, not images: there is no photo to invert into it")
     if not getattr(G, "num_ws", 0):
         raise InversionError("this model has no W space (it is not style-based), so a photo cannot be "
-                             "projected into W or W+; open a StyleGAN2 checkpoint to invert photos")
+                             "projected into W or W+; open a StyleGAN2 or StyleGAN3 checkpoint to invert photos")
 
 
 def target_tensor(pixels: np.ndarray, device="cpu") -> torch.Tensor:
@@ -296,8 +296,12 @@ class StylePreconditioner:
 
 
 def layer_affine_matrices(G) -> list[torch.Tensor]:
-    """Per ws layer, the stacked weights [S_l, w_dim] of the affines that read it (this project's
-    StyleGAN2: a block's convolutions read its own layers, its toRGB the next block's first)."""
+    """Per ws layer, the stacked weights [S_l, w_dim] of the affines that read it (StyleGAN2: a
+    block's convolutions read its own layers, its toRGB the next block's first; StyleGAN3: the
+    Fourier input's transform affine reads ws 0, layer i's affine ws i + 1, ToRGB last)."""
+    if has_input_transform(G):
+        affines = [G.synthesis.input.affine] + [layer.affine for layer in G.synthesis.layers]
+        return [(a.weight * a.weight_gain).detach() for a in affines]
     rows: list[list[torch.Tensor]] = [[] for _ in range(G.num_ws)]
     index = 0
     for block in G.synthesis.blocks:
@@ -367,6 +371,8 @@ def project(G,
     if settings.optimize_noise:   # start from the model's own noise, so 0 steps draw what the studio draws
         maps = {name: layer.noise_const.detach().float()[None, None].repeat(n, 1, 1, 1).requires_grad_(True)
                 for name, layer in noise_layers(G).items()}
+        if not maps:   # StyleGAN3 draws without per-pixel noise: the latent alone is fitted
+            notes += ("this model has no noise maps, so only the latent was fitted",)
     optimizer = torch.optim.Adam([*(styles.offsets if styles else [latent]), *maps.values()], lr=settings.lr,
                                  betas=(0.9, 0.999))
     gen = torch.Generator(device="cpu").manual_seed(int(settings.seed) + 1)
