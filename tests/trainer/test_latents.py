@@ -1,6 +1,8 @@
 """One meaning for every latent setting (trainer.latents): the maths, the state, and the promise that
 the studio's engine and the CLI draw the same pixels for the same settings."""
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ from PIL import Image
 from ganstudio.engine.renderer import Renderer, request_from_workspace
 from ganstudio.engine.workspace import Workspace
 from trainer.cli import main as cli_main
-from trainer.latents import (LatentMapper, LatentState, direction_offset, layer_groups, mix_layers, parse_seeds,
-                             pca_directions, resolve_class, sample_z, seed_to_z, truncate)
+from trainer import load_generator
+from trainer.latents import (LatentMapper, LatentState, direction_offset, has_input_transform, input_transform,
+                             layer_groups, mix_layers, parse_seeds, pca_directions, resolve_class, sample_z, seed_to_z,
+                             stylegan3_transform, truncate)
 from conftest import export_tiny
 
 
@@ -181,3 +185,95 @@ def test_generate_refuses_bad_settings_with_messages(tmp_path, capsys):
     assert cli_main(["generate", "--workspace", str(tmp_path / "junk.json"), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a GAN Studio workspace" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+# ---- the StyleGAN3 input transform ----
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nvlabs"
+needs_fixtures = pytest.mark.skipif(not (FIXTURES / "sg3-t-cond10-32.pkl").is_file(),
+                                    reason=f"NVlabs StyleGAN3 fixtures not found at {FIXTURES} (../shared is absent)")
+
+
+@pytest.fixture(scope="module")
+def sg3_fixtures(tmp_path_factory):
+    """The conditional StyleGAN3-T and the StyleGAN3-R fixture, imported; one torch thread."""
+    if not (FIXTURES / "sg3-t-cond10-32.pkl").is_file():
+        pytest.skip(f"NVlabs StyleGAN3 fixtures not found at {FIXTURES}")
+    from trainer.importers import import_network
+    folder = tmp_path_factory.mktemp("sg3")
+    for name in ("sg3-t-cond10-32", "sg3-r-32"):
+        import_network(FIXTURES / f"{name}.pkl", folder / f"{name}.safetensors")
+    return folder
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)   # NVlabs' references were computed on one thread
+    yield
+    torch.set_num_threads(before)
+
+
+def test_transform_settings_are_validated_and_kept_in_json():
+    s = LatentState(seed=1, translate_x=0.1, translate_y=-0.05, rotate_deg=370)
+    assert LatentState.from_dict(json.loads(json.dumps(s.to_dict()))).transform.tolist() == s.transform.tolist()
+    assert np.allclose(s.transform, stylegan3_transform(0.1, -0.05, 370)) and np.array_equal(LatentState().transform, np.eye(3))
+    old = {k: v for k, v in s.to_dict().items() if k not in ("translate_x", "translate_y", "rotate_deg")}
+    assert np.array_equal(LatentState.from_dict(old).transform, np.eye(3))   # states saved before StyleGAN3
+    for name, bad in (("translate_x", float("inf")), ("translate_y", 10.5), ("rotate_deg", "10"), ("rotate_deg", True),
+                      ("rotate_deg", -4000.0)):
+        with pytest.raises(ValueError, match=name):
+            LatentState(**{name: bad})
+
+
+@needs_fixtures
+@pytest.mark.slow
+def test_generate_translate_rotate_reproduce_nvlabs_transformed_image(sg3_fixtures, tmp_path, one_thread):
+    """`generate --translate 0.1,-0.05 --rotate 10` draws what NVlabs drew with that user transform (the
+    fixture's img_transform, seeds 0-7 at psi 1, class = seed); the model's buffer is left as it was."""
+    ref = np.load(FIXTURES / "sg3-t-cond10-32.ref.npz")
+    m = ref["user_transform"]
+    x, y, degrees = float(m[0, 2]), float(m[1, 2]), math.degrees(math.atan2(m[0, 1], m[0, 0]))
+    assert (round(x, 6), round(y, 6), round(degrees, 6)) == (0.1, -0.05, 10.0)
+    assert np.abs(stylegan3_transform(x, y, degrees) - ref["user_transform_inverse"]).max() < 1e-6
+    out = tmp_path / "moved.npz"
+    assert cli_main(["generate", "--checkpoint", str(sg3_fixtures / "sg3-t-cond10-32.safetensors"), "--seeds", "0-7",
+                     "--psi", "1", "--translate", "0.1,-0.05", "--rotate", "10", "--out", str(out), "--threads", "1"]) in (0, None)
+    with np.load(out) as saved:
+        assert np.abs(saved["outputs"] - ref["img_transform"]).max() < 1e-4
+    G = load_generator(sg3_fixtures / "sg3-t-cond10-32.safetensors")
+    mapper = LatentMapper(G)
+    states = [LatentState(seed=s, psi=1.0) for s in range(2)]
+    with torch.no_grad():   # a batch that mixes transforms draws each image as it draws alone
+        mixed = mapper.images([states[0].replace(translate_x=0.1, translate_y=-0.05, rotate_deg=10), states[1]])
+        assert np.abs(mixed[0].numpy() - ref["img_transform"][0]).max() < 1e-4
+        assert np.abs(mixed[1].numpy() - ref["img_psi1"][1]).max() < 1e-4
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))   # the buffer is back: no leak into the next
+
+
+@needs_fixtures
+def test_rotate_turns_counterclockwise_and_translate_moves_right_and_down(sg3_fixtures, one_thread):
+    """On the rotation-equivariant StyleGAN3-R, rotate 90 is np.rot90 of the picture (counterclockwise
+    as shown) and translate k / resolution rolls it k pixels; `input_transform` restores the buffer
+    even when synthesis fails."""
+    G = load_generator(sg3_fixtures / "sg3-r-32.safetensors")
+    mapper = LatentMapper(G)
+    s = LatentState(seed=5, psi=1.0)
+    with torch.no_grad():
+        base, turned, moved = mapper.images([s, s.replace(rotate_deg=90), s.replace(translate_x=4 / 32, translate_y=2 / 32)])
+    inside = (slice(None), slice(6, -6), slice(6, -6))
+    scale = float(base.abs().mean())
+    assert float((turned - torch.rot90(base, 1, (1, 2)))[inside].abs().mean()) < 1e-3 * scale
+    assert float((turned - torch.rot90(base, -1, (1, 2)))[inside].abs().mean()) > 0.02 * scale
+    assert float((moved - torch.roll(base, (2, 4), (1, 2)))[inside].abs().mean()) < 1e-3 * scale
+    with pytest.raises(ValueError), input_transform(G, s.replace(rotate_deg=30).transform):
+        G.synthesis(torch.zeros(1, 3, G.w_dim))   # wrong shape: synthesis raises inside the block
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))
+
+
+def test_models_without_the_transform_keep_but_ignore_it(tmp_path):
+    G = load_generator(export_tiny(tmp_path / "compact.safetensors"))
+    mapper = LatentMapper(G)
+    s = LatentState(seed=2)
+    assert not has_input_transform(G)
+    with torch.no_grad():
+        assert torch.equal(mapper.images([s]), mapper.images([s.replace(translate_x=0.3, rotate_deg=45)]))

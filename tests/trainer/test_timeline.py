@@ -11,6 +11,7 @@ from PIL import Image
 from ganstudio.engine.renderer import Renderer, RenderRequest
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from conftest import export_tiny, write_beep
+from test_latents import needs_fixtures, sg3_fixtures  # noqa: F401 - a pytest fixture, found by its name
 from trainer import load_generator
 from trainer.latents import LatentMapper, LatentState
 from trainer.film.timeline import (EASINGS, Keyframe, LayerTrack, Timeline, TimelineError, catmull_rom_weights, ease,
@@ -454,3 +455,43 @@ def test_sound_drives_psi_and_is_muxed_into_the_mp4(G, tiny_path, tmp_path):
                                     "--audio", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "x.mp4")],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "no such sound file" in missing.stderr
+
+
+# ---- StyleGAN3: films that pan and spin ----
+def test_keyframes_keep_the_transform_in_files_and_refuse_bad_values(tmp_path):
+    keys = (Keyframe(LatentState(seed=1), 1.0, "linear"),
+            Keyframe(LatentState(seed=1, translate_x=0.25, translate_y=-0.1, rotate_deg=720.0), 1.0))
+    line = Timeline(keys, fps=4)
+    line.save(tmp_path / "spin.timeline.json")
+    again = Timeline.load(tmp_path / "spin.timeline.json")
+    assert again.to_dict() == line.to_dict() and again.keyframes[1].state.rotate_deg == 720.0
+    d = line.to_dict()
+    for key in d["keyframes"]:   # a file written before StyleGAN3: the identity
+        for name in ("translate_x", "translate_y", "rotate_deg"):
+            del key["state"][name]
+    assert all(np.array_equal(k.state.transform, np.eye(3)) for k in Timeline.from_dict(d).keyframes)
+    d["keyframes"][1]["state"]["rotate_deg"] = float("nan")
+    with pytest.raises(TimelineError, match="rotate_deg"):
+        Timeline.from_dict(d)
+
+
+@needs_fixtures
+@pytest.mark.slow
+def test_a_stylegan3_film_pans_and_spins_between_keyframes(sg3_fixtures):  # noqa: F811 - the imported fixture
+    """Frames between two keyframes of one seed (rotate 0 -> 90, translate 0 -> 0.25) are the studio's
+    renders of the blended settings; the keyframes are the studio's renders of their own."""
+    torch.set_num_threads(1)
+    G = load_generator(sg3_fixtures / "sg3-t-cond10-32.safetensors")
+    still = LatentState(seed=4, class_index=4, psi=0.7)
+    keys = (Keyframe(still, 1.0, "linear"), Keyframe(still.replace(rotate_deg=90.0, translate_x=0.25), 1.0))
+    renderer = TimelineRenderer(G, Timeline(keys, fps=4, model=model_signature(G)))
+    frames = renderer.render_frames(range(renderer.frame_count))
+    assert len(frames) == 5 and len({f.tobytes() for f in frames}) == 5   # every frame moves
+    mapper = LatentMapper(G)
+    from trainer.images import to_uint8
+    with torch.no_grad():
+        expected = np.concatenate([to_uint8(mapper.images([still.replace(rotate_deg=90.0 * t, translate_x=0.25 * t)]))
+                                   for t in (0, 0.25, 0.5, 0.75, 1)])   # one at a time, as the studio draws
+    assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1
+    assert np.array_equal(frames[0], expected[0]) and np.array_equal(frames[4], expected[4])
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))
