@@ -60,6 +60,8 @@ def test_mix_layers_and_presets():
     assert groups["fine"] == (False,) * 5 + (True,) * 3
     big = layer_groups([4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 256])
     assert sum(big["coarse"]) + sum(big["middle"]) + sum(big["fine"]) == 14
+    sg3 = layer_groups([16] * 6 + [32] * 10)   # a 32 px StyleGAN3: two levels, still three presets
+    assert [sum(sg3[k]) for k in ("coarse", "middle", "fine")] == [6, 5, 5] and sg3["coarse"][:6] == (True,) * 6
 
 
 def test_pca_finds_the_long_axis():

@@ -131,8 +131,14 @@ def mix_layers(ws_base: torch.Tensor,   # [N, num_ws, w_dim] the unmixed latents
 
 def layer_groups(layer_resolutions: Sequence[int]) -> dict[str, tuple[bool, ...]]:
     """Masks for the coarse / middle / fine presets: the model's resolutions (4, 8, ...) split
-    into thirds, as in the StyleGAN paper (coarse 4-8, middle 16-32, fine 64-1024 at 1024px)."""
+    into thirds, as in the StyleGAN paper (coarse 4-8, middle 16-32, fine 64-1024 at 1024px). With
+    fewer than three levels (a 32 px StyleGAN3 samples at 16 and 32 only) the layers themselves are
+    split into thirds, so no preset is empty."""
     levels = sorted(set(layer_resolutions))
+    if len(levels) < 3:
+        parts = np.array_split(np.arange(len(layer_resolutions)), 3)
+        return {name: tuple(i in part for i in range(len(layer_resolutions)))
+                for name, part in zip(("coarse", "middle", "fine"), parts)}
     thirds = [set(part.tolist()) for part in np.array_split(np.array(levels), 3)]
     names = ("coarse", "middle", "fine")
     return {name: tuple(r in group for r in layer_resolutions) for name, group in zip(names, thirds)}
