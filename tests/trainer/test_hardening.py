@@ -223,8 +223,9 @@ def pix2pix(tmp_path_factory):
 def test_translation_and_gan_checkpoints_given_to_the_wrong_command(capsys, tmp_path, ckpt, pix2pix):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.full((16, 16), 128, np.uint8)).save(photo)
-    refused(capsys, ["generate", "--checkpoint", str(pix2pix), "--out", str(tmp_path / "g.png")],
-            "image-to-image model", "ganstudio-train translate")
+    for command in (["generate", "--out", str(tmp_path / "g.png")], ["render-video", "--preset", "seed-walk", "--out",
+                    str(tmp_path / "v.gif")], ["metrics", "--data", "digits", "--metrics", "kid50"]):
+        refused(capsys, [*command, "--checkpoint", str(pix2pix)], "image-to-image model", "ganstudio-train translate")
     refused(capsys, ["translate", "--checkpoint", str(pix2pix), str(photo), "--out", str(tmp_path / "t"),
                      "--round-trip"], "--round-trip needs a CycleGAN", "one-way pix2pix")
     refused(capsys, ["translate", "--checkpoint", str(ckpt), str(photo), "--out", str(tmp_path / "t")],

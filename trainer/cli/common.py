@@ -113,6 +113,13 @@ class number:
         raise UsageError(f"{flag} {value}: expected {kind} {wanted}".rstrip())
 
 
+def require_latent_model(G, checkpoint) -> None:
+    """UsageError when a command that draws from seeds is given an image-to-image checkpoint."""
+    if getattr(G, "translates", False):
+        raise UsageError(f"{checkpoint} is an image-to-image model ({G.checkpoint_info['config']['arch']}): it "
+                         "translates images rather than drawing them from seeds; use `ganstudio-train translate`")
+
+
 def resolve_device(requested: str) -> str:
     """--device -> a device this machine has ("auto": the best one). UsageError for a malformed or missing one."""
     import torch

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
-                                note, number, parse_command_line, subcommand)
+                                note, number, parse_command_line, require_latent_model, subcommand)
 
 NAME = "generate"
 PSI_LIMIT = 5.0                 # |psi| beyond this extrapolates W into noise
@@ -104,9 +104,7 @@ def main(argv: list[str]) -> int:
             raise UsageError("give --checkpoint (or --workspace)")
         checkpoint, seeds = args.checkpoint, parse_seeds(args.seeds, limit=MAX_SEEDS)
     G = load_generator(checkpoint, device=args.device)
-    if getattr(G, "translates", False):
-        raise UsageError(f"{checkpoint} is an image-to-image model ({G.checkpoint_info['config']['arch']}): it "
-                         "translates images rather than drawing them from seeds; use `ganstudio-train translate`")
+    require_latent_model(G, checkpoint)
     if G.checkpoint_info["note"]:
         note(NAME, G.checkpoint_info["note"])
     check_output_size(len(seeds) if seeds else 1, G)

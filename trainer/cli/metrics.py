@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
-                                number, parse_command_line, subcommand)
+                                number, parse_command_line, require_latent_model, subcommand)
 
 NAME = "metrics"
 
@@ -66,6 +66,7 @@ def main(argv: list[str]) -> None:
     device = args.device
     if args.checkpoint:
         subject = load_generator(args.checkpoint, device=device)
+        require_latent_model(subject, args.checkpoint)   # a translation run's metrics are computed as it trains
         dataset = (subject.checkpoint_info.get("dataset") or {}).get("name")
         source = args.data or dataset
         if not source:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from trainer.cli.common import (CommandFailed, UsageError, add_device_option, add_threads_option, command_parser,
-                                note, number, parse_command_line, subcommand)
+                                note, number, parse_command_line, require_latent_model, subcommand)
 
 NAME = "render-video"
 CLI_PRESETS = ("seed-walk", "truncation-sweep", "class-tour", "noise-loop", "style-morph")
@@ -143,6 +143,7 @@ def main(argv: list[str]) -> None:
         settings = ExportSettings(args.out, size=args.size, resize_filter=args.filter, quality=args.quality)
         settings.kind   # a bad suffix is refused before the model loads
         G = load_generator(checkpoint, device=args.device)
+        require_latent_model(G, checkpoint)
         if args.timeline:
             if args.fps:
                 timeline = timeline.replace(fps=args.fps)

@@ -72,7 +72,7 @@ def task_of(argv: list[str]) -> str:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A new run's config: the --config file's or the preset's, with the options given on top."""
     if args.config:
-        base = RunConfig.from_json(Path(args.config).read_text(encoding="utf-8")).to_dict()
+        base = RunConfig.from_dict(read_json(args.config)).to_dict()
         return RunConfig.from_dict(merge(base, overrides_from_args(args)))
     return preset_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
 
