@@ -217,7 +217,10 @@ def load_discriminator(path, device="cpu") -> torch.nn.Module:
     if arch not in ARCHS or ARCHS[arch].discriminator_config_type is None or "discriminator_config" not in metadata:
         raise CheckpointError(f"{path.name} holds no discriminator (only imports made with --with-d keep one)")
     arch, cfg = _model_config(path, metadata, "discriminator_config")
-    D = ARCHS[arch].make_discriminator(cfg)
+    try:
+        D = build_within_file_size(lambda: ARCHS[arch].make_discriminator(cfg), tensors, "its discriminator config")
+    except ModelTooLarge as exc:
+        raise CheckpointError(f"{path.name}: {exc}") from None
     own = {k[len(DISCRIMINATOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(DISCRIMINATOR_PREFIX)}
     _check_tensors(path, arch, D, own)
     _verify_tensors(path, tensors, metadata)
