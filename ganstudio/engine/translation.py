@@ -8,12 +8,12 @@ and translated by `trainer.translation.translate_pixels`, the CLI's own path.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from trainer.files import read_json
 from trainer.translation import input_channels, translate_pixels
 
 HELD_OUT_COUNT = 16        # held-out inputs offered in the panel
@@ -82,7 +82,7 @@ def held_out_inputs(renderer, direction: str, count: int = HELD_OUT_COUNT) -> He
     data_cfg = None
     config_file = Path(info["path"]).parent.parent / "config.json"   # <run>/checkpoints/step-N.safetensors
     try:
-        values = json.loads(config_file.read_text(encoding="utf-8"))
+        values = read_json(config_file)
         if is_translation_config(values):
             data_cfg = RunConfig.from_dict(values).data
     except (OSError, ValueError):

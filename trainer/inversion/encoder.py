@@ -23,6 +23,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from trainer.files import parse_json
+
 FORMAT = "ganstudio.encoder"
 FORMAT_VERSION = 1
 ENCODERS_FOLDER = "encoders"
@@ -162,8 +164,8 @@ def load_encoder(path, checkpoint_sha256: str | None = None, device="cpu") -> La
     if checkpoint_sha256 is not None and meta.get("generator_sha256") != checkpoint_sha256:
         raise EncoderError(mismatch_message(path, meta, checkpoint_sha256))
     try:
-        config = EncoderConfig.from_dict(json.loads(meta.get("config", "")))
-    except (json.JSONDecodeError, TypeError) as exc:
+        config = EncoderConfig.from_dict(parse_json(meta.get("config", ""), f"{path.name}'s config"))
+    except (ValueError, TypeError) as exc:
         raise EncoderError(f"{path.name} has an unusable encoder config: {exc}") from None
     try:
         tensors = load_file(str(path), device="cpu")

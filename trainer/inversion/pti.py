@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trainer.inversion.losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
-from trainer.files import file_sha256
+from trainer.files import parse_json, file_sha256
 from trainer.inversion.project import Report, check_invertible, noise_override, to_uint8_nhwc, w_statistics
 
 
@@ -166,4 +166,4 @@ def save_tuned(tuned: torch.nn.Module, path, source_checkpoint, image_sha256: st
              "pivot": str(pivot_npz)}
     config = ARCHS[info["config"]["arch"]].config_type.from_dict(info["config"])   # NVlabs imports have their own
     export_generator(tuned, path, config, info["step"], info["kimg"],
-                     json.loads(metadata.get("dataset", "{}")), extra=extra)
+                     parse_json(metadata.get("dataset", "{}"), "the checkpoint's dataset metadata"), extra=extra)

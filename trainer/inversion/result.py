@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.files import parse_json
+
 FORMAT = "ganstudio.inversion"
 FORMAT_VERSION = 1
 
@@ -71,8 +73,8 @@ def load_inversion(path) -> Inversion:
     if "ws" not in arrays or "meta" not in arrays:
         raise InversionFileError(f"{path.name} is not an inversion file (it needs `ws` and `meta`)")
     try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as exc:
+        meta = parse_json(str(arrays["meta"]), f"{path.name}'s meta")
+    except ValueError as exc:
         raise InversionFileError(f"{path.name}: its meta is not JSON ({exc})") from None
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise InversionFileError(f"{path.name}: inversion format {meta.get('format')!r} version "

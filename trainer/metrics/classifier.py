@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer.files import write_safetensors
+from trainer.files import parse_json, write_safetensors
 from trainer.config import DataConfig
 from trainer.data.datasets import Dataset, cache_dir, load_dataset
 
@@ -157,7 +157,7 @@ def load_or_train_classifier(data_cfg: DataConfig, device="cpu", progress: bool 
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
             tensors = load_file(str(path))
-            net = SmallCNN(int(meta["channels"]), int(meta["resolution"]), len(json.loads(meta["class_names"])))
+            net = SmallCNN(int(meta["channels"]), int(meta["resolution"]), len(parse_json(meta["class_names"], f"{path.name}'s class names")))
             net.load_state_dict(tensors, strict=True)
             return Classifier(net.eval().requires_grad_(False).to(device), meta["dataset"], int(meta["resolution"]),
                               int(meta["channels"]), json.loads(meta["class_names"]), float(meta["test_accuracy"]),

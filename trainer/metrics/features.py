@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from trainer.files import atomic_write
+from trainer.files import parse_json, atomic_write
 from trainer.images import to_uint8_nchw
 from trainer.data.datasets import Dataset, cache_dir
 from trainer.metrics.distances import feature_stats
@@ -124,7 +124,7 @@ def cached_real_features(key: dict, compute: Callable[[], np.ndarray]) -> tuple[
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:
-                if json.loads(str(f["key"])) == key:
+                if parse_json(str(f["key"]), f"{path.name}'s key") == key:
                     return f["features"], f["mu"], f["sigma"], True
         except (OSError, ValueError, KeyError):
             pass  # unreadable or stale: recompute and replace it
