@@ -130,6 +130,12 @@ def test_a_model_too_large_to_train_is_refused_before_a_run_directory_exists(cap
     refused(capsys, ["--data", "digits", "--outdir", str(tmp_path / "runs"), "--resolution", "100000"],
             "--resolution 100000", "at most 8192")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    from conftest import tiny_config   # the library refuses it too, not only the CLI
+    from trainer.config import ConfigError
+    from trainer.training.loop import train
+    with pytest.raises(ConfigError, match="this machine's memory"):
+        train(tiny_config("dcgan", model={"width": 60000, "max_width": 60000}), outdir=tmp_path / "library")
+    assert not (tmp_path / "library").exists() or not any((tmp_path / "library").iterdir())
 
 
 # ---- every number read has a range ----

@@ -35,6 +35,7 @@ from trainer.files import DirectoryInUse, DirectoryLock, atomic_write, new_run_d
 from trainer.images import save_png
 from trainer.training import distributed
 from trainer.training.gan import GanTask
+from trainer.training.task import check_model_size
 from trainer.training.translation import TranslationTask
 
 TASKS = {"gan": GanTask, "translation": TranslationTask}
@@ -362,6 +363,8 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
             cfg.train.kimg = float(kimg)
         cfg.validate()   # options are checked before anything is written
         TASKS[cfg.task].check(cfg, ranks.world)
+        if not resume:   # a model too large for this machine is refused before the data is read
+            check_model_size(cfg)
         created = not resume and run_dir is None
         if created:
             run_dir = Path(distributed.from_main(ranks, lambda: str(new_run_dir(outdir, cfg))))

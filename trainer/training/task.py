@@ -65,3 +65,26 @@ class AdversarialTask:
         for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
             if state.get(name) and scaler.is_enabled():   # fp16's loss scale carries over (older states have none)
                 scaler.load_state_dict(state[name])
+
+
+def check_model_size(cfg) -> None:
+    """ModelTooLarge (a ConfigError) when the run's G and D, at the data's resolution, would not fit
+    in this machine's memory with their gradients and Adam moments: counted on the meta device,
+    before the data is read or anything is allocated."""
+    import dataclasses
+    from trainer.checkpoint import ModelTooLarge, check_trainable_size
+    from trainer.models import build_discriminator, build_generator
+    m = dataclasses.replace(cfg.model)
+    channels = cfg.data.channels or 3   # 0: the data decides; RGB is the larger case
+    if cfg.task == "translation":
+        m.img_resolution, m.in_channels, m.out_channels = cfg.data.resolution, channels, channels
+    elif m.arch != "mlp":
+        m.img_resolution, m.img_channels = cfg.data.resolution, channels
+    what = f"--resolution {cfg.data.resolution} with the {m.arch} options given"
+    try:
+        check_trainable_size({"generator": lambda: build_generator(m), "discriminator": lambda: build_discriminator(m)},
+                             what)
+    except ModelTooLarge:
+        raise
+    except Exception:   # noqa: BLE001 - a combination the model refuses: the run reports it in its own words
+        pass
