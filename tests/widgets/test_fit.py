@@ -211,7 +211,7 @@ def test_panels_fit_at_twice_the_pixel_ratio():
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
                           "latent_panels_fit or monitor_fits_the_demo or translate_panel_fits"],
                          capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
-    assert out.returncode == 0 and re.search(r"\b6 passed", out.stdout), out.stdout[-3000:]
+    assert out.returncode == 0 and re.search(r"\b8 passed", out.stdout), out.stdout[-3000:]
 
 
 def test_the_walk_finds_a_cut_label_and_a_sideways_scroll_bar(qtbot):
