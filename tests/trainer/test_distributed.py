@@ -115,8 +115,9 @@ def test_two_ranks_match_one_process_fed_the_union(preset, tiny, tmp_path, two_r
         assert torch.allclose(rank0["pl_mean"], one["pl_mean"], atol=1e-5)
         assert rank0["G"]["mapping.w_avg"].abs().sum() > 0
         assert torch.allclose(rank0["G"]["mapping.w_avg"], one["G"]["mapping.w_avg"], atol=1e-5)
-    # only rank 0 wrote into the run directory
-    assert sorted(p.name for p in (two_ranks / preset).iterdir()) == ["checkpoints", "config.json", "samples", "state"]
+    # only rank 0 wrote into the run directory (and took its lock)
+    assert sorted(p.name for p in (two_ranks / preset).iterdir()) == [".lock", "checkpoints", "config.json", "samples",
+                                                                       "state"]
 
 
 def _feature_setup():
