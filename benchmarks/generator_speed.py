@@ -1,14 +1,14 @@
-"""Generator speed: ms per image of the NVlabs-exact StyleGAN2 (`stylegan2-nvlabs`, what imported
-networks run on) against this project's own `stylegan2`, at the same widths and resolutions, in one
+"""Generator speed: ms per image of the NVlabs-exact StyleGAN2 (`stylegan2`, what imported networks
+run on and the presets train) against the older compact `stylegan2-compact`, at the same widths and resolutions, in one
 run. Three rows per size:
 
-  exact      stylegan2-nvlabs as shipped (execution chosen per layer: fused or shared modulated
+  exact      stylegan2 as shipped (execution chosen per layer: fused or shared modulated
              convolution, polyphase upsampling on CPU from 64 px inputs)
   nv-path    the same model forced onto NVlabs' own inference path (per-sample weights in one
              grouped convolution, stride-2 transposed convolution, then the FIR filter), i.e. the
              operations NVlabs' reference ops run, in plain PyTorch; a stand-in for NVlabs' code,
              which is not installed here
-  project    trainer.models.stylegan2 (bilinear resampling, non-fused modulation)
+  project    trainer.models.stylegan2, arch stylegan2-compact (bilinear resampling, non-fused modulation)
 
 Widths follow NVlabs' configurations for these sizes (cifar / paper256): feature maps
 min(16384 / r, 512) at resolution r, z_dim = w_dim = 512, 8 mapping layers. Each time is the

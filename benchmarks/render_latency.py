@@ -42,7 +42,7 @@ def make_256_model(directory: Path) -> Path:
     from trainer.checkpoint import export_generator
     from trainer.config import ModelConfig
     from trainer.models import build_generator
-    cfg = ModelConfig(arch="stylegan2", z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
+    cfg = ModelConfig(arch="stylegan2-compact", z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
                       width=64, max_width=512, mapping_layers=8)
     torch.manual_seed(0)
     G = build_generator(cfg)

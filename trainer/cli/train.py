@@ -49,7 +49,8 @@ def train_parser(task: str = "gan") -> argparse.ArgumentParser:
                    help="train on N processes on this machine (one per GPU; gloo on CPU) by starting torchrun; "
                         "the batch is split across them. For several machines run torchrun yourself (README)")
     add_config_options(p, zip(SECTION_NAMES, TASK_SECTIONS[task]),
-                       {"source": ["--data"], "metrics_kimg": ["--metrics-every"]})  # names DESIGN.md uses
+                       {"source": ["--data"], "metrics_kimg": ["--metrics-every"],   # names DESIGN.md uses
+                        "mapping_layers": ["--map"]})                                # and NVlabs' train.py
     return p
 
 
