@@ -138,6 +138,13 @@ def test_a_model_too_large_to_train_is_refused_before_a_run_directory_exists(cap
     assert not (tmp_path / "library").exists() or not any((tmp_path / "library").iterdir())
 
 
+def test_data_too_large_at_the_asked_resolution_is_refused_before_it_is_made(capsys, tmp_path):
+    # 8192 px (the largest resolution a config takes): 112 GiB of digits, refused on any ordinary machine
+    refused(capsys, ["--data", "digits", "--outdir", str(tmp_path / "runs"), "--resolution", "8192", "--threads", "1"],
+            "'digits' at --resolution 8192", "GiB")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 # ---- every number read has a range ----
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):

@@ -142,7 +142,7 @@ def _fashion_mnist(cfg: DataConfig) -> Dataset:
     parts = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[cfg.split]
     imgs, labels = zip(*(part(p) for p in parts))
     images = torch.from_numpy(np.concatenate(imgs))[:, None]  # [N, 1, 28, 28]
-    return Dataset("fashion-mnist", _resize_batch(images, cfg.resolution, cfg.channels),
+    return Dataset("fashion-mnist", _resize_batch(images, cfg.resolution, cfg.channels, "fashion-mnist"),
                    torch.from_numpy(np.concatenate(labels).astype(np.int64)), list(FASHION_MNIST_CLASSES))
 
 
@@ -150,7 +150,7 @@ def _digits(cfg: DataConfig) -> Dataset:
     from sklearn.datasets import load_digits
     digits = load_digits()  # 1,797 real 8x8 digits, values 0..16; no official split: every split is all
     images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8))[:, None]
-    return Dataset("digits", _resize_batch(images, cfg.resolution, cfg.channels),
+    return Dataset("digits", _resize_batch(images, cfg.resolution, cfg.channels, "digits"),
                    torch.from_numpy(digits.target.astype(np.int64)), [str(i) for i in range(10)])
 
 
@@ -226,6 +226,7 @@ def _from_files(cfg: DataConfig, name: str, entries, where: str) -> Dataset:
         raise DataError(f"'{where}' mixes images in its top folder with class sub-folders; a conditional "
                         f"model needs every image inside a class sub-folder (e.g. image #{loose})")
     index = {c: i for i, c in enumerate(class_names)}
+    _check_fits_in_memory(len(decoded), channels, cfg.resolution, where)
     arrays = np.stack([_to_square(img, cfg.resolution, channels) for img, _ in decoded])
     labels = np.array([index.get(lbl, 0) for _, lbl in decoded], dtype=np.int64)
     return Dataset(name, torch.from_numpy(arrays), torch.from_numpy(labels), class_names, skipped)
@@ -256,14 +257,27 @@ def _to_square(img: Image.Image, resolution: int, channels: int) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def _resize_batch(images: torch.Tensor, resolution: int, channels: int) -> torch.Tensor:
+def _check_fits_in_memory(count: int, channels: int, resolution: int, where: str) -> None:
+    """DataError, before anything is allocated, when `count` images at this resolution would take more
+    than half this machine's memory (the images, and a working copy while they are made)."""
+    from trainer.checkpoint import memory_bytes
+    need, memory = count * channels * resolution * resolution, memory_bytes()
+    if 2 * need > memory:
+        raise DataError(f"'{where}' at --resolution {resolution}: {count:,} images of {channels}x{resolution}x"
+                        f"{resolution} pixels need {need / 2**30:.1f} GiB, more than half of this machine's "
+                        f"{memory / 2**30:.0f} GiB; use a smaller --resolution")
+
+
+def _resize_batch(images: torch.Tensor, resolution: int, channels: int, where: str) -> torch.Tensor:
     """uint8 [N, C, H, W] -> uint8 [N, channels, R, R] with antialiased bilinear resizing."""
     if channels == 3 and images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
         return images.contiguous()
+    _check_fits_in_memory(len(images), images.shape[1], resolution, where)
+    per_image = images.shape[1] * resolution * resolution * 4        # float32 while resizing
     out = []
-    for chunk in images.split(4096):
+    for chunk in images.split(max(1, min(4096, 2**28 // per_image))):   # at most ~256 MB of floats at a time
         x = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear",
                           antialias=True, align_corners=False)
         out.append(x.round().clamp(0, 255).to(torch.uint8))

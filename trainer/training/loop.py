@@ -101,7 +101,7 @@ class RunLoop:
         torch.set_num_threads(threads)
         self.ranks, rank_device = distributed.start(cfg.train.device)
         if self.ranks.is_main:
-            log(f"threads: {threads} ({reason})")
+            log(f"threads: {reason}")
         # One process trains in a run directory at a time: rank 0 takes its lock before anything is
         # read or written, and every rank hears a refusal
         self.lock = DirectoryLock(self.run_dir)
