@@ -44,13 +44,17 @@ def finished_run(tmp_path_factory):
 
 # ---- the run directory's lock ----
 def wait_until_locked(run_dir, process, seconds=120):
-    """Wait until `process` holds the run directory's lock (a real flock, tried from here)."""
+    """Wait until `process` holds the run directory's lock. It logs "resumed" only after taking the
+    lock, so the probe (a real flock, tried from here) waits for that line: probing earlier could take
+    the lock in the instant the process reaches for it, and refuse it."""
+    log = run_dir / "events.jsonl"
+    resumed_before = log.read_text(encoding="utf-8").count("resumed at step")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1]
-        try:
-            DirectoryLock(run_dir).acquire().release()
-        except DirectoryInUse:
+        if log.read_text(encoding="utf-8").count("resumed at step") > resumed_before:
+            with pytest.raises(DirectoryInUse):
+                DirectoryLock(run_dir).acquire()
             return
         time.sleep(0.2)
     pytest.fail("the first trainer never took the lock")
