@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -118,3 +119,74 @@ def write_beep(path, seconds=2.0, silent_until=1.0, rate=22050):
         w.setframerate(rate)
         w.writeframes((signal * 32767).astype(np.int16).tobytes())
     return path
+
+
+# ---- one torch thread ----
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (as NVlabs' references were computed, so sums run in the same
+    order; and on a shared 2-core machine two threads spin against other processes and run many
+    times slower than one); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- NVlabs pickles with references made by NVlabs' code (../shared; never copied here) ----
+NVLABS_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "nvlabs"
+
+
+needs_nvlabs_fixtures = pytest.mark.skipif(not (NVLABS_FIXTURES / "sg3-t-cond10-32.pkl").is_file(),
+                                           reason=f"NVlabs fixtures not found at {NVLABS_FIXTURES} (../shared is absent)")
+
+
+def nvlabs_reference(name: str) -> dict:
+    with np.load(NVLABS_FIXTURES / f"{name}.ref.npz", allow_pickle=False) as ref:
+        return {k: ref[k] for k in ref.files}
+
+
+def max_diff(a: torch.Tensor, b: np.ndarray) -> float:
+    assert tuple(a.shape) == b.shape
+    return float((a.detach().float() - torch.from_numpy(b)).abs().max())
+
+
+@pytest.fixture(scope="module")
+def sg3_fixtures(tmp_path_factory):
+    """The conditional StyleGAN3-T and the StyleGAN3-R fixture, imported as ordinary checkpoints."""
+    if not (NVLABS_FIXTURES / "sg3-t-cond10-32.pkl").is_file():
+        pytest.skip(f"NVlabs StyleGAN3 fixtures not found at {NVLABS_FIXTURES}")
+    from trainer.importers import import_network
+    folder = tmp_path_factory.mktemp("sg3")
+    for name in ("sg3-t-cond10-32", "sg3-r-32"):
+        import_network(NVLABS_FIXTURES / f"{name}.pkl", folder / f"{name}.safetensors")
+    return folder
+
+
+# ---- runs ----
+def assert_resume_reproduces(full, half, kimg: float) -> dict:
+    """Resume the `half` run to `kimg`: its G, D and G_ema must equal the uninterrupted `full`
+    run's bit for bit. -> the full run's state."""
+    from trainer.checkpoint import load_state
+    from trainer.training.loop import train
+    assert half.step < full.step
+    resumed = train(run_dir=half.run_dir, resume=True, kimg=kimg, progress=False)
+    assert resumed.step == full.step and resumed.state == "finished"
+    a = load_state(full.run_dir / "state" / "last.pt")
+    b = load_state(half.run_dir / "state" / "last.pt")
+    for net in ("G", "D", "G_ema"):
+        for key, value in a[net].items():
+            assert torch.equal(value, b[net][key]), f"{net}.{key} differs after resume"
+    return a
+
+
+def write_scalars(writer, step, **values):
+    """A scalars line as the trainer writes it (loss_D -> loss/D)."""
+    writer.write("scalars", step, step * 0.064, values={k.replace("_", "/"): v for k, v in values.items()})
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "00000-test-run"
+    d.mkdir()
+    return d

@@ -12,17 +12,7 @@ import pytest
 from ganstudio.engine.runlog import (EmaSmoother, RunLog, Series, detect_d_collapse, detect_divergence,
                                      collapse_alarm, ema_smooth, first_nonfinite, is_stalled, write_csv)
 from trainer.events import EventWriter
-
-
-def _scalars(writer, step, **values):
-    writer.write("scalars", step, step * 0.064, values={k.replace("_", "/"): v for k, v in values.items()})
-
-
-@pytest.fixture
-def run_dir(tmp_path):
-    d = tmp_path / "00000-test-run"
-    d.mkdir()
-    return d
+from conftest import write_scalars
 
 
 # -- series -----------------------------------------------------------------------------------
@@ -68,7 +58,7 @@ def test_runlog_reads_a_real_tiny_training_run(tmp_path, tiny):
 def test_tailing_takes_only_new_lines_and_survives_half_written_and_foreign_lines(run_dir):
     w = EventWriter(run_dir / "events.jsonl")
     w.write("status", 0, 0, state="running", message="started")
-    _scalars(w, 1, loss_D=1.0, loss_G=2.0)
+    write_scalars(w, 1, loss_D=1.0, loss_G=2.0)
     run = RunLog(run_dir)
     assert run.poll() == 2 and len(run.scalars["loss/D"]) == 1 and run.state == "running"
     version = run.version
@@ -92,7 +82,7 @@ def test_tailing_takes_only_new_lines_and_survives_half_written_and_foreign_line
 def test_reading_in_small_chunks_gives_the_same_run_as_reading_at_once(run_dir):
     w = EventWriter(run_dir / "events.jsonl")
     for step in range(1, 301):
-        _scalars(w, step, loss_D=1 / step, loss_G=math.log(step))
+        write_scalars(w, step, loss_D=1 / step, loss_G=math.log(step))
         if step % 100 == 0:
             w.write("metric", step, step * 0.064, name="fid", value=100.0 / step, num_samples=500)
     whole, chunked = RunLog(run_dir), RunLog(run_dir)
@@ -112,7 +102,7 @@ def test_resume_drops_the_abandoned_segment_so_curves_do_not_double_back(run_dir
     w = EventWriter(run_dir / "events.jsonl")
     w.write("status", 0, 0, state="running", message="started on cpu")
     for step in range(1, 11):
-        _scalars(w, step, loss_D=1.0, loss_G=1.0)
+        write_scalars(w, step, loss_D=1.0, loss_G=1.0)
         if step == 6:
             w.write("checkpoint", 6, 0.4, path="checkpoints/step-000006.safetensors")
         if step == 8:
@@ -120,7 +110,7 @@ def test_resume_drops_the_abandoned_segment_so_curves_do_not_double_back(run_dir
     # The trainer was killed at step 10; it resumes from its snapshot at step 6 and logs 7.. again.
     w.write("status", 6, 0.4, state="running", message="resumed at step 6 on cpu; 100 training items")
     for step in range(7, 13):
-        _scalars(w, step, loss_D=2.0, loss_G=2.0)
+        write_scalars(w, step, loss_D=2.0, loss_G=2.0)
     run = RunLog(run_dir)
     run.poll(max_bytes=700)   # the resume line arrives in a later chunk than the first segment
     while run.backlog():
@@ -168,11 +158,11 @@ def test_runlog_raises_nan_collapse_divergence_and_failed_alerts(run_dir):
     w = EventWriter(run_dir / "events.jsonl")
     w.write("status", 0, 0, state="running", message="started")
     for step in range(1, 41):
-        _scalars(w, step, loss_D=0.001 if step > 20 else 0.7, loss_G=1.0)
+        write_scalars(w, step, loss_D=0.001 if step > 20 else 0.7, loss_G=1.0)
     run = RunLog(run_dir)
     run.poll()
     assert [(a.kind, a.series, a.step) for a in run.alerts] == [("d_collapse", "loss/D", 30)]
-    _scalars(w, 41, loss_D=float("nan"), loss_G=1.0)   # written as the string "nan"
+    write_scalars(w, 41, loss_D=float("nan"), loss_G=1.0)   # written as the string "nan"
     w.write("metric", 41, 2.6, name="collapse/alarm", value=1.0, num_samples=256)
     w.write("status", 41, 2.6, state="failed", message="loss/D became nan at step 41")
     run.poll()
@@ -216,7 +206,7 @@ def test_critic_losses_are_not_flagged_as_d_collapse(run_dir):
     (run_dir / "config.json").write_text(json.dumps({"train": {"loss": "wgan-gp"}}))
     w = EventWriter(run_dir / "events.jsonl")
     for step in range(1, 41):
-        _scalars(w, step, loss_D=0.001, loss_G=0.1)
+        write_scalars(w, step, loss_D=0.001, loss_G=0.1)
     run = RunLog(run_dir)
     run.poll()
     assert run.alerts == []
@@ -231,7 +221,7 @@ def test_a_silent_running_run_is_stalled_until_a_line_arrives(run_dir):
     run.poll()
     run._last_growth = long_ago   # as if the line had been read an hour ago
     assert [a.kind for a in run.alerts] == ["stalled"]
-    _scalars(w, 1, loss_D=1.0)
+    write_scalars(w, 1, loss_D=1.0)
     run.poll()
     assert run.alerts == []
 
@@ -290,7 +280,7 @@ def test_csv_export_holds_every_point_of_every_run(tmp_path):
         d.mkdir()
         w = EventWriter(d / "events.jsonl")
         for step in range(1, 6):
-            _scalars(w, step, loss_D=step + i)
+            write_scalars(w, step, loss_D=step + i)
         w.write("metric", 5, 0.3, name="fid", value=12.5, ci_low=11.0, ci_high=14.0)
         run = RunLog(d)
         run.poll()
@@ -352,14 +342,14 @@ def test_min_max_envelope_keeps_the_outline_of_a_growing_series():
 def test_a_replaced_log_is_read_again_from_the_start(run_dir):
     w = EventWriter(run_dir / "events.jsonl")
     for step in range(1, 21):
-        _scalars(w, step, loss_D=1.0)
+        write_scalars(w, step, loss_D=1.0)
     run = RunLog(run_dir)
     run.poll()
     generation = run.scalars["loss/D"].generation
     (run_dir / "events.jsonl").write_text("")   # a new run written over the old one
     w = EventWriter(run_dir / "events.jsonl")
     for step in range(1, 4):
-        _scalars(w, step, loss_D=2.0)
+        write_scalars(w, step, loss_D=2.0)
     run.poll()
     np.testing.assert_array_equal(run.scalars["loss/D"].column("value"), [2.0, 2.0, 2.0])
     assert run.scalars["loss/D"].generation > generation and run.events_read == 3

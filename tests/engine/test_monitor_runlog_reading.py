@@ -10,7 +10,7 @@ import pytest
 from ganstudio.engine.runlog import (MAX_LINE_BYTES, CappedEventReader, RunLog, Series, regular_scalar_columns,
                                      scalar_columns, scalar_columns_line_by_line)
 from trainer.events import EventReader, EventWriter, parse_lines, read_events, to_float
-from test_monitor_runlog import _scalars, run_dir   # noqa: F401 (run_dir is a fixture)
+from conftest import write_scalars
 
 
 # -- the fast path: orjson, scalars in bulk, the collector paused --------------------------------
@@ -59,7 +59,7 @@ def test_orjson_and_the_standard_json_read_every_kind_of_line_alike():
             assert repr(events) == repr(expected[0]) and bad == expected[1]   # repr: NaN equals NaN
 
 
-def _trainer_scalars(step, **values):
+def _trainerwrite_scalars(step, **values):
     return {"kind": "scalars", "step": step, "kimg": round(step * 0.064, 4), "time": step * 0.5,
             "values": {"loss/D": 1.0 / step, "loss/G": float(step), "lr/G": 0.002, "pl": 3, **values}}
 
@@ -77,7 +77,7 @@ def _assert_same_columns(a, b):
 
 
 def test_scalars_in_bulk_agree_with_reading_them_line_by_line():
-    regular = [_trainer_scalars(step) for step in range(1, 51)]
+    regular = [_trainerwrite_scalars(step) for step in range(1, 51)]
     regular[7]["values"] = dict(reversed(list(regular[7]["values"].items())))   # the same names, reordered
     bulk = regular_scalar_columns(regular)
     assert bulk is not None   # the trainer's lines do take the bulk path
@@ -85,19 +85,19 @@ def test_scalars_in_bulk_agree_with_reading_them_line_by_line():
     assert list(bulk.values) == ["loss/D", "loss/G", "lr/G", "pl"] and bulk.position.shape == (3, 50)
 
     odd_lines = {
-        "a nan string": _trainer_scalars(11, pl="nan"),
-        "a bool": _trainer_scalars(11, pl=True),
-        "a null": _trainer_scalars(11, pl=None),
-        "a list": _trainer_scalars(11, pl=[1.0]),
-        "an extra name": _trainer_scalars(11, extra=1.0),
-        "a missing name": {**_trainer_scalars(11), "values": {"loss/D": 1.0, "loss/G": 2.0, "lr/G": 0.1}},
-        "a step as text": {**_trainer_scalars(11), "step": "11"},
-        "a step of NaN": {**_trainer_scalars(11), "step": math.nan},
-        "no step": {k: v for k, v in _trainer_scalars(11).items() if k != "step"},
-        "no kimg": {k: v for k, v in _trainer_scalars(11).items() if k != "kimg"},
-        "a null kimg": {**_trainer_scalars(11), "kimg": None},
-        "values not a dict": {**_trainer_scalars(11), "values": [1, 2]},
-        "an integer beyond float": _trainer_scalars(11, pl=10 ** 400),
+        "a nan string": _trainerwrite_scalars(11, pl="nan"),
+        "a bool": _trainerwrite_scalars(11, pl=True),
+        "a null": _trainerwrite_scalars(11, pl=None),
+        "a list": _trainerwrite_scalars(11, pl=[1.0]),
+        "an extra name": _trainerwrite_scalars(11, extra=1.0),
+        "a missing name": {**_trainerwrite_scalars(11), "values": {"loss/D": 1.0, "loss/G": 2.0, "lr/G": 0.1}},
+        "a step as text": {**_trainerwrite_scalars(11), "step": "11"},
+        "a step of NaN": {**_trainerwrite_scalars(11), "step": math.nan},
+        "no step": {k: v for k, v in _trainerwrite_scalars(11).items() if k != "step"},
+        "no kimg": {k: v for k, v in _trainerwrite_scalars(11).items() if k != "kimg"},
+        "a null kimg": {**_trainerwrite_scalars(11), "kimg": None},
+        "values not a dict": {**_trainerwrite_scalars(11), "values": [1, 2]},
+        "an integer beyond float": _trainerwrite_scalars(11, pl=10 ** 400),
     }
     for what, line in odd_lines.items():
         batch = regular[:10] + [line] + regular[11:]
@@ -114,7 +114,7 @@ def _nasty_log(path):
     w = EventWriter(path)
     w.write("status", 0, 0, state="running", message="started on cpu")
     for step in range(1, 31):
-        _scalars(w, step, loss_D=float("nan") if step == 12 else 1.0 / step, loss_G=float(step))
+        write_scalars(w, step, loss_D=float("nan") if step == 12 else 1.0 / step, loss_G=float(step))
         if step % 10 == 0:
             w.write("samples", step, step * 0.064, path=f"samples/step-{step:06d}.png")
             w.write("metric", step, step * 0.064, name="fid", value=100.0 / step, std=1.0, extra_key=[1, 2])
@@ -129,7 +129,7 @@ def _nasty_log(path):
             w = EventWriter(path)
     w.write("status", 20, 1.28, state="running", message="resumed at step 20 on cpu; 100 training items")
     for step in range(21, 26):
-        _scalars(w, step, loss_D=2.0, loss_G=-1.0)
+        write_scalars(w, step, loss_D=2.0, loss_G=-1.0)
     w.close()
     with open(path, "a") as f:
         f.write('{"kind": "scalars", "step": 26, "kimg": 1.6, "ti')
@@ -167,7 +167,7 @@ def test_a_nasty_log_gives_the_same_run_whatever_the_chunks_and_after_being_repl
 
     w = EventWriter(run_dir / "events.jsonl.new")
     for step in range(1, 4):
-        _scalars(w, step, loss_D=3.0)
+        write_scalars(w, step, loss_D=3.0)
     w.close()
     os.replace(run_dir / "events.jsonl.new", run_dir / "events.jsonl")   # a shorter log in its place
     whole.poll(None)
@@ -197,7 +197,7 @@ def test_reading_pauses_the_garbage_collector_and_gives_it_back_as_it_was(run_di
 def test_the_event_reader_reads_at_once_and_parses_in_batches(run_dir):
     w = EventWriter(run_dir / "events.jsonl")
     for step in range(1, 8):
-        _scalars(w, step, loss_D=1.0)
+        write_scalars(w, step, loss_D=1.0)
     w.close()
     with open(run_dir / "events.jsonl", "a") as f:
         f.write("garbage\n")
@@ -224,6 +224,7 @@ def test_without_orjson_the_standard_json_reads_the_same_run(run_dir):
     import sys
     _nasty_log(run_dir / "events.jsonl")
     code = ("import sys; sys.modules['orjson'] = None\n"   # as if it were not installed
+            f"sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})\n"   # tests/: its conftest
             "import json; from trainer import events\n"
             "assert events._fast_loads is json.loads\n"
             "from test_monitor_runlog_reading import _run_state; from ganstudio.engine.runlog import RunLog\n"
@@ -241,12 +242,12 @@ def test_without_orjson_the_standard_json_reads_the_same_run(run_dir):
 # -- a cap on a line's length ------------------------------------------------------------------
 def _log_with_a_long_line(path, long_bytes):
     w = EventWriter(path)
-    _scalars(w, 1, loss_D=1.0, loss_G=2.0)
+    write_scalars(w, 1, loss_D=1.0, loss_G=2.0)
     w.close()
     with open(path, "a") as f:
         f.write('{"kind": "scalars", "step": 2, "values": {"loss/D": 9.0}, "pad": "' + "x" * long_bytes + '"}\n')
     w = EventWriter(path)
-    _scalars(w, 3, loss_D=1.5, loss_G=2.5)
+    write_scalars(w, 3, loss_D=1.5, loss_G=2.5)
     w.close()
 
 

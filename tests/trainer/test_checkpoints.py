@@ -10,6 +10,7 @@ from trainer import CheckpointError, load_generator
 from trainer.checkpoint import load_state, read_checkpoint
 from trainer.events import read_events
 from trainer.training.loop import train
+from conftest import assert_resume_reproduces
 
 
 @pytest.mark.slow
@@ -54,20 +55,6 @@ def test_resume_reproduces_uninterrupted_run(preset, tiny, tmp_path):
                            "r1_every": 2, "augment": "color,translation,cutout"}, data={"xflip": True})
     half = train(cfg_half, outdir=tmp_path / "b", progress=False)
     assert_resume_reproduces(full, half, cfg_full.train.kimg)
-
-
-def assert_resume_reproduces(full, half, kimg: float) -> dict:
-    """Resume the `half` run to `kimg`: its G, D and G_ema must equal the uninterrupted `full`
-    run's bit for bit. -> the full run's state."""
-    assert half.step < full.step
-    resumed = train(run_dir=half.run_dir, resume=True, kimg=kimg, progress=False)
-    assert resumed.step == full.step and resumed.state == "finished"
-    a = load_state(full.run_dir / "state" / "last.pt")
-    b = load_state(half.run_dir / "state" / "last.pt")
-    for net in ("G", "D", "G_ema"):
-        for key, value in a[net].items():
-            assert torch.equal(value, b[net][key]), f"{net}.{key} differs after resume"
-    return a
 
 
 @pytest.mark.slow

@@ -16,15 +16,9 @@ from trainer.files import file_sha256
 from trainer.inversion.losses import psnr
 from trainer.inversion.project import ProjectionSettings, project
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
 QUICK = EncoderTrainSettings(kimg=0.96, batch=16, lr=3e-3, width=8, max_width=16, hidden=64, eval_samples=64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from trainer.checkpoint import CheckpointError, load_discriminator, read_checkpo
 from trainer.cli import main as cli_main
 from trainer.importers import NetworkImportError, import_network
 from trainer.importers.nvlabs_pkl import NetworkRecord, read_network_pickle
+from conftest import max_diff, nvlabs_reference as reference
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "nvlabs"
@@ -29,16 +30,6 @@ needs_fixtures = pytest.mark.skipif(not (FIXTURES / "sg2ada-uncond-32.pkl").is_f
 
 def fixture(name: str) -> Path:
     return FIXTURES / f"{name}.pkl"
-
-
-def reference(name: str) -> dict:
-    with np.load(FIXTURES / f"{name}.ref.npz", allow_pickle=False) as ref:
-        return {k: ref[k] for k in ref.files}
-
-
-def max_diff(a: torch.Tensor, b: np.ndarray) -> float:
-    assert tuple(a.shape) == b.shape
-    return float((a.detach().float() - torch.from_numpy(b)).abs().max())
 
 
 def files_in(folder: Path) -> list[str]:

@@ -25,15 +25,7 @@ from trainer.inversion.photo import PhotoError, fit_photo, open_photo, photo_fro
 
 from conftest import export_tiny
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes and
-    run many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

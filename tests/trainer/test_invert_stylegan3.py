@@ -2,7 +2,6 @@
 finds a latent that draws it again (W and W+, steps taken in each layer's style coordinates, no
 noise maps to fit), pivotal tuning and the encoder work on the same model. Fixtures live outside
 the project, in ../shared/fixtures/nvlabs; the tests skip when it is absent."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,19 +15,13 @@ from trainer.inversion.losses import psnr
 from trainer.inversion.project import ProjectionSettings, can_precondition, layer_affine_matrices, project
 from trainer.inversion.pti import PTISettings, pivotal_tuning, save_tuned
 from trainer.latents import LatentMapper, LatentState
+from conftest import NVLABS_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nvlabs"
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
+FIXTURES = NVLABS_FIXTURES
 NAME = "sg3-t-cond10-32"
 CLASS = 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: two spin-waiting threads on a shared 2-core machine run several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 the studio's engine and the CLI draw the same pixels for the same settings."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from trainer.latents import (LatentMapper, LatentState, direction_offset, has_in
                              layer_groups, mix_layers, parse_seeds, pca_directions, resolve_class, sample_z, seed_to_z,
                              stylegan3_transform, truncate)
 from conftest import export_tiny
+from conftest import NVLABS_FIXTURES as FIXTURES, needs_nvlabs_fixtures
 
 
 def test_seed_to_z_follows_nvlabs_convention():
@@ -190,29 +190,7 @@ def test_generate_refuses_bad_settings_with_messages(tmp_path, capsys):
 
 
 # ---- the StyleGAN3 input transform ----
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nvlabs"
-needs_fixtures = pytest.mark.skipif(not (FIXTURES / "sg3-t-cond10-32.pkl").is_file(),
-                                    reason=f"NVlabs StyleGAN3 fixtures not found at {FIXTURES} (../shared is absent)")
-
-
-@pytest.fixture(scope="module")
-def sg3_fixtures(tmp_path_factory):
-    """The conditional StyleGAN3-T and the StyleGAN3-R fixture, imported; one torch thread."""
-    if not (FIXTURES / "sg3-t-cond10-32.pkl").is_file():
-        pytest.skip(f"NVlabs StyleGAN3 fixtures not found at {FIXTURES}")
-    from trainer.importers import import_network
-    folder = tmp_path_factory.mktemp("sg3")
-    for name in ("sg3-t-cond10-32", "sg3-r-32"):
-        import_network(FIXTURES / f"{name}.pkl", folder / f"{name}.safetensors")
-    return folder
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)   # NVlabs' references were computed on one thread
-    yield
-    torch.set_num_threads(before)
+needs_fixtures = needs_nvlabs_fixtures
 
 
 def test_transform_settings_are_validated_and_kept_in_json():

@@ -13,15 +13,7 @@ import torch
 from trainer.metrics import distances
 from trainer.metrics.compute import MetricError, parse_metrics
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests run small batches, where a second thread gains little and an oversubscribed
-    CPU (CI beside other jobs) loses a lot to thread hand-offs; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------------------------

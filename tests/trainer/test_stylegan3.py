@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,22 +24,14 @@ from trainer.importers.unpickler import NetworkRecord, PlainDict, read_network_p
 from trainer.latents import stylegan3_transform
 from trainer.models import ARCHS
 from trainer.models.stylegan3 import StyleGAN3Generator, StyleGAN3GeneratorConfig
-from test_import import max_diff, reference   # the same fixture folder and comparison as the StyleGAN2 imports
+from conftest import NVLABS_FIXTURES as FIXTURES, max_diff, nvlabs_reference as reference
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nvlabs"
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
 NAMES = ["sg3-t-cond10-32", "sg3-r-32", "sg3-t-64"]
 TOLERANCE = 1e-4
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "sg3-t-64.pkl").is_file(),
                                     reason=f"NVlabs StyleGAN3 fixtures not found at {FIXTURES} (../shared is absent)")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as NVlabs' references were computed: sums in the same order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def user_settings(matrix: np.ndarray) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ from trainer.checkpoint import load_state, read_checkpoint
 from trainer.training.loop import Trainer, train
 from trainer.training.presets import preset_config
 
-from test_checkpoints import assert_resume_reproduces
+from conftest import assert_resume_reproduces
 
 TINY_CLI = ["--data", "digits", "--resolution", "16", "--max-images", "64", "--batch", "8", "--kimg", "0.016",
             "--z-dim", "16", "--w-dim", "16", "--channel-base", "128", "--channel-max", "16", "--mapping-layers", "2",

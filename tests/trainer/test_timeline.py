@@ -11,7 +11,7 @@ from PIL import Image
 from ganstudio.engine.renderer import Renderer, RenderRequest
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from conftest import export_tiny, write_beep
-from test_latents import needs_fixtures, sg3_fixtures  # noqa: F401 - a pytest fixture, found by its name
+from conftest import needs_nvlabs_fixtures as needs_fixtures
 from trainer import load_generator
 from trainer.latents import LatentMapper, LatentState
 from trainer.film.timeline import (EASINGS, Keyframe, LayerTrack, Timeline, TimelineError, catmull_rom_weights, ease,

@@ -3,7 +3,6 @@ on the worker, the image on screen becomes the reconstruction, a ψ change moves
 the best latent, PTI opens the tuned model, bad photos get a dialog, the workspace reopens."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -13,15 +12,9 @@ from ganstudio.widgets.main_window import MainWindow
 from conftest import export_tiny
 from trainer.files import read_safetensors_metadata
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
 TIMEOUT_MS = 60000
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)   # on a shared 2-core machine, two threads spin and run slower
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

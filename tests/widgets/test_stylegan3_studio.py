@@ -4,7 +4,6 @@ the workspace file keeps the settings, and models without the transform (the com
 exact StyleGAN2 import) show no such controls. Fixtures live outside the project, in
 ../shared/fixtures/nvlabs; the tests that need them skip when it is absent."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,21 +17,14 @@ from trainer.importers import import_network
 from trainer.latents import LatentState
 
 from conftest import TIMEOUT_MS, export_tiny, wait_shown
+from conftest import NVLABS_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nvlabs"
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
+FIXTURES = NVLABS_FIXTURES
 SG3 = "sg3-t-cond10-32"      # StyleGAN3-T, 10 classes, 32 px: translation equivariant, with a contrasty picture
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / f"{SG3}.pkl").is_file(),
                                     reason=f"NVlabs fixtures not found at {FIXTURES} (../shared is absent)")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: two spin-waiting threads on a shared 2-core machine run several times slower."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
