@@ -222,7 +222,22 @@ class TrainConfig(LoopConfig):
     unrolled_lr: float = _opt(1e-3, "step size of the unrolled look-ahead", above=0)
     ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)", low=0)
     ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)", low=0)
-    augment: str = _opt("", "DiffAugment policy applied to real and fake: comma list of color, translation, cutout")
+    augment: str = _opt("", "augmentation of every image D sees: ada (adaptive discriminator augmentation, "
+                            "Karras et al. 2020) or a DiffAugment policy, a comma list of color, translation, cutout")
+    augment_p: float = _opt(0.0, "probability of each ADA augmentation; with --ada-target 0 it stays fixed, "
+                                 "else it is where p starts", low=0, high=1)
+    ada_target: float = _opt(0.6, "ADA: target for r_t, the mean sign of D's outputs on real images; p rises "
+                                  "above it and falls below it (0: keep p fixed)", low=0, high=1)
+    ada_kimg: float = _opt(0.0, "ADA: kimg over which p can move from 0 to 1 (0: NVlabs' 500, or 100 when "
+                                "starting from --init)", low=0)
+    ada_pipe: str = _opt("bgc", "ADA's augmentations: b (x-flip, 90-degree rotations, integer translation), "
+                                "g (scaling, rotation, fractional translation), c (brightness, contrast, luma "
+                                "flip, hue, saturation), as NVlabs' pipelines", choices=("b", "bg", "bgc", "g", "c"))
+    init: str = _opt("", "start from a model's weights: a .safetensors checkpoint, an NVlabs .pkl or a run "
+                         "directory; the architecture comes from it unless options say otherwise, and tensors "
+                         "are copied by name where the shapes match")
+    freeze_d: int = _opt(0, "keep D's first N layers (from its input side) at their starting weights "
+                            "(freeze-D, for fine-tuning)", low=0, high=MAX_LAYERS)
     sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg", low=0)
     snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg", low=0)
     metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")

@@ -57,6 +57,10 @@ class GanTask(AdversarialTask, GanSteps):
         distributed.layout(cfg.train.batch, cfg.train.batch_gpu, world)   # the batch splits over the processes
         from trainer.metrics.compute import parse_metrics
         check_metric_names(cfg.train.metrics, parse_metrics)
+        unbuilt = [flag for flag, on in (("--init", cfg.train.init), ("--freeze-d", cfg.train.freeze_d),
+                                         ("--augment ada", cfg.train.augment == "ada")) if on]
+        if unbuilt:   # the fields exist for the fine-tuning work (issue 25); refuse rather than ignore them
+            raise ConfigError(f"{', '.join(unbuilt)}: not built yet")
 
     def build(self, cfg: RunConfig) -> None:
         t = cfg.train
