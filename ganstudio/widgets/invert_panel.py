@@ -193,7 +193,7 @@ class InvertPanel(QWidget):
         self.original_checkpoint = tuned_from or self.original_checkpoint
         if not info.has_w or info.is_points:
             self.status.setText("This model cannot invert photos: " + ("it draws 2-D points." if info.is_points
-                                else "it has no W space (not style-based). Open a StyleGAN2 checkpoint."))
+                                else "it has no W space (not style-based). Open a StyleGAN2 or StyleGAN3 checkpoint."))
         else:
             self.status.setText("")
         self._refit()

@@ -375,6 +375,10 @@ class TimelinePanel(QWidget):
             parts.append(f"mix {s.mix_seed}")
         if s.w_offset is not None and float(np.abs(s.w_offset).max()) > 0:
             parts.append("offset")
+        if s.translate_x or s.translate_y:   # StyleGAN3's input transform: a film can pan and spin
+            parts.append(f"move {s.translate_x:+.2f}, {s.translate_y:+.2f}")
+        if s.rotate_deg:
+            parts.append(f"turn {s.rotate_deg:+.0f}°")
         return " · ".join(parts)
 
     def _show_keyframe_settings(self) -> None:

@@ -104,6 +104,11 @@ def test_drag_pad_and_animation_drive_the_workspace(qtbot, make_window, imported
     assert (ws.translate_x, ws.translate_y) == pytest.approx((0.1, -0.05))
     assert panel.translate_x.box.value() == pytest.approx(0.1)   # the sliders follow the model
     moved = settle(qtbot, window)
+    timeline = window.timeline_panel                          # a keyframe says where the picture was moved to
+    window.panels.setCurrentWidget(timeline)
+    qtbot.mouseClick(timeline.add_button, Qt.MouseButton.LeftButton)
+    assert "move +0.10, -0.05" in timeline.keyframe_list.item(0).text()
+    assert "turn" not in timeline.keyframe_list.item(0).text()
 
     shown = window.controller.shown_id
     panel.animation.setCurrentText("spin")
@@ -115,6 +120,8 @@ def test_drag_pad_and_animation_drive_the_workspace(qtbot, make_window, imported
     assert not np.array_equal(spun, moved) and panel.rotate.box.value() == pytest.approx(angle, abs=0.05)
     qtbot.wait(200)
     assert ws.rotate_deg == angle                             # stopped means stopped
+    qtbot.mouseClick(timeline.add_button, Qt.MouseButton.LeftButton)
+    assert f"turn {angle:+.0f}°" in timeline.keyframe_list.item(1).text()
 
     panel.animation.setCurrentText("circle")
     panel.animate.setChecked(True)
