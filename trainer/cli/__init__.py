@@ -37,6 +37,8 @@ COMMANDS: dict[str, Command] = {
                                       "GAN Studio checkpoint"),
     "render-video": Command("render_video", "render a timeline file or a preset to MP4, GIF or PNG frames"),
     "translate": Command("translate", "translate images with a Pix2Pix or CycleGAN checkpoint"),
+    "blend": Command("blend", "blend two generators of one architecture layer by layer (low resolutions from "
+                              "A, high from B)"),
     "dataset": Command("dataset", "make a training zip from a folder, a zip or a video: framed, labelled by "
                                   "sub-folder, duplicates and unreadable pictures skipped and counted"),
 }
