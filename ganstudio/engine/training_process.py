@@ -1,7 +1,8 @@
 """A training run as a separate process (`python -m trainer ...`): start a new run from a request,
 resume one, stop it cleanly (SIGTERM: the trainer saves and writes status "stopped"; killed if it has
 not gone in time). Qt-free: subprocess.Popen, with a thread that only reads the console output
-into a queue; the owner's `poll()` hands out what arrived, on the owner's thread."""
+into a queue; the owner's `poll()` hands out what arrived, on the owner's thread. TrainerCommand is
+that machinery for any `ganstudio-train` subcommand (the dataset tool runs through it too)."""
 from __future__ import annotations
 
 import codecs
@@ -31,15 +32,27 @@ class NewRunRequest:
     metrics_kimg: float = 0.0   # --metrics-kimg (0: at the end only)
     threads: int = 0      # torch CPU threads (0: automatic, trainer.device.choose_threads)
     extra: str = ""       # further trainer options, shell-quoted (e.g. "--batch 16 --log-every 5")
+    init: str = ""        # --init: fine-tune from this checkpoint, NVlabs pickle or run directory ("" scratch)
+    augment: str = ""     # --augment: "ada", a DiffAugment policy, or "" for the preset's
+    freeze_d: int = 0     # --freeze-d: D's first layers kept at their starting weights (0: none)
 
     def arguments(self) -> list[str]:
-        """The trainer's command line (after `python -m trainer`)."""
-        args = ["--preset", self.preset, "--data", self.dataset, "--resolution", str(self.resolution),
-                "--kimg", f"{self.kimg:g}", "--outdir", str(Path(self.outdir).resolve())]
+        """The trainer's command line (after `python -m trainer`); a resolution of 0 is left to the preset, or to
+        the model an --init starts from."""
+        args = ["--preset", self.preset, "--data", self.dataset]
+        if self.resolution:
+            args += ["--resolution", str(self.resolution)]
+        args += ["--kimg", f"{self.kimg:g}", "--outdir", str(Path(self.outdir).resolve())]
         if self.metrics.strip():
             args += ["--metrics", self.metrics.strip(), "--metrics-kimg", f"{self.metrics_kimg:g}"]
         if self.threads:
             args += ["--threads", str(self.threads)]
+        if self.init:
+            args += ["--init", str(Path(self.init).expanduser().resolve())]
+        if self.augment:
+            args += ["--augment", self.augment]
+        if self.freeze_d:
+            args += ["--freeze-d", str(self.freeze_d)]
         return args + shlex.split(self.extra)
 
 
@@ -51,35 +64,28 @@ class ProcessNews:
     exit_code: int | None = None       # set once, when the process has ended (-1: it never started)
 
 
-class TrainingProcess:
+class TrainerCommand:
+    """One `python -m trainer ARGS...` process: its merged console output, stop (SIGTERM, then a kill once
+    kill_after_s have passed) and its exit code, read through poll()."""
+    name = "trainer"                                                     # in the console's [monitor] lines
+    stop_message = "stopping: the trainer saves a snapshot, then exits"
+
     def __init__(self,
                  kill_after_s: float = 60.0):   # after stop(), kill if it has not exited by then
         self.kill_after_s = kill_after_s
         self.run_dir: Path | None = None
         self.popen: subprocess.Popen | None = None
         self.exit_code: int | None = None
-        self._outdir: Path | None = None
-        self._known: set[str] = set()
         self._output: queue.Queue[str] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._kill_at: float | None = None
         self._ended = False                  # the end was reported by poll()
 
     # ---- control ----
-    def start_new(self, request: NewRunRequest) -> None:
-        self._outdir = Path(request.outdir).resolve()
-        self._outdir.mkdir(parents=True, exist_ok=True)
-        self._known = {p.name for p in self._outdir.iterdir()}
-        self._launch(request.arguments())
-
-    def resume(self, run_dir: str | Path, kimg: float | None = None) -> None:
-        self.run_dir = Path(run_dir).resolve()
-        self._launch(["--resume", str(self.run_dir)] + (["--kimg", f"{kimg:g}"] if kimg else []))
-
     def stop(self) -> None:
-        """Ask the trainer to save and exit (SIGTERM); poll() kills it if it has not gone in time."""
+        """Ask the process to finish (SIGTERM); poll() kills it if it has not gone in time."""
         if self.is_running():
-            self._output.put("\n[monitor] stopping: the trainer saves a snapshot, then exits\n")
+            self._output.put(f"\n[monitor] {self.stop_message}\n")
             self.popen.terminate()
             self._kill_at = time.monotonic() + self.kill_after_s
 
@@ -117,11 +123,11 @@ class TrainingProcess:
         self._ended, self.exit_code = True, code
         if self.popen is not None:   # one that never started has said so already
             how = "crashed" if code < 0 else f"exited with code {code}"   # < 0: ended by a signal
-            self._output.put(f"[monitor] trainer {how}\n")
+            self._output.put(f"[monitor] {self.name} {how}\n")
         return ProcessNews(self._drain(), found, code)
 
-    # ---- helpers ----
-    def _launch(self, arguments: list[str]) -> None:
+    def start(self, arguments: list[str]) -> None:
+        """Run `python -m trainer *arguments` (one that cannot start ends at once, with exit code -1)."""
         command = [sys.executable, "-m", "trainer", *arguments]
         self._output.put("$ " + " ".join(shlex.quote(a) for a in command) + "\n")
         env = dict(os.environ, PYTHONUNBUFFERED="1")   # print() lines arrive as they are written
@@ -129,13 +135,14 @@ class TrainingProcess:
             self.popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=env)
         except OSError as exc:
-            self._output.put(f"[monitor] could not start the trainer: {exc}\n")
+            self._output.put(f"[monitor] could not start the {self.name}: {exc}\n")
             self.exit_code = -1
             return
         self._reader = threading.Thread(target=self._read, args=(self.popen.stdout,), daemon=True,
-                                        name="trainer-output")
+                                        name=f"{self.name}-output".replace(" ", "-"))
         self._reader.start()
 
+    # ---- helpers ----
     def _read(self, stream) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")   # a character split across reads
         with stream:
@@ -150,6 +157,30 @@ class TrainingProcess:
                 pieces.append(self._output.get_nowait())
             except queue.Empty:
                 return "".join(pieces)
+
+    def _find_run_dir(self) -> Path | None:
+        return None
+
+
+class TrainingProcess(TrainerCommand):
+    """A training run: a new one from a request, whose run directory poll() reports once it appears, or
+    a resumed one."""
+
+    def __init__(self,
+                 kill_after_s: float = 60.0):   # after stop(), kill if it has not exited by then
+        super().__init__(kill_after_s)
+        self._outdir: Path | None = None
+        self._known: set[str] = set()
+
+    def start_new(self, request: NewRunRequest) -> None:
+        self._outdir = Path(request.outdir).resolve()
+        self._outdir.mkdir(parents=True, exist_ok=True)
+        self._known = {p.name for p in self._outdir.iterdir()}
+        self.start(request.arguments())
+
+    def resume(self, run_dir: str | Path, kimg: float | None = None) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.start(["--resume", str(self.run_dir)] + (["--kimg", f"{kimg:g}"] if kimg else []))
 
     def _find_run_dir(self) -> Path | None:
         """The directory a new run created in its outdir (once; None before and after)."""
