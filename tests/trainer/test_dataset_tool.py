@@ -85,6 +85,19 @@ def test_the_zip_holds_labelled_pngs_the_loader_reads(built):
     assert loaded.labels.tolist() == [label for _, label in sorted(meta["labels"])]
 
 
+def test_a_class_left_empty_is_not_in_the_zip_and_the_indices_agree_with_the_loader(tmp_path):
+    for folder, name in (("a", "astronaut"), ("b", "astronaut"), ("c", "coffee")):   # b's only picture: a copy
+        (tmp_path / "src" / folder).mkdir(parents=True)
+        photo(name).save(tmp_path / "src" / folder / "x.png")
+    report = build_dataset(tmp_path / "src", tmp_path / "d.zip", DatasetSettings(resolution=16), None)
+    assert report.class_names == ["a", "c"] and report.per_class == {"a": 1, "b": 0, "c": 1}
+    assert "a class left empty is not in the zip" in report.text()
+    with zipfile.ZipFile(tmp_path / "d.zip") as archive:
+        assert json.loads(archive.read("dataset.json"))["labels"] == [["a/img00000000.png", 0], ["c/img00000001.png", 1]]
+    loaded = load_dataset(DataConfig(source=str(tmp_path / "d.zip"), resolution=16, conditional=True))
+    assert loaded.class_names == ["a", "c"] and loaded.labels.tolist() == [0, 1]
+
+
 def test_conversions_turn_pictures_upright_and_flatten_alpha_onto_white():
     sideways = photo("rocket")
     exif = Image.Exif()

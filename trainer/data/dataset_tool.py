@@ -71,8 +71,8 @@ class DatasetReport:
     channels: int
     seen: int = 0                                         # pictures (files or frames) looked at
     written: int = 0
-    class_names: list[str] = field(default_factory=list)  # [] without labels
-    per_class: dict[str, int] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)  # the zip's classes ([] without labels)
+    per_class: dict[str, int] = field(default_factory=dict)   # pictures per class folder, empty ones too
     skipped: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {r: [] for r in SKIP_REASONS})
     converted: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CONVERSIONS})
     ignored: int = 0                                      # files that are not pictures (a .txt, a .json)
@@ -92,8 +92,9 @@ class DatasetReport:
             f"; --resolution {self.asked_resolution} rounded to {self.resolution}, the nearest power of two"
         lines = [f"{self.written} of {self.seen} pictures -> {self.out} ({self.resolution}x{self.resolution} "
                  f"{kind}, --crop {self.crop}{rounding})"]
-        if self.class_names:
-            lines.append("classes: " + ", ".join(f"{c} {self.per_class.get(c, 0)}" for c in self.class_names))
+        if self.per_class:
+            lines.append("classes: " + ", ".join(f"{c} {n}" for c, n in self.per_class.items())
+                         + ("" if all(self.per_class.values()) else " (a class left empty is not in the zip)"))
         lines.append(f"skipped {sum(self.skip_counts().values())}:")
         for reason, items in self.skipped.items():
             shown = "; ".join(f"{name} ({why})" for name, why in items[:EXAMPLES])
@@ -310,7 +311,7 @@ def build_dataset(source: str | Path, out: str | Path, settings: DatasetSettings
     report.per_class = {c: 0 for c in classes}
     exact: dict[bytes, str] = {}
     near = NearDuplicates()
-    labels: list[list] = []
+    labels: list[tuple[str, str]] = []   # (zip member, class folder)
 
     def add(archive: zipfile.ZipFile, picture: Picture) -> None:
         if classes and not picture.folder:
@@ -341,7 +342,7 @@ def build_dataset(source: str | Path, out: str | Path, settings: DatasetSettings
         member = f"img{report.written:08d}.png"
         if classes:
             member = f"{picture.folder}/{member}"
-            labels.append([member, classes.index(picture.folder)])
+            labels.append((member, picture.folder))
             report.per_class[picture.folder] += 1
         buffer = io.BytesIO()
         frame(img, resolution, settings.crop).save(buffer, format="PNG")
@@ -358,7 +359,10 @@ def build_dataset(source: str | Path, out: str | Path, settings: DatasetSettings
             if not report.written:
                 counts = ", ".join(f"{n} {r}" for r, n in report.skip_counts().items() if n)
                 raise DatasetToolError(f"{source}: none of its {report.seen} pictures could be used ({counts})")
-            archive.writestr("dataset.json", json.dumps({"labels": labels or None, "class_names": classes}))
+            # a class whose pictures were all skipped is left out, so the indices are those the loader counts
+            report.class_names = [c for c in classes if report.per_class[c]]
+            indexed = [[member, report.class_names.index(folder)] for member, folder in labels]
+            archive.writestr("dataset.json", json.dumps({"labels": indexed or None, "class_names": report.class_names}))
 
     atomic_write(out, write)
     if sheet is not None:
