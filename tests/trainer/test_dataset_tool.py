@@ -98,6 +98,24 @@ def test_a_class_left_empty_is_not_in_the_zip_and_the_indices_agree_with_the_loa
     assert loaded.class_names == ["a", "c"] and loaded.labels.tolist() == [0, 1]
 
 
+def test_look_alikes_that_are_different_pictures_are_kept(tmp_path):
+    """Aligned digits of one class share their hash's bits; their thumbnails tell them apart."""
+    from sklearn.datasets import load_digits
+    from trainer.data.dataset_tool import NearDuplicates, fingerprint
+    digits = [Image.fromarray((d * 15).astype(np.uint8)).resize((64, 64), Image.NEAREST)
+              for d in load_digits().images[:200]]
+    prints = [fingerprint(d) for d in digits]
+    bits = lambda a, b: bin(a ^ b).count("1")   # noqa: E731
+    i, j = next((i, j) for i in range(len(prints)) for j in range(i) if bits(prints[i][0], prints[j][0]) <= 8)
+    near = NearDuplicates(max_bits=8)
+    near.add(*prints[j], "first")
+    assert near.find(*prints[i]) is None                        # a different digit that looks alike stays
+    assert near.find(*fingerprint(digits[j].resize((60, 60))))[0] == "first"   # the same one resized does not
+    for k in (i, j):
+        digits[k].save(tmp_path / f"{k}.png")
+    assert build_dataset(tmp_path, tmp_path / "d.zip", DatasetSettings(resolution=64), None).written == 2
+
+
 def test_conversions_turn_pictures_upright_and_flatten_alpha_onto_white():
     sideways = photo("rocket")
     exif = Image.Exif()

@@ -33,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size", type=number(int, 0), default=defaults.min_size,
                    help="skip pictures whose shorter side is under this many pixels (0: half the resolution)")
     p.add_argument("--near-distance", type=number(int, -1, 64), default=defaults.near_distance,
-                   help="skip a picture whose 64-bit perceptual hash is within this many bits of a kept one's "
-                        "(-1: keep near duplicates; exact duplicates are always skipped)")
+                   help="skip a picture whose 64-bit perceptual hash is within this many bits of a kept one's and "
+                        "whose 32x32 thumbnail differs from it by at most 3 grey levels on average: the same "
+                        "picture re-saved or resized (-1: keep near duplicates; exact ones are always skipped)")
     p.add_argument("--no-labels", dest="labels", action="store_false",
                    help="ignore sub-folders: no class labels")
     p.add_argument("--sheet", default=None,
