@@ -16,6 +16,8 @@ in scripts and tests. Views subscribe to `controller.events`:
   job_progress((name, fraction, message))   jobs_changed(None) when the set of running jobs changes
   job_failed((name, message))               a job other than a silent cancel failed
   device((device, half))   where rendering happens now
+  blend(PartnerInfo)       a second model is blended with the open one (None: blending stopped); `blending`
+                           holds the partner, the settings and the jobs (engine.blending)
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import numpy as np
 
 from trainer.latents import LatentState
 
+from .blending import BlendControl
 from .events import EmitterGroup
 from .frame_rate import FrameRate
 from .opening import workspace_checkpoint
@@ -79,7 +82,7 @@ class RenderController:
         self.device, self.half = device, half
         self.render_per_field = render_per_field
         self.events = EmitterGroup(["model", "image", "grid", "render_error", "grid_error", "job_progress",
-                                    "job_failed", "jobs_changed", "device"])
+                                    "job_failed", "jobs_changed", "device", "blend"])
         self.info: ModelInfo | None = None
         self.last_result: RenderResult | None = None
         self.last_grid: RenderResult | None = None
@@ -100,6 +103,7 @@ class RenderController:
         self._held_fields: set[str] = set()
         self._handlers: dict[int, _JobHandlers] = {}
         self._next_token = 0
+        self.blending = BlendControl(self)   # the open model blended live with a second one
         workspace.events.changed.connect(self._on_workspace_changed)
 
     @classmethod
@@ -149,7 +153,8 @@ class RenderController:
             return
         self.requested_id = self._new_id()
         self.renders_requested += 1
-        self.backend.submit(request_from_workspace(self.workspace, self.info, self.requested_id))
+        self.backend.submit(request_from_workspace(self.workspace, self.info, self.requested_id,
+                                                   blend=self.blending.request_spec()))
 
     def show_latent(self, latent: LatentState) -> int:
         """Render an arbitrary latent state as the image on screen (a timeline frame under the
@@ -158,7 +163,8 @@ class RenderController:
             raise ValueError("no model is open")
         self.requested_id = self._new_id()
         self.renders_requested += 1
-        self.backend.submit(RenderRequest(self.requested_id, self.info.generation, latent))
+        self.backend.submit(RenderRequest(self.requested_id, self.info.generation, latent,
+                                          blend=self.blending.request_spec()))
         return self.requested_id
 
     def set_grid_visible(self, visible: bool) -> None:
@@ -171,7 +177,8 @@ class RenderController:
             return
         self.grid_dirty = False
         self.requested_grid_id = self._new_id()
-        self.backend.submit(request_from_workspace(self.workspace, self.info, self.requested_grid_id, grid=True))
+        self.backend.submit(request_from_workspace(self.workspace, self.info, self.requested_grid_id, grid=True,
+                                                   blend=self.blending.request_spec()))
 
     def on_rendered(self, result: RenderResult) -> None:
         """An image result from the backend (GUI thread)."""
@@ -304,6 +311,7 @@ class RenderController:
 
     def _on_model_loaded(self, info: ModelInfo, restore: Workspace | None, keep_state: bool) -> None:
         previous, ws = self.info, self.workspace
+        self.blending.forget()   # the load let the partner go
         with self.held():   # every field below, then one render
             self.info = info
             if restore is not None:

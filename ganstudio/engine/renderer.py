@@ -17,6 +17,7 @@ from trainer.device import pick_device
 from trainer.images import make_grid, to_uint8
 from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_transform, input_transform,
                              mix_layers, noise_layers, noise_override, pca_directions, sample_z, state_from_workspace)
+from trainer.models.blend import BlendSpec
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
@@ -107,6 +108,7 @@ class RenderRequest:
     latent: LatentState = LatentState()   # the image (and the grid's truncation, class and mask)
     grid: MixingGrid | None = None        # render the mixing grid instead of one image
     frames: tuple[LatentState, ...] = ()  # render these as a batch instead (timelines)
+    blend: BlendSpec | None = None        # draw the open model blended with its partner so; None = as opened
 
     @property
     def is_grid(self) -> bool:
@@ -143,6 +145,7 @@ class Renderer:
         self.mapper: LatentMapper | None = None   # the one path from latent settings to tensors
         self.info: ModelInfo | None = None
         self.generation = 0
+        self.partner = None   # a trainer.models.blend.LiveBlend of the open model with a second one (engine.blending)
         self._grid_headers: tuple = (None, None)   # (what they depend on, uint8 [C + R, H, W, 3])
 
     # ---- loading ----
@@ -176,7 +179,7 @@ class Renderer:
                          generation=self.generation + 1, sha256=sha256,
                          note=G.checkpoint_info.get("note", ""), transformable=has_input_transform(G),
                          has_noise=bool(G.num_ws and noise_layers(G)))
-        self.G, self.mapper, self.info, self.generation = G, mapper, info, info.generation
+        self.G, self.mapper, self.info, self.generation, self.partner = G, mapper, info, info.generation, None
         progress(0.95, "first render")
         self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up
         progress(1.0, "ready")
@@ -192,7 +195,7 @@ class Renderer:
                          dataset=str(ds.get("name", "")), generation=self.generation + 1, sha256=sha256,
                          note=ckpt.get("note", ""), translation=ckpt["config"]["arch"], directions=directions(G),
                          in_channels=G.in_channels, domains=tuple(str(d) for d in ds.get("domains", ("A", "B")))[:2])
-        self.G, self.mapper, self.info, self.generation = G, None, info, info.generation
+        self.G, self.mapper, self.info, self.generation, self.partner = G, None, info, info.generation, None
         progress(1.0, "ready")
         return info
 
@@ -217,6 +220,8 @@ class Renderer:
                 self.G.synthesis.half()
             if self.mapper is not None:   # image-to-image models have none
                 self.mapper = self._mapper_on_device(self.G, self.mapper)
+            if self.partner is not None:
+                self.partner.to(device)
 
     def timeline_renderer(self, timeline):
         """A trainer.film.render.TimelineRenderer of `timeline` on the open model, at the render
@@ -265,6 +270,10 @@ class Renderer:
                 raise RuntimeError("request was built for a model that is no longer open")
             if self.mapper is None:
                 raise RuntimeError("this image-to-image model draws from pictures, not latents: use the Translate panel")
+            if req.blend is not None and self.partner is None:
+                raise RuntimeError("no second model is open to blend with")
+            if self.partner is not None:   # the weights of the blend asked for, written in place
+                self.partner.apply(self.G, req.blend)
             with torch.inference_mode():
                 if req.frames:
                     fields = self._render_frames(req.frames)
@@ -357,7 +366,8 @@ class Renderer:
         offset = None if latent.w_offset is None else latent.w_offset.tobytes()
         photo = None if photo is None or None not in (*rows, *cols) else \
             (photo.tobytes(), tuple((k, v.tobytes()) for k, v in sorted((photo_noise or {}).items())))
-        return (self.generation, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
+        blend = None if self.partner is None else (id(self.partner), self.partner.spec)
+        return (self.generation, blend, self.device, self.half, tuple(rows), tuple(cols), latent.class_index,
                 latent.effective_psi, latent.cutoff, latent.truncation_center, latent.noise_mode, offset,
                 latent.offset_layers, photo, latent.transform.tobytes())
 
@@ -465,9 +475,11 @@ def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
                       photo_noise={k: np.array(v, dtype=np.float32) for k, v in ws.photo_noise.items()} if fits else None)
 
 
-def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False) -> RenderRequest:
-    """Freeze the workspace into a request for the model `info` describes."""
+def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False,
+                           blend: BlendSpec | None = None) -> RenderRequest:
+    """Freeze the workspace into a request for the model `info` describes (blended as `blend` asks)."""
     latent = latent_from_workspace(ws, info)
     if grid:
-        return RenderRequest(request_id, info.generation, latent.replace(ws=None), grid=grid_from_workspace(ws, info))
-    return RenderRequest(request_id, info.generation, latent)
+        return RenderRequest(request_id, info.generation, latent.replace(ws=None), grid=grid_from_workspace(ws, info),
+                             blend=blend)
+    return RenderRequest(request_id, info.generation, latent, blend=blend)

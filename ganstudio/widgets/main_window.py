@@ -17,6 +17,7 @@ from ..engine.controller import RenderController
 from ..engine.opening import open_kind, workspace_checkpoint
 from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
+from .blend_panel import BlendDock
 from .directions_panel import DirectionsPanel
 from .image_view import ImageView
 from .invert_panel import PHOTO_FILTER, InvertPanel
@@ -99,6 +100,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.monitor, "Monitor")
         self.monitor.open_checkpoint_requested.connect(self._on_monitor_checkpoint_requested)
         self.setCentralWidget(self.tabs)
+        self.blend_dock = BlendDock(self.controller, self)   # shown while a second model is blended in
+        self.blend_panel = self.blend_dock.panel
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.blend_dock)
 
         self._build_status_bar()
         self._build_menus(device, half, watch)
@@ -119,6 +123,8 @@ class MainWindow(QMainWindow):
         self.mixing_panel.cell_chosen.connect(self.controller.choose_grid_cell)
         self.directions_panel.compute_requested.connect(self.compute_directions)
         self.invert_panel.open_model_requested.connect(self.open_checkpoint_keeping_latent)
+        self.blend_panel.failed.connect(self._show_error)
+        self.blend_panel.message.connect(lambda text: self.show_message(text, 8000))
         self.watch_timer = QTimer(self)
         self.watch_timer.setInterval(WATCH_INTERVAL_MS)
         self.watch_timer.timeout.connect(self._on_watch_tick)
@@ -155,6 +161,7 @@ class MainWindow(QMainWindow):
         from .import_action import ImportAction
         self.import_action = ImportAction(self)   # NVlabs .pkl / rosinality .pt -> checkpoint, then open
         self._action(file_menu, "&Import NVlabs / rosinality network…", self.import_action.ask)
+        self._action(file_menu, "&Blend with…", self.blend_panel.ask_partner)
         self._action(file_menu, "Open &workspace…", self._on_open_workspace_dialog)
         self._action(file_menu, "Open &photo (invert, or translate)…", self._on_open_photo_dialog)
         self._action(file_menu, "&Save workspace…", self._on_save_workspace_dialog, QKeySequence.StandardKey.Save)
