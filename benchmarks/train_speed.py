@@ -4,7 +4,15 @@ same run. Besides the presets, `stylegan2-compact` names the older look-alike St
 with the stylegan2 preset's settings and the same feature maps at every resolution (width =
 channel_base / resolution, max_width = channel_max), so the exact StyleGAN2, the compact one and
 StyleGAN3 (`--presets stylegan2 stylegan2-compact stylegan3-t --variants "1 proc"`) compare in one
-run. NVlabs' own training code is not installed here, so there is no NVlabs row.
+run.
+
+With --nvlabs DIR (or $NVLABS_STYLEGAN3; `git clone https://github.com/NVlabs/stylegan3`) each
+NVlabs-exact preset (stylegan2, stylegan3-t, stylegan3-r) also gets a row against NVlabs' own
+training phases on its CPU reference ops (benchmarks/nvlabs_reference.py: StyleGAN2Loss with
+Gmain, Dmain, Greg every pl_every and Dreg every r1_every steps, Adam, G_ema), with the same
+widths, batch, regularisation settings and starting weights as our Trainer, in the same process:
+--nvlabs-steps steps of each, interleaved one by one, after two warm-up steps each. Without a
+checkout those rows are skipped and the reason printed.
 
   1 proc         one process, --threads threads (the baseline)
   2 proc gloo    two processes under torch.distributed (gloo), same global batch, --threads each
@@ -20,8 +28,10 @@ load average is printed beside the figures: on a shared machine other work takes
 
   python benchmarks/train_speed.py [--steps 4] [--threads 1] [--presets dcgan stylegan2]
                                    [--resolution 32] [--variants ...] [--out results/train_speed.txt]
+                                   [--nvlabs DIR] [--nvlabs-steps 16]
 """
 import argparse
+import copy
 import os
 import socket
 import sys
@@ -32,8 +42,10 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from trainer.config import RunConfig
-from trainer.training.presets import PRESETS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nvlabs_reference  # noqa: E402
+from trainer.config import RunConfig  # noqa: E402
+from trainer.training.presets import PRESETS  # noqa: E402
 
 VARIANTS = {"1 proc": ({}, 1), "2 proc gloo": ({}, 2), "bf16": ({"precision": "bf16"}, 1),
             "fp16": ({"precision": "fp16"}, 1), "channels_last": ({"channels_last": True}, 1),
@@ -45,6 +57,7 @@ NVLABS_REFERENCE = [("V100 (NVlabs, stylegan2-ada-pytorch)", 256, "21.6-24.2 s/k
 
 
 COMPACT = "stylegan2-compact"   # not a preset: the stylegan2 preset on the compact model
+EXACT = ("stylegan2", "stylegan2-cond", "stylegan3-t", "stylegan3-r")   # presets NVlabs' code can train too
 
 
 def config(preset: str, resolution: int, device: str, threads: int, options: dict) -> RunConfig:
@@ -109,6 +122,31 @@ def measure(cfg: RunConfig, steps: int, world: int) -> tuple[float, float]:
     return rate, first
 
 
+def against_nvlabs(nv, cfg: RunConfig, steps: int) -> tuple[float, float]:
+    """(our img/s, NVlabs' img/s): one Trainer and NVlabs' phases from the same weights, `steps`
+    steps each, interleaved one by one so that load changes hit both alike."""
+    from trainer.training.loop import Trainer
+    threads = torch.get_num_threads()
+    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="speed-"), progress=False, log=lambda *_: None)
+    m = trainer.cfg.model
+    theirs = nvlabs_reference.NVlabsTraining(nv, trainer, nvlabs_reference.real_batch(   # Trainer() is the task
+        trainer.cfg.train.batch, m.img_channels, m.img_resolution))
+    nvlabs_reference.check_generators(copy.deepcopy(trainer.G).eval(), copy.deepcopy(theirs.G).eval())
+    for _ in range(2):   # warm-up: allocations, the first path-length step
+        trainer.train_step()
+        theirs.step()
+    ours_s = nvlabs_s = 0.0
+    n0, nv0 = trainer.nimg, theirs.nimg
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        trainer.train_step()
+        t1 = time.perf_counter()
+        theirs.step()
+        ours_s, nvlabs_s = ours_s + t1 - t0, nvlabs_s + time.perf_counter() - t1
+    torch.set_num_threads(threads)
+    return (trainer.nimg - n0) / ours_s, (theirs.nimg - nv0) / nvlabs_s
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=4)
@@ -119,6 +157,8 @@ def main():
                    default=[v for v in VARIANTS if v != "fp16" or torch.cuda.is_available()],
                    help="default: all but fp16 on CPUs (fp16 arithmetic is emulated there, ~100x slower)")
     p.add_argument("--out", default=None, help="also write the report to this file")
+    p.add_argument("--nvlabs", default=None, help=f"NVlabs stylegan3 checkout (default: ${nvlabs_reference.ENV})")
+    p.add_argument("--nvlabs-steps", type=int, default=16, help="timed steps of each side (16: one R1 cycle)")
     args = p.parse_args()
     lines = []
 
@@ -138,6 +178,21 @@ def main():
             base = base or rate
             say(f"{preset:17s} {args.resolution:4d} {name:14s} {cfg.train.batch:5d} {rate:8.1f} {rate / base:6.2f} "
                 f"{first:9.1f}   (load {os.getloadavg()[0]:.2f})")
+    say()
+    root, why = nvlabs_reference.locate(args.nvlabs)
+    exact = [preset for preset in args.presets if preset in EXACT]
+    if root is None:
+        say(f"NVlabs rows skipped: {why}")
+    elif exact:
+        nv = nvlabs_reference.load(root)
+        say(f"Against NVlabs' own training phases ({root}, commit {nv.commit}, reference ops; 1 process, fp32, "
+            f"{args.nvlabs_steps} steps each, interleaved):")
+        say(f"{'preset':17s} {'res':>4s} {'batch':>5s} {'ours img/s':>10s} {'NVlabs img/s':>12s} {'ours/NVlabs':>11s}")
+        for preset in exact:
+            cfg = config(preset, args.resolution, "cpu", args.threads, {})
+            ours, theirs = against_nvlabs(nv, cfg, args.nvlabs_steps)
+            say(f"{preset:17s} {args.resolution:4d} {cfg.train.batch:5d} {ours:10.1f} {theirs:12.1f} "
+                f"{ours / theirs:11.2f}   (load {os.getloadavg()[0]:.2f})")
     say()
     say("GPU rows (stylegan2 preset, batch 32, img/s):")
     if torch.cuda.is_available():
