@@ -38,6 +38,34 @@ def test_zip_archive_and_grey_auto(tmp_path):
     assert ds.data[2].float().mean() > ds.data[0].float().mean()
 
 
+def test_nvlabs_dataset_json_labels_win_over_folders(tmp_path):
+    """NVlabs' dataset tool files images in 00000/, 00001/... by count; the class is in dataset.json."""
+    import json
+    archive = tmp_path / "nv.zip"
+    members = ["00000/img00000000.png", "00000/img00000001.png", "00001/img00001000.png"]
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, member in enumerate(members):
+            _img(tmp_path / "src.png", (8, 8), mode="L", colour=i * 100)
+            z.write(tmp_path / "src.png", member)
+        z.writestr("dataset.json", json.dumps({"labels": [[members[0], 11], [members[1], 2], [members[2], 11]]}))
+    ds = load_dataset(DataConfig(source=str(archive), resolution=8, conditional=True))
+    # 12 classes by index (zero-padded names sort in index order); only 2 and 11 occur
+    assert ds.class_names == ["02", "11"] and ds.labels.tolist() == [1, 0, 1]
+
+    plain = tmp_path / "plain.zip"          # an unconditional NVlabs zip: labels null, no classes
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(plain, "w") as z:
+        for member in members:
+            z.writestr(member, src.read(member))
+        z.writestr("dataset.json", json.dumps({"labels": None}))
+    assert load_dataset(DataConfig(source=str(plain), resolution=8)).class_names == []
+
+    folder = tmp_path / "folder"          # a folder with a malformed dataset.json: a message, not a guess
+    _img(folder / "00000" / "a.png", (8, 8))
+    (folder / "dataset.json").write_text('{"labels": [["00000/a.png", "shoe"]]}')
+    with pytest.raises(DataError, match="dataset.json.*class index"):
+        load_dataset(DataConfig(source=str(folder), resolution=8))
+
+
 def test_bad_data_messages(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images in folder"):

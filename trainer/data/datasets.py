@@ -186,9 +186,12 @@ def _folder_entries(root: Path):
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise DataError(f"no images in folder '{root}' (looked recursively for files Pillow reads)")
+    meta = root / "dataset.json"
+    labels = _labels_from_dataset_json(meta.read_bytes(), str(meta)) if meta.is_file() else None
     for p in files:
         rel = p.relative_to(root)
-        yield str(p), (rel.parts[0] if len(rel.parts) > 1 else ""), (lambda p=p: p.read_bytes())
+        label = (rel.parts[0] if len(rel.parts) > 1 else "") if labels is None else labels.get(rel.as_posix(), "")
+        yield str(p), label, (lambda p=p: p.read_bytes())
 
 
 def _zip_entries(path: Path):
@@ -197,9 +200,37 @@ def _zip_entries(path: Path):
     names = sorted(n for n in archive.namelist() if not n.endswith("/") and Path(n).suffix.lower() in suffixes)
     if not names:
         raise DataError(f"no images in zip archive '{path}'")
+    labels = (_labels_from_dataset_json(archive.read("dataset.json"), f"{path}:dataset.json")
+              if "dataset.json" in archive.namelist() else None)
     for n in names:
         parts = Path(n).parts
-        yield f"{path}:{n}", (parts[0] if len(parts) > 1 else ""), (lambda n=n: archive.read(n))
+        label = (parts[0] if len(parts) > 1 else "") if labels is None else labels.get(n, "")
+        yield f"{path}:{n}", label, (lambda n=n: archive.read(n))
+
+
+def _labels_from_dataset_json(text: bytes, where: str) -> dict[str, str]:
+    """NVlabs' dataset.json ({"labels": [[file, class index], ...] or null}) -> file -> class name.
+    Its labels win over folder names: NVlabs' own tool puts images in 00000/, 00001/... by count,
+    not by class. Names come from "class_names" when present (ganstudio-train dataset writes them),
+    else the index, zero-padded so that names sort in index order; null labels: no classes."""
+    from trainer.files import parse_json
+    try:
+        meta = parse_json(text, "dataset.json")
+    except ValueError as exc:
+        raise DataError(f"'{where}': {exc}") from None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if labels is None:
+        return {}
+    if not isinstance(labels, list) or not all(isinstance(x, list) and len(x) == 2 and isinstance(x[0], str)
+                                               and isinstance(x[1], int) and x[1] >= 0 for x in labels):
+        raise DataError(f"'{where}': \"labels\" must be a list of [file name, class index] pairs or null")
+    names = meta.get("class_names")
+    count = 1 + max((index for _, index in labels), default=0)
+    if not (isinstance(names, list) and len(names) >= count and all(isinstance(n, str) and n for n in names)):
+        names = [f"{i:0{len(str(count - 1))}d}" for i in range(count)]
+    elif sorted(names[:count]) != names[:count]:   # the loader numbers classes by sorted name: keep the indices
+        names = [f"{i:0{len(str(count - 1))}d} {name}" for i, name in enumerate(names[:count])]
+    return {file: names[index] for file, index in labels}
 
 
 def _from_files(cfg: DataConfig, name: str, entries, where: str) -> Dataset:
