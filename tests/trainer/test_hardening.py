@@ -21,7 +21,7 @@ from trainer.cli import main as cli
 from trainer.config import TranslationModelConfig
 from trainer.files import DirectoryInUse, DirectoryLock, JSONFileError, parse_json
 from trainer.models import ARCHS, build_generator
-from trainer.training.loop import train
+from trainer.training.loop import RunLoop, train
 
 TRAINER = [sys.executable, "-m", "trainer"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -92,6 +92,10 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
         assert not (tmp_path / "run" / "config.json").exists()   # refused before anything was written
     assert train(cfg, run_dir=tmp_path / "run", progress=False).state == "finished"
     DirectoryLock(tmp_path / "run").acquire().release()   # free again once the run has ended
+    with RunLoop(cfg, tmp_path / "run", resume=True, progress=False):   # opened, never run: closing frees it
+        with pytest.raises(DirectoryInUse):
+            DirectoryLock(tmp_path / "run").acquire()
+    DirectoryLock(tmp_path / "run").acquire().release()
 
 
 # ---- sizes are checked before anything is allocated ----

@@ -114,6 +114,16 @@ class RunLoop:
             self.lock.release()
             raise
 
+    def close(self) -> None:
+        """Give up the run directory without training (run() does this itself when it ends)."""
+        self.lock.release()
+
+    def __enter__(self) -> "RunLoop":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _lock_run_dir(self) -> str:
         """Take the run directory's lock -> "" or the refusal (the holder's pid)."""
         try:
