@@ -37,7 +37,7 @@ from .frame_rate import FrameRate
 from .opening import workspace_checkpoint
 from .renderer import (MixingGrid, ModelInfo, Renderer, RenderRequest, RenderResult, grid_from_workspace,
                        request_from_workspace)
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceError
 
 # Which workspace fields ask for which render. `directions` (the list of sliders) asks for none:
 # only the offsets move the image.
@@ -264,6 +264,7 @@ class RenderController:
              restore: Workspace | None = None,       # a workspace to show once it is open (its file)
              keep_state: bool = False,               # a newer snapshot of the same run: keep the view
              on_failed: Callable[[str], None] | None = None,
+             on_refused: Callable[[str], None] | None = None,   # `restore` does not fit the model: why
              ) -> int:
         """Open a checkpoint on the backend; the open model stays until the new one is ready."""
         path = Path(path)
@@ -271,16 +272,33 @@ class RenderController:
         self.watch_dir = path if path.is_dir() else None
 
         def loaded(info: ModelInfo) -> None:
-            self._on_model_loaded(info, restore, keep_state)
+            self._on_model_loaded(info, self._fitting(restore, info, on_refused), keep_state)
 
         return self.run_job("load", lambda renderer, progress, preview: renderer.load(path, progress),
                             loaded, on_failed, message=f"opening {path.name}")
 
-    def open_workspace(self, path, on_failed: Callable[[str], None] | None = None) -> int:
+    def open_workspace(self, path, on_failed: Callable[[str], None] | None = None,
+                       on_refused: Callable[[str], None] | None = None) -> int:
         """Open a workspace file: its checkpoint, shown as the file saved it. WorkspaceError when the
-        file cannot be read (nothing changes then)."""
+        file cannot be read (nothing changes then). Settings the model cannot draw (a class it lacks,
+        a W+ latent of another shape) are left out: the model opens with fresh settings and
+        on_refused hears why."""
         restored = Workspace.load(path)
-        return self.open(workspace_checkpoint(path, restored.checkpoint), restore=restored, on_failed=on_failed)
+        return self.open(workspace_checkpoint(path, restored.checkpoint), restore=restored, on_failed=on_failed,
+                         on_refused=on_refused)
+
+    @staticmethod
+    def _fitting(restore: Workspace | None, info: ModelInfo, on_refused) -> Workspace | None:
+        """`restore` when this model can draw it, else None (and on_refused is told why)."""
+        if restore is None:
+            return None
+        try:
+            restore.check_fits(info.c_dim, info.num_ws, info.w_dim)
+        except WorkspaceError as exc:
+            if on_refused is not None:
+                on_refused(str(exc))
+            return None
+        return restore
 
     def open_keeping_latent(self, path, on_failed: Callable[[str], None] | None = None) -> int:
         """Open a checkpoint of the same model family (a PTI-tuned copy, or its original) with the

@@ -14,7 +14,7 @@ from trainer.device import available_devices
 
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
 from ..engine.controller import RenderController
-from ..engine.opening import open_kind, workspace_checkpoint
+from ..engine.opening import open_kind
 from ..engine.renderer import ModelInfo, Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .blend_panel import BlendDock
@@ -51,7 +51,6 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("GAN Studio", "ganstudio")
         self.workspace = Workspace()
         self.error_box: QMessageBox | None = None
-        self._pending_workspace: tuple[Path, Workspace] | None = None   # (checkpoint, settings) being opened
 
         # the worker owns the model and the device; the controller decides what it is asked
         renderer = Renderer(device=device, half=half)
@@ -244,29 +243,12 @@ class MainWindow(QMainWindow):
         """Open a workspace file: its checkpoint, shown as the file saved it. A file that cannot be
         read, or settings the model cannot draw (a class it lacks, a W+ latent of another shape),
         get a dialog naming the field; the model then opens with fresh settings."""
+        def refused(message: str) -> None:
+            self._show_error("Cannot open workspace", f"{message}\n\nThe model is open with fresh settings.")
         try:
-            restored = Workspace.load(path)
+            self.controller.open_workspace(path, on_failed=self._open_failed(path), on_refused=refused)
         except WorkspaceError as exc:
             self._show_error("Cannot open workspace", str(exc))
-            return
-        checkpoint = workspace_checkpoint(path, restored.checkpoint)
-        self._pending_workspace = (checkpoint, restored)   # applied in _on_model_loaded, once it fits
-        self.controller.open(checkpoint, on_failed=self._open_failed(path))
-
-    def _restore_pending_workspace(self, info: ModelInfo) -> None:
-        """Within the controller's model-loaded step (one render for all of it): the workspace file's
-        settings, if they were made for this model's sizes."""
-        pending, self._pending_workspace = self._pending_workspace, None
-        if pending is None or pending[0] != self.controller.opened_path:
-            return   # another model was asked for since
-        restored = pending[1]
-        try:
-            restored.check_fits(info.c_dim, info.num_ws, info.w_dim)
-        except WorkspaceError as exc:
-            self._show_error("Cannot open workspace", f"{exc}\n\nThe model is open with fresh settings.")
-            return
-        restored.checkpoint = info.path
-        self.workspace.copy_from(restored)
 
     def _open_failed(self, path):
         def failed(message: str) -> None:
@@ -313,7 +295,6 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         # tabs first: enabling a tab enables its panel, which set_model may then disable again
-        self._restore_pending_workspace(info)
         apply_translation_mode(self.panels, self.translate_panel, info.translates)
         for panel in (self.latent_panel, self.truncation_panel, self.mixing_panel, self.directions_panel,
                       self.timeline_panel, self.invert_panel, self.translate_panel):

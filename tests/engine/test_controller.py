@@ -140,6 +140,13 @@ def test_a_workspace_file_opens_its_checkpoint_relative_to_itself(ckpt, tmp_path
     with pytest.raises(WorkspaceError):
         other.open_workspace(tmp_path / "broken.json")
     assert other.info.path == str(ckpt)
+    d["class_index"] = 99                                                  # a class this model lacks
+    look.write_text(json.dumps(d))
+    other.workspace.update(seed=2)
+    refusals = []
+    other.open_workspace(look, on_refused=refusals.append)
+    assert len(refusals) == 1 and "class_index" in refusals[0]             # said, and left out:
+    assert other.workspace.seed == 2 and other.workspace.class_index < other.info.c_dim
 
 
 def test_opening_a_tuned_copy_keeps_the_latent(ckpt, tmp_path):
