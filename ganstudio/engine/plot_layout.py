@@ -22,6 +22,8 @@ PLOTS = (
     PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
     PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
+    # ADA's p beside r_t, the overfitting signal that moves it (p in [0, 1], r_t in [-1, 1], target 0.6)
+    PlotSpec("ada", "ADA: augment p, r_t", ("ada/p", "ada/rt")),
     PlotSpec("fid", "FID", metrics="fid"),
     PlotSpec("kid", "KID", metrics="kid"),
     # The collapse alarm's figures beside recall, so a researcher sees diversity fall as it falls.

@@ -15,6 +15,7 @@ from trainer.images import make_grid, scatter_image, to_uint8
 from trainer.models import ARCHS, build_discriminator, build_generator, generator_config
 from trainer.models.stylegan_family import magnitude_ema_beta
 from trainer.training import distributed
+from trainer.training.ada import SIGN_LOSSES, AdaptiveAugment
 from trainer.training.augment import parse_policy
 from trainer.training.diversity import Remedies, build_packed
 from trainer.training.diversity import check_options as check_diversity_options
@@ -43,9 +44,28 @@ def resolve_config(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     if cfg.train.loss == "wgan-gp" and m.arch == "dcgan" and m.d_norm == "batch":
         raise ValueError("WGAN-GP penalises per-sample gradients, which batch norm in the critic mixes "
                          "across the batch: use --d-norm layer or none")
-    parse_policy(cfg.train.augment)
+    if cfg.train.augment != "ada":
+        parse_policy(cfg.train.augment)
     check_diversity_options(cfg.train, m)
     return cfg
+
+
+def ada_kimg(t) -> float:
+    """ADA's speed: --ada-kimg, else NVlabs' 500 kimg, or 100 when fine-tuning (a faster response)."""
+    return t.ada_kimg or (100.0 if t.init else 500.0)
+
+
+def check_ada(cfg: RunConfig) -> None:
+    """ConfigError for an --augment ada the run cannot use."""
+    t = cfg.train
+    if t.augment != "ada":
+        return
+    if cfg.data.source in TOY_STD:
+        raise ConfigError(f"--augment ada augments images; '{cfg.data.source}' holds 2-D points")
+    if t.ada_target > 0 and t.loss not in SIGN_LOSSES:
+        raise ConfigError(f"--augment ada adapts p from the sign of D's outputs on real images, which the "
+                          f"{t.loss} loss does not give (use {', '.join(SIGN_LOSSES)}), or keep p fixed: "
+                          "--ada-target 0 --augment-p P")
 
 
 class GanTask(AdversarialTask, GanSteps):
@@ -57,8 +77,8 @@ class GanTask(AdversarialTask, GanSteps):
         distributed.layout(cfg.train.batch, cfg.train.batch_gpu, world)   # the batch splits over the processes
         from trainer.metrics.compute import parse_metrics
         check_metric_names(cfg.train.metrics, parse_metrics)
-        unbuilt = [flag for flag, on in (("--init", cfg.train.init), ("--freeze-d", cfg.train.freeze_d),
-                                         ("--augment ada", cfg.train.augment == "ada")) if on]
+        check_ada(cfg)
+        unbuilt = [flag for flag, on in (("--init", cfg.train.init), ("--freeze-d", cfg.train.freeze_d)) if on]
         if unbuilt:   # the fields exist for the fine-tuning work (issue 25); refuse rather than ignore them
             raise ConfigError(f"{', '.join(unbuilt)}: not built yet")
 
@@ -84,7 +104,9 @@ class GanTask(AdversarialTask, GanSteps):
         self.scaler_G, self.scaler_D = self.precision.scaler(), self.precision.scaler()
         self.sampler = BatchSampler(self.dataset, t.batch, t.seed, cfg.data.xflip, self.device,
                                     self.ranks.rank, self.ranks.world)
-        self.policy = parse_policy(t.augment)
+        self.policy = parse_policy(t.augment) if t.augment != "ada" else []
+        self.ada = (AdaptiveAugment(t.ada_pipe, t.augment_p, t.ada_target, ada_kimg(t), t.batch, self.ranks,
+                                    self.device) if t.augment == "ada" else None)
         self.style_based = getattr(self.G, "num_ws", 0) > 0
         self.step, self.nimg, self.d_steps = 0, 0, 0
         self.pl_mean = torch.zeros([], device=self.device)
@@ -116,7 +138,8 @@ class GanTask(AdversarialTask, GanSteps):
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "G_ema": self.G_ema.state_dict(), "d_steps": self.d_steps,
-                "pl_mean": self.pl_mean.detach().cpu(), "remedies": self.remedies.state_dict()}
+                "pl_mean": self.pl_mean.detach().cpu(), "remedies": self.remedies.state_dict(),
+                **({"ada": self.ada.state_dict()} if self.ada else {})}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -124,6 +147,8 @@ class GanTask(AdversarialTask, GanSteps):
         self.d_steps = int(state["d_steps"])
         self.pl_mean = state["pl_mean"].to(self.device)
         self.remedies.load_state_dict(state.get("remedies", {}))
+        if self.ada and "ada" in state:
+            self.ada.load_state_dict(state["ada"])
 
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -66,8 +66,11 @@ class GanSteps:
     """The step math of GanTask (trainer.training.gan), which sets up the attributes used here."""
 
     def _augment(self, x):
-        """What D sees of an image: blurred while the blur fades (StyleGAN3-R), then DiffAugment."""
+        """What D sees of an image: blurred while the blur fades (StyleGAN3-R), then ADA's pipe
+        (NVlabs' order) or DiffAugment."""
         x = blur(x, self._blur_sigma())
+        if self.ada is not None:
+            return self.ada(x)
         return diff_augment(x, self.policy) if self.policy else x
 
     def _blur_sigma(self) -> float:
@@ -153,6 +156,8 @@ class GanSteps:
             if self.style_based:
                 self._track_w_avg(w_sum / self.rounds)
             self.d_steps += 1
+            if self.ada is not None:
+                self.ada.after_d_step(self.d_steps)
             if t.r1_gamma > 0 and self.d_steps % t.r1_every == 0:
                 stats["r1"] = self._r1_step(reals, c_reals)
             if kind == "wgan":
@@ -161,6 +166,8 @@ class GanSteps:
                         p.clamp_(-t.clip, t.clip)
             self.nimg += t.batch
         stats.update(totals)
+        if self.ada is not None:
+            stats.update(self.ada.scalars())
         if kind not in losses.CRITIC_LOSSES:
             del stats["wasserstein"]
 
@@ -197,6 +204,8 @@ class GanSteps:
                                       self.G_train, update_emas=True)
         w_mean = ws[:, 0].float().mean(dim=0) if ws is not None else 0.0
         d_real, aux_real = self._discriminate(self.D_fast, self._augment(real), c_seen)
+        if self.ada is not None:
+            self.ada.observe(d_real)
         d_fake, aux_fake = self._discriminate(self.D_fast, self._augment(fake), c_fake)
         loss_d = losses.d_loss(kind, d_real, d_fake, t.real_label)
         if aux_real is not None:
