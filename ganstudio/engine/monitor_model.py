@@ -144,6 +144,25 @@ class MonitorModel:
             state += " (process)"
         return state
 
+    @staticmethod
+    def run_info(run: RunLog | None) -> str:
+        """What the selected run is, in a line: its preset, data, architecture at its resolution, and
+        where it started from ("from scratch", or the model its --init named)."""
+        if run is None:
+            return ""
+        if not run.config:   # a run started here writes its config.json after its directory appears
+            run.config = run._read_config()
+        config = run.config
+        if not config:
+            return ""
+        data, model, train = (config.get(k) if isinstance(config.get(k), dict) else {} for k in ("data", "model", "train"))
+        resolution = model.get("img_resolution")
+        what = [str(config.get("preset") or ""), str(data.get("source") or ""),
+                f"{model.get('arch', '')} {resolution} px" if resolution else str(model.get("arch") or "")]
+        init = train.get("init") or ""
+        start = f"started from {Path(init).name} ({init})" if init else "started from scratch"
+        return " · ".join([part for part in what if part] + [start])
+
     def can_stop(self, run: RunLog | None) -> bool:
         return self.process_of(run) is not None
 

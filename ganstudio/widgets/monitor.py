@@ -147,7 +147,11 @@ class MonitorWidget(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(4, 4, 4, 4)
         self.samples_title = QLabel("<b>Samples</b>")
+        self.run_info = QLabel("")   # preset, data, model and where the run started from (--init)
+        self.run_info.setWordWrap(True)
+        self.run_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right_layout.addWidget(self.samples_title)
+        right_layout.addWidget(self.run_info)
         right_layout.addWidget(self.sample_view, 1)
         right_layout.addWidget(self.sample_slider)
         right_layout.addWidget(self.sample_label)
@@ -298,6 +302,7 @@ class MonitorWidget(QWidget):
             self.sample_slider.setValue(self.sample_slider.maximum())
         self.sample_slider.blockSignals(False)
         self.samples_title.setText(f"<b>Samples</b> — {run.name}" if run else "<b>Samples</b>")
+        self.run_info.setText(self.model.run_info(run))
         self._on_sample_step_changed(self.sample_slider.value())
 
     def shown_sample(self):

@@ -71,11 +71,17 @@ def task_of(argv: list[str]) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """A new run's config: the --config file's or the preset's, with the options given on top."""
-    if args.config:
-        base = RunConfig.from_dict(read_json(args.config)).to_dict()
-        return RunConfig.from_dict(merge(base, overrides_from_args(args)))
-    return preset_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
+    """A new run's config: the --config file's or the preset's, with the options given on top (with
+    --init, the source's architecture between the two, and the default preset the source's)."""
+    given = overrides_from_args(args)
+    base = RunConfig.from_dict(read_json(args.config)).to_dict() if args.config else None
+    init = given.get("train", {}).get("init") or (base or {}).get("train", {}).get("init")
+    if init:
+        from trainer.training.init import new_run_config
+        return new_run_config(init, args.preset, base, given)
+    if base is not None:
+        return RunConfig.from_dict(merge(base, given))
+    return preset_config(args.preset or DEFAULT_PRESET, **given)
 
 
 def _positive(text: str) -> int:

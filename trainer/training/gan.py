@@ -20,6 +20,7 @@ from trainer.training.augment import parse_policy
 from trainer.training.diversity import Remedies, build_packed
 from trainer.training.diversity import check_options as check_diversity_options
 from trainer.training.gan_steps import GanSteps, GeneratorForTraining
+from trainer.training.init import freeze_layers, start_from
 from trainer.training.precision import Precision, maybe_compile
 from trainer.training.task import AdversarialTask, check_metric_names
 
@@ -78,9 +79,6 @@ class GanTask(AdversarialTask, GanSteps):
         from trainer.metrics.compute import parse_metrics
         check_metric_names(cfg.train.metrics, parse_metrics)
         check_ada(cfg)
-        unbuilt = [flag for flag, on in (("--init", cfg.train.init), ("--freeze-d", cfg.train.freeze_d)) if on]
-        if unbuilt:   # the fields exist for the fine-tuning work (issue 25); refuse rather than ignore them
-            raise ConfigError(f"{', '.join(unbuilt)}: not built yet")
 
     def build(self, cfg: RunConfig) -> None:
         t = cfg.train
@@ -97,6 +95,7 @@ class GanTask(AdversarialTask, GanSteps):
         self.G = self.precision.prepare(build_generator(m).to(self.device).train())
         self.D = (build_packed(build_discriminator, m, t.pack) if t.pack > 1 else build_discriminator(m))
         self.D = self.precision.prepare(self.D.to(self.device).train())
+        freeze_layers(self.D, t.freeze_d)   # before the optimiser and DDP see D's parameters
         self.remedies = Remedies(self.cfg, self.G, self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = self._optimizer(self.G, t.g_lr)
@@ -110,6 +109,8 @@ class GanTask(AdversarialTask, GanSteps):
         self.style_based = getattr(self.G, "num_ws", 0) > 0
         self.step, self.nimg, self.d_steps = 0, 0, 0
         self.pl_mean = torch.zeros([], device=self.device)
+        # --init is copied in once the state is settled (start_from_init): a resume keeps its own
+        self.init_pending, self.init_report = t.init, ""
         # What DDP wraps: G's training forward and D, each used through DDP only while it learns
         self.G_train = GeneratorForTraining(self.G)
         self.G_ddp = distributed.wrap(self.G_train, self.ranks, self.device)
@@ -130,8 +131,21 @@ class GanTask(AdversarialTask, GanSteps):
             return torch.optim.RMSprop(module.parameters(), lr=lr)
         return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
+    def start_from_init(self) -> None:
+        """Copy the --init source into G, G_ema and D (once; not after a resume's state was loaded)."""
+        if self.init_pending:
+            self.init_report = start_from(self.init_pending, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
+                                          self.log if self.ranks.is_main else lambda *_: None)
+            self.init_pending = ""
+            self.remedies = Remedies(self.cfg, self.G, self.D)   # historical averages start at the copied weights
+
     def describe(self) -> str:
-        return f"{len(self.dataset)} training items"
+        self.start_from_init()   # the loop's first question once a resume's state is loaded
+        return f"{len(self.dataset)} training items" + (f"; {self.init_report}" if self.init_report else "")
+
+    def train_step(self) -> dict[str, float]:
+        self.start_from_init()   # for scripts that take steps without the loop (trainer.training.loop.Trainer)
+        return super().train_step()
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {**super().modules(), "G_ema": self.G_ema}
@@ -143,6 +157,7 @@ class GanTask(AdversarialTask, GanSteps):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        self.init_pending = ""
         self.G_ema.load_state_dict(state["G_ema"])
         self.d_steps = int(state["d_steps"])
         self.pl_mean = state["pl_mean"].to(self.device)
