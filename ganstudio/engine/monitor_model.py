@@ -155,7 +155,8 @@ class MonitorModel:
         config = run.config
         if not config:
             return ""
-        data, model, train = (config.get(k) if isinstance(config.get(k), dict) else {} for k in ("data", "model", "train"))
+        data, model, train = (config.get(key) if isinstance(config.get(key), dict) else {}
+                              for key in ("data", "model", "train"))
         resolution = model.get("img_resolution")
         what = [str(config.get("preset") or ""), str(data.get("source") or ""),
                 f"{model.get('arch', '')} {resolution} px" if resolution else str(model.get("arch") or "")]

@@ -134,6 +134,7 @@ def test_a_ten_class_pickle_starts_a_three_class_run_with_a_fresh_label_embeddin
                            {k: v for k, v in source.items() if k != "mapping.embed.weight"}, cfg.train.g_lr)
 
 
+@pytest.mark.slow
 @needs_nvlabs_fixtures
 def test_a_ten_class_pickle_into_an_unconditional_run_leaves_the_label_parts_fresh(tmp_path):
     """--no-conditional: the embedding has no place, and the first mapping layer (z and the embedded
@@ -149,6 +150,23 @@ def test_a_ten_class_pickle_into_an_unconditional_run_leaves_the_label_parts_fre
     assert torch.equal(task.G_ema.synthesis.b32.conv1.weight, source["synthesis.b32.conv1.weight"])
 
 
+@pytest.mark.slow
+@needs_nvlabs_fixtures
+def test_an_option_given_wins_over_the_source_and_the_blocks_that_still_fit_are_copied(tmp_path):
+    """--resolution 64 from the 32 px pickle: the channel_base and widths stay the source's, so the
+    4-32 px blocks fit and are copied; the 64 px block is new and starts fresh."""
+    cfg = new_run_config(str(NVLABS_FIXTURES / "sg2ada-uncond-32.pkl"),
+                         given={"data": {"source": "digits", "max_images": 64, "resolution": 64}, "train": FAST})
+    assert cfg.data.resolution == 64 and cfg.model.channel_base == 512
+    task = Trainer(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
+    text = task.describe()
+    assert "not in the source: synthesis.b64." in text
+    source = source_tensors("sg2ada-uncond-32")
+    assert torch.equal(task.G_ema.synthesis.b32.conv1.weight, source["synthesis.b32.conv1.weight"])
+    assert torch.equal(task.G_ema.mapping.w_avg, source["mapping.w_avg"])
+
+
+@pytest.mark.slow
 @needs_nvlabs_fixtures
 def test_a_source_that_fits_nothing_is_refused_before_a_run_directory_exists(tmp_path, capsys):
     args = ["--init", str(NVLABS_FIXTURES / "sg2ada-uncond-32.pkl"), "--channel-base", "4096",

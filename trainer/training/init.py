@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from trainer.checkpoint import CheckpointError, load_discriminator, load_generator, load_state
 from trainer.config import ConfigError, ModelConfig, RunConfig, merge
-from trainer.models import ARCHS, build_discriminator, build_generator
+from trainer.models import build_discriminator, build_generator
 from trainer.models.stylegan3 import ARCH_R
 from trainer.training.presets import PRESETS, preset_config
 
@@ -172,7 +172,6 @@ def check_init(cfg: RunConfig, source: InitSource | None = None) -> str:
     with torch.device("meta"):
         G, D = build_generator(m), build_discriminator(m)
     return _report(source, {"G": G, "G_ema": G, "D": D})
-
 
 
 # ---- copying ---------------------------------------------------------------------------------------
