@@ -236,8 +236,9 @@ class TrainConfig(LoopConfig):
     init: str = _opt("", "start from a model's weights: a .safetensors checkpoint, an NVlabs .pkl or a run "
                          "directory; the architecture comes from it unless options say otherwise, and tensors "
                          "are copied by name where the shapes match")
-    freeze_d: int = _opt(0, "keep D's first N layers (from its input side) at their starting weights "
-                            "(freeze-D, for fine-tuning)", low=0, high=MAX_LAYERS)
+    freeze_d: int = _opt(0, "keep D's first N layers from its input side at their starting weights (freeze-D): "
+                            "resolution blocks of the StyleGAN Ds (NVlabs' --freezed 3N+1), conv/linear layers "
+                            "of dcgan and mlp", low=0, high=MAX_LAYERS)
     sample_kimg: float = _opt(10.0, "write a sample grid every this many kimg", low=0)
     snapshot_kimg: float = _opt(20.0, "write a checkpoint and resume state every this many kimg", low=0)
     metrics: str = _opt("", "metrics to compute during training, comma list (see `ganstudio-train metrics --help`)")

@@ -177,6 +177,12 @@ def test_a_source_that_fits_nothing_is_refused_before_a_run_directory_exists(tmp
     assert not (tmp_path / "runs").exists()
     assert train_main(["--init", str(tmp_path / "nothing.pkl"), "--outdir", str(tmp_path / "runs")]) == 2
     assert "no such file or run directory" in capsys.readouterr().err
+    # the Python API checks it too, with a config made by hand rather than by the CLI
+    cfg = new_run_config(str(NVLABS_FIXTURES / "sg2ada-uncond-32.pkl"), "stylegan2", fast())
+    cfg.model.channel_base, cfg.model.channel_max = 4096, 256
+    with pytest.raises(ConfigError, match="outside its mapping network"):
+        train(cfg, outdir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow

@@ -109,8 +109,7 @@ class GanTask(AdversarialTask, GanSteps):
         self.style_based = getattr(self.G, "num_ws", 0) > 0
         self.step, self.nimg, self.d_steps = 0, 0, 0
         self.pl_mean = torch.zeros([], device=self.device)
-        # --init is copied in once the state is settled (start_from_init): a resume keeps its own
-        self.init_pending, self.init_report = t.init, ""
+        self.init_report = ""   # what start_fresh copied from --init, for the start line
         # What DDP wraps: G's training forward and D, each used through DDP only while it learns
         self.G_train = GeneratorForTraining(self.G)
         self.G_ddp = distributed.wrap(self.G_train, self.ranks, self.device)
@@ -131,21 +130,16 @@ class GanTask(AdversarialTask, GanSteps):
             return torch.optim.RMSprop(module.parameters(), lr=lr)
         return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
-    def start_from_init(self) -> None:
-        """Copy the --init source into G, G_ema and D (once; not after a resume's state was loaded)."""
-        if self.init_pending:
-            self.init_report = start_from(self.init_pending, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
-                                          self.log if self.ranks.is_main else lambda *_: None)
-            self.init_pending = ""
+    def start_fresh(self) -> None:
+        """A new run (not a resume, which keeps its own weights): copy the --init source into G,
+        G_ema and D."""
+        if self.cfg.train.init:
+            nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+            self.init_report = start_from(self.cfg.train.init, nets, self.log if self.ranks.is_main else lambda *_: None)
             self.remedies = Remedies(self.cfg, self.G, self.D)   # historical averages start at the copied weights
 
     def describe(self) -> str:
-        self.start_from_init()   # the loop's first question once a resume's state is loaded
         return f"{len(self.dataset)} training items" + (f"; {self.init_report}" if self.init_report else "")
-
-    def train_step(self) -> dict[str, float]:
-        self.start_from_init()   # for scripts that take steps without the loop (trainer.training.loop.Trainer)
-        return super().train_step()
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {**super().modules(), "G_ema": self.G_ema}
@@ -157,7 +151,6 @@ class GanTask(AdversarialTask, GanSteps):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.init_pending = ""
         self.G_ema.load_state_dict(state["G_ema"])
         self.d_steps = int(state["d_steps"])
         self.pl_mean = state["pl_mean"].to(self.device)

@@ -3,6 +3,7 @@ exact resume, the cadence of samples, snapshots and metrics (in kimg), failures,
 bar and the processes of a torchrun job. What is trained is a task (trainer.training.gan for
 latent GANs, trainer.training.translation for Pix2Pix and CycleGAN) that the loop drives:
 
+  task.start_fresh()                     a new run, not a resume: copy --init weights
   task.describe() -> str                 what the start line says about the data
   task.train_step() -> {name: value}     one step; it moves task.step and task.nimg
   task.learning_rates() -> {name: lr}    logged with the step's scalars
@@ -144,6 +145,8 @@ class RunLoop:
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         if resume:   # rank 0 reads the state; the others receive it
             self._load_state(distributed.from_main(self.ranks, lambda: load_state(self.run_dir / "state" / "last.pt")))
+        else:
+            self.task.start_fresh()
         if self.ranks.is_main:
             atomic_write(self.run_dir / "config.json",
                          lambda tmp: Path(tmp).write_text(self.cfg.to_json() + "\n", encoding="utf-8"))
@@ -375,6 +378,9 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
         TASKS[cfg.task].check(cfg, ranks.world)
         if not resume:   # a model too large for this machine is refused before the data is read
             check_model_size(cfg)
+            if getattr(cfg.train, "init", ""):   # and an --init source that fits nothing (the CLI checked already)
+                from trainer.training.init import check_init
+                check_init(cfg)
         created = not resume and run_dir is None
         if created:
             run_dir = Path(distributed.from_main(ranks, lambda: str(new_run_dir(outdir, cfg))))

@@ -34,6 +34,10 @@ class AdversarialTask:
     def build(self, cfg: RunConfig) -> None:
         raise NotImplementedError
 
+    def start_fresh(self) -> None:
+        """Called by the loop for a new run (never on resume), after build: a task that starts from
+        other weights (--init) copies them here."""
+
     def _note_skipped(self, skipped: list) -> None:
         """Say which unreadable files the data left out (once, from the main process)."""
         if skipped and self.ranks.is_main:
