@@ -34,6 +34,7 @@ from trainer.latents import LatentState
 from .blending import BlendControl
 from .events import EmitterGroup
 from .frame_rate import FrameRate
+from .layers import LayerViewControl
 from .opening import workspace_checkpoint
 from .renderer import (MixingGrid, ModelInfo, Renderer, RenderRequest, RenderResult, grid_from_workspace,
                        request_from_workspace)
@@ -104,6 +105,7 @@ class RenderController:
         self._handlers: dict[int, _JobHandlers] = {}
         self._next_token = 0
         self.blending = BlendControl(self)   # the open model blended live with a second one
+        self.layer_view = LayerViewControl(self)   # which synthesis layer the images also draw
         workspace.events.changed.connect(self._on_workspace_changed)
 
     @classmethod
@@ -154,7 +156,8 @@ class RenderController:
         self.requested_id = self._new_id()
         self.renders_requested += 1
         self.backend.submit(request_from_workspace(self.workspace, self.info, self.requested_id,
-                                                   blend=self.blending.request_spec()))
+                                                   blend=self.blending.request_spec(),
+                                                   layer=self.layer_view.request_choice()))
 
     def show_latent(self, latent: LatentState) -> int:
         """Render an arbitrary latent state as the image on screen (a timeline frame under the
@@ -164,7 +167,7 @@ class RenderController:
         self.requested_id = self._new_id()
         self.renders_requested += 1
         self.backend.submit(RenderRequest(self.requested_id, self.info.generation, latent,
-                                          blend=self.blending.request_spec()))
+                                          blend=self.blending.request_spec(), layer=self.layer_view.request_choice()))
         return self.requested_id
 
     def set_grid_visible(self, visible: bool) -> None:

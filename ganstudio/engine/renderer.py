@@ -19,6 +19,8 @@ from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_
                              mix_layers, noise_layers, noise_override, pca_directions, sample_z, state_from_workspace)
 from trainer.models.blend import BlendSpec
 
+from .layers import LayerCapture, LayerChoice, LayerView
+
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
 GRID_CORNER_GREY = 48       # the empty top-left cell of the mixing grid
@@ -109,6 +111,7 @@ class RenderRequest:
     grid: MixingGrid | None = None        # render the mixing grid instead of one image
     frames: tuple[LatentState, ...] = ()  # render these as a batch instead (timelines)
     blend: BlendSpec | None = None        # draw the open model blended with its partner so; None = as opened
+    layer: LayerChoice | None = None      # also draw this synthesis layer (single images; engine.layers)
 
     @property
     def is_grid(self) -> bool:
@@ -128,6 +131,7 @@ class RenderResult:
     frames: np.ndarray | None = None      # frames: uint8 [N, H, W, 3]
     error: str = ""
     is_grid: bool = False
+    layer: LayerView | None = None        # the chosen layer's channels and spectrum
 
 
 class Renderer:
@@ -147,6 +151,7 @@ class Renderer:
         self.generation = 0
         self.partner = None   # a trainer.models.blend.LiveBlend of the open model with a second one (engine.blending)
         self._grid_headers: tuple = (None, None)   # (what they depend on, uint8 [C + R, H, W, 3])
+        self.layer_capture = LayerCapture()   # the layer view's hook, kept while its choice stays
 
     # ---- loading ----
     def load(self, path, progress: Progress = _no_progress) -> ModelInfo:
@@ -240,7 +245,7 @@ class Renderer:
         if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
             with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
                 return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
-        compiled = self._compiled_synthesis()
+        compiled = None if self.layer_capture.armed else self._compiled_synthesis()   # hooks run eager
         if compiled is not None:
             try:
                 return to_uint8(compiled(ws.to(dtype), noise_mode=noise_mode))
@@ -280,7 +285,7 @@ class Renderer:
                 elif req.is_grid:
                     fields = self._render_grid(req)
                 else:
-                    fields = self._render_one(req.latent)
+                    fields = self.layer_capture.render_with(self.G, req.layer, lambda: self._render_one(req.latent))
         except Exception as exc:  # shown in the status bar; the window stays usable
             return RenderResult(request_id=req.request_id, error=f"{type(exc).__name__}: {exc}",
                                 is_grid=req.is_grid)
@@ -476,10 +481,10 @@ def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
 
 
 def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False,
-                           blend: BlendSpec | None = None) -> RenderRequest:
+                           blend: BlendSpec | None = None, layer: LayerChoice | None = None) -> RenderRequest:
     """Freeze the workspace into a request for the model `info` describes (blended as `blend` asks)."""
     latent = latent_from_workspace(ws, info)
     if grid:
         return RenderRequest(request_id, info.generation, latent.replace(ws=None), grid=grid_from_workspace(ws, info),
                              blend=blend)
-    return RenderRequest(request_id, info.generation, latent, blend=blend)
+    return RenderRequest(request_id, info.generation, latent, blend=blend, layer=layer)
