@@ -20,6 +20,7 @@ from trainer.latents import (DEFAULT_PSI, MAX_ROTATE_DEG, MAX_SEED, MAX_TRANSLAT
 from trainer.film.timeline import Timeline, TimelineError
 
 from .events import EmitterGroup
+from .midi import MidiMappingError, mappings_from_json
 
 WORKSPACE_FORMAT = "ganstudio.workspace"
 WORKSPACE_VERSION = 1
@@ -76,6 +77,7 @@ class Workspace:
     translate_x: float = 0.0                  # StyleGAN3: image widths to move the picture right (others ignore it)
     translate_y: float = 0.0                  # StyleGAN3: image heights to move it down
     rotate_deg: float = 0.0                   # StyleGAN3: degrees to turn it counterclockwise
+    midi_mappings: tuple[dict, ...] = ()      # MIDI controls -> live settings (engine.midi.MidiMapping dicts)
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -246,6 +248,11 @@ def _checked(v: dict) -> dict:
              and (r[1] is None or (is_int(r[1]) and 0 <= r[1] <= MAX_LAYERS)), f"[start, stop or null], layers up to "
              f"{MAX_LAYERS}")
         out["direction_layers"] = (r[0], r[1])
+    if "midi_mappings" in v:
+        try:
+            out["midi_mappings"] = mappings_from_json(v["midi_mappings"])
+        except MidiMappingError as exc:
+            raise WorkspaceError(f"workspace field 'midi_mappings': {exc}") from None
     if v.get("timeline") is not None:
         try:
             out["timeline"] = Timeline.from_dict(v["timeline"])

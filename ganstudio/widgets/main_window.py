@@ -194,6 +194,11 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        render_menu.addAction(self.layer_dock.toggleViewAction())
+        from .output_window import PerformanceOutput
+        self.performance_output = PerformanceOutput(self, render_menu)   # Render > Output window, named pipe
+        from .live_control import LiveControlUi
+        self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -446,3 +451,4 @@ class MainWindow(QMainWindow):
         self.watch_timer.stop()
         self.worker_thread.stop()
         super().closeEvent(event)
+        self.live_control.close()
