@@ -191,14 +191,11 @@ class MainWindow(QMainWindow):
         self.watch_action = QAction("&Watch run directory for newer checkpoints", self, checkable=True, checked=watch)
         self.watch_action.toggled.connect(lambda on: self.watch_timer.start() if on else self.watch_timer.stop())
         render_menu.addAction(self.watch_action)
+        from .live_control import LiveControlUi
+        self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
         self._refresh_recent_menu()
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
-        render_menu.addAction(self.layer_dock.toggleViewAction())
-        from .output_window import PerformanceOutput
-        self.performance_output = PerformanceOutput(self, render_menu)   # Render > Output window, named pipe
-        from .live_control import LiveControlUi
-        self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -449,6 +446,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.watch_timer.stop()
+        self.live_control.close()
         self.worker_thread.stop()
         super().closeEvent(event)
-        self.live_control.close()
