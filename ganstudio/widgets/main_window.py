@@ -22,6 +22,7 @@ from .directions_panel import DirectionsPanel
 from .image_view import ImageView
 from .invert_panel import PHOTO_FILTER, InvertPanel
 from .latent_panel import LatentPanel
+from .layer_view import LayerDock
 from .look import app_icon
 from .mixing_panel import MixingPanel
 from .timeline_panel import TimelinePanel
@@ -102,6 +103,8 @@ class MainWindow(QMainWindow):
         self.blend_dock = BlendDock(self.controller, self)   # shown while a second model is blended in
         self.blend_panel = self.blend_dock.panel
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.blend_dock)
+        self.layer_dock = LayerDock(self.controller, self)   # Render > Layer view
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.layer_dock)
 
         self._build_status_bar()
         self._build_menus(device, half, watch)
@@ -191,6 +194,9 @@ class MainWindow(QMainWindow):
         self.watch_action = QAction("&Watch run directory for newer checkpoints", self, checkable=True, checked=watch)
         self.watch_action.toggled.connect(lambda on: self.watch_timer.start() if on else self.watch_timer.stop())
         render_menu.addAction(self.watch_action)
+        render_menu.addAction(self.layer_dock.toggleViewAction())
+        from .output_window import PerformanceOutput
+        self.performance_output = PerformanceOutput(self, render_menu)   # Render > Output window, named pipe
         from .live_control import LiveControlUi
         self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
         self._refresh_recent_menu()
