@@ -19,6 +19,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from .live import MALFORMED
 
 INBOX_LIMIT = 100_000          # messages waiting for the GUI thread (a few MB at most)
+RECEIVE_BUFFER = 4 << 20       # bytes of datagrams the kernel holds for us
 POLL_S = 0.2                   # how often the server thread looks at its stop flag
 
 
@@ -29,6 +30,8 @@ class OscServer:
                  host: str = "127.0.0.1",            # "0.0.0.0" listens on every network interface
                  ):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # room for a burst while this thread waits for a core (the kernel caps it at net.core.rmem_max)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         try:
             self.sock.bind((host, port))             # OSError: port taken, or not ours to bind
         except OSError:
