@@ -6,7 +6,9 @@ from Karras et al. 2021, "Alias-Free Generative Adversarial Networks" (Appendix 
 - `lowpass_filter`: Kaiser-windowed FIR design, separable (scipy.signal.firwin) or radially
   symmetric (a jinc windowed by the same Kaiser window), as NVlabs stores them in its pickles.
 - `upfirdn2d` and `filtered_lrelu`: bias, upsampling through the FIR, leaky ReLU with gain and
-  clamp, downsampling through the FIR (NVlabs' reference path, the one its CPU code runs).
+  clamp, downsampling through the FIR: the sums of NVlabs' reference path (the one its CPU code
+  runs), with the upsampling as strided transposed convolutions (`upsample_fir`), which skip the
+  products with inserted zeros.
 - `modulated_conv2d`: StyleGAN3's modulated convolution (weights and styles pre-normalised,
   demodulated, input gain from the magnitude EMA, 'full' padding of kernel - 1).
 Every step is differentiable; nothing depends on the device.
