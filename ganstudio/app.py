@@ -74,7 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watch a run directory in the Monitor tab, which the window then shows "
                         "(repeatable: runs are overlaid); with --screenshot, the Monitor tab is saved "
                         "once every run's log has been read")
+    p.add_argument("--osc-port", type=osc_port, default=None, metavar="PORT",
+                   help="listen for OSC on this UDP port (0: any free one, printed); docs/live.md lists the addresses")
+    p.add_argument("--osc-host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1; 0.0.0.0: every network interface)")
+    p.add_argument("--osc-send", metavar="HOST:PORT", type=osc_target, default=None,
+                   help="send /ganstudio/frame and /ganstudio/loop_end to HOST:PORT")
     return p
+
+
+def osc_port(text: str) -> int:
+    """--osc-port: 0 to 65535; anything else is a usage message."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a UDP port from 0 (any free one) to 65535")
+    return int(text)
+
+
+def osc_target(text: str) -> tuple[str, int]:
+    from .engine.osc_server import parse_host_port
+    try:
+        return parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +152,15 @@ def create_window(args: argparse.Namespace):
             sys.exit(f"ganstudio: --monitor: {exc}")
     if args.monitor:
         window.tabs.setCurrentWidget(window.monitor)
+    if args.osc_port is not None:
+        try:
+            port = window.live_control.listen(args.osc_port, args.osc_host)
+        except OSError as exc:
+            window.close()
+            sys.exit(f"ganstudio: --osc-port {args.osc_port}: {exc}")
+        print(f"ganstudio: listening for OSC on {args.osc_host}:{port}", flush=True)
+    if args.osc_send is not None:
+        window.live_control.send_to(*args.osc_send)
     if args.path:
         window.open_checkpoint(args.path)
     else:
