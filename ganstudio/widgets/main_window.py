@@ -172,6 +172,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Export image ×&2…", lambda: self._on_export_dialog(2))
         self._action(file_menu, "Export image ×&4…", lambda: self._on_export_dialog(4))
         self._action(file_menu, "Export mixing &grid…", self._on_export_grid_dialog)
+        from .onnx_dialog import OnnxExportAction
+        self.onnx_export = OnnxExportAction(self)   # the generator as an ONNX file (onnxruntime, TouchDesigner)
+        self._action(file_menu.addMenu("E&xport"), "&ONNX…", self.onnx_export.ask)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         latent_menu = self.menuBar().addMenu("&Latent")

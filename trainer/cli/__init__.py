@@ -41,6 +41,8 @@ COMMANDS: dict[str, Command] = {
                               "A, high from B)"),
     "dataset": Command("dataset", "make a training zip from a folder, a zip or a video: framed, labelled by "
                                   "sub-folder, duplicates and unreadable pictures skipped and counted"),
+    "export": Command("export", "write a checkpoint's generator as an ONNX file for onnxruntime, TouchDesigner "
+                                "and other tools"),
 }
 
 
