@@ -6,11 +6,12 @@ drawn, so the view costs nothing."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox,
                                QSplitter, QVBoxLayout, QWidget)
 
 from ..engine.layers import LayerChoice, LayerInfo, LayerView, export_layer_view
-from .image_view import ImageView
+from .output_window import ImageCanvas
 
 MODES = ("All channels", "One channel")
 
@@ -37,12 +38,13 @@ class LayerPanel(QWidget):
         self.export_button.setEnabled(False)
         self.info_label = QLabel("")
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.features_view = ImageView()
-        self.spectrum_view = ImageView()
+        # plain painted canvases: pyqtgraph views made inside a hidden dock kept a stale 640x480 layout
+        self.features_view = ImageCanvas(background=QColor(32, 33, 36))
+        self.spectrum_view = ImageCanvas(background=QColor(32, 33, 36))
         for view, tip in ((self.features_view, "Each channel from its own minimum (black) to maximum (white)"),
                           (self.spectrum_view, "Power spectrum of what is shown on the left: zero frequency in the "
                                                "middle, -40 dB (black) to +40 dB (white) around its mean power")):
-            view.setMinimumSize(120, 120)
+            view.setMinimumSize(160, 200)   # a dock gets no share of a taller window: room of its own
             view.setToolTip(tip)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Layer"))
@@ -68,7 +70,7 @@ class LayerPanel(QWidget):
         controller.events.image.connect(self._on_image)
 
     @staticmethod
-    def _captioned(view: ImageView, caption: str) -> QWidget:
+    def _captioned(view: QWidget, caption: str) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)

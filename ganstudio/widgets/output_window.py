@@ -21,19 +21,60 @@ DEFAULT_CAP = 60
 DEFAULT_PIPE = "/tmp/ganstudio-frames.rgb"
 
 
-class OutputWindow(QWidget):
-    """Only the image, scaled to fit (nearest neighbour, as the main view, or smooth), black around."""
+class ImageCanvas(QWidget):
+    """One uint8 RGB image scaled to fit, aspect kept, centred on `background` (nearest neighbour,
+    as the main view, or smooth)."""
+
+    def __init__(self, parent=None, flags=Qt.WindowType.Widget, background=QColor(0, 0, 0)):
+        super().__init__(parent, flags)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.background = background
+        self.image: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self.smooth = False
+
+    def set_image(self, image: np.ndarray) -> None:
+        """uint8 [H, W, 3] -> shown at the next paint."""
+        self.image = np.ascontiguousarray(image)
+        h, w = self.image.shape[:2]
+        self._qimage = QImage(self.image.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        self.update()
+
+    def clear(self) -> None:
+        self.image = self._qimage = None
+        self.update()
+
+    def image_rect(self) -> QRect:
+        """Where the image is drawn: as large as fits, aspect kept, centred (empty without one)."""
+        if self.image is None:
+            return QRect()
+        h, w = self.image.shape[:2]
+        scale = min(self.width() / w, self.height() / h)
+        draw_w, draw_h = max(1, round(w * scale)), max(1, round(h * scale))
+        return QRect((self.width() - draw_w) // 2, (self.height() - draw_h) // 2, draw_w, draw_h)
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.background)
+        if self._qimage is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+            painter.drawImage(self.image_rect(), self._qimage)
+        self.paint_over(painter)
+        painter.end()
+
+    def paint_over(self, painter: QPainter) -> None:
+        pass
+
+
+class OutputWindow(ImageCanvas):
+    """Only the image, black around; a frame counter over it when asked."""
     closed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent, Qt.WindowType.Window | Qt.WindowType.FramelessWindowHint)
         self.setWindowTitle("GAN Studio — output")
         self.setObjectName("performance-output")
-        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setCursor(Qt.CursorShape.BlankCursor)
-        self.image: np.ndarray | None = None
-        self._qimage: QImage | None = None
-        self.smooth = False
         self.show_counter = False
         self.frames_shown = 0
         self.frame_rate = FrameRate()
@@ -48,29 +89,12 @@ class OutputWindow(QWidget):
         self.activateWindow()
 
     def show_frame(self, image: np.ndarray) -> None:
-        """uint8 [H, W, 3] -> shown at the next paint."""
-        self.image = np.ascontiguousarray(image)
-        h, w = self.image.shape[:2]
-        self._qimage = QImage(self.image.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        """uint8 [H, W, 3] -> shown at the next paint, counted."""
+        self.set_image(image)
         self.frames_shown += 1
         self.frame_rate.frame_shown()
-        self.update()
 
-    def image_rect(self) -> QRect:
-        """Where the image is drawn: as large as fits, aspect kept, centred (empty without one)."""
-        if self.image is None:
-            return QRect()
-        h, w = self.image.shape[:2]
-        scale = min(self.width() / w, self.height() / h)
-        draw_w, draw_h = max(1, round(w * scale)), max(1, round(h * scale))
-        return QRect((self.width() - draw_w) // 2, (self.height() - draw_h) // 2, draw_w, draw_h)
-
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), Qt.GlobalColor.black)
-        if self._qimage is not None:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
-            painter.drawImage(self.image_rect(), self._qimage)
+    def paint_over(self, painter: QPainter) -> None:
         if self.show_counter:
             fps = self.frame_rate.streaming_fps()
             text = f"frame {self.frames_shown}" + (f" · {fps:.1f} fps" if fps else "") + self.extra
@@ -79,7 +103,6 @@ class OutputWindow(QWidget):
             painter.fillRect(box, QColor(0, 0, 0, 160))
             painter.setPen(Qt.GlobalColor.white)
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
-        painter.end()
 
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape:
