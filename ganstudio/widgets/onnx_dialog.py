@@ -26,8 +26,8 @@ class OnnxDialog(QDialog):
         form.addRow("File", row)
         self.input = self._combo(form, "Input", {k: INPUT_LABELS[k] for k in choices.inputs})
         self.noise = self._combo(form, "Noise", NOISE_LABELS if choices.noise else {})
-        self.center = self._combo(form, "Truncation centre", {"mean": "the mean w (w_avg)", "class": "the class's mean w"}
-                                  if choices.class_center else {})
+        centers = {"mean": "the mean w (w_avg)", "class": "the class's mean w"}
+        self.center = self._combo(form, "Truncation centre", centers if choices.class_center else {})
         self.direction = self._combo(form, "Direction", {d: d for d in choices.directions})
         self.transform = QCheckBox("the input transform as an input (translate / rotate)")
         if choices.transform:

@@ -15,7 +15,8 @@ from trainer.checkpoint import export_generator, load_generator  # noqa: E402
 from trainer.cli import main as cli_main  # noqa: E402
 from trainer.config import TranslationModelConfig  # noqa: E402
 from trainer.export import OnnxSettings, check_onnx, export_onnx  # noqa: E402
-from trainer.latents import LatentMapper, input_transform, noise_layers, noise_override, stylegan3_transform, truncate  # noqa: E402
+from trainer.latents import (LatentMapper, input_transform, noise_layers, noise_override,  # noqa: E402
+                             stylegan3_transform, truncate)
 from trainer.models import build_generator  # noqa: E402
 
 TOLERANCE = 1e-3

@@ -3,9 +3,11 @@ that the file draws what the PyTorch model draws.
 
 The graph is traced with PyTorch's TorchScript-based exporter (`torch.onnx.export(...,
 dynamo=False)`): the torch.export-based one needs the onnxscript package and gains nothing for
-these fixed-control-flow generators. Opset 17 (LayerNormalization-era, run by every onnxruntime
-since 1.14 on both providers). The batch axis is dynamic; what each kind of model takes and
-returns is in trainer.export.graphs and docs/export.md.
+these fixed-control-flow generators. Opset 17: the graphs hold standard ops only (Conv, Gemm,
+ConvTranspose, MatMul, Pad, Resize, elementwise), which onnxruntime's CPU provider runs (tested) and its
+CUDA provider implements (not run here: no GPU build of onnxruntime on these machines). The batch
+axis is dynamic; what each kind of model takes and returns is in trainer.export.graphs and
+docs/export.md.
 """
 from __future__ import annotations
 
@@ -137,7 +139,8 @@ def _trace(graph: torch.nn.Module, names: list[str], opset: int) -> tuple[bytes,
         # the TorchScript exporter's deprecation notice is not the user's concern
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", "Constant folding", UserWarning)   # a step -1 slice (reflection pad) stays a node
+        # a reversed slice (CycleGAN's reflection padding) stays a node instead of a folded constant
+        warnings.filterwarnings("ignore", "Constant folding", UserWarning)
         inputs = graph.example_inputs(TRACE_BATCH)
         out_shape = tuple(graph(*inputs).shape)
         torch.onnx.export(graph, inputs, buffer, input_names=names,
