@@ -11,7 +11,7 @@ Both take z (and c) and psi = 0.7 through the whole graph (mapping, truncation, 
 noise). Times are medians of --reps interleaved runs after one warm-up each; the ratio is
 onnxruntime's time over ours (below 1: onnxruntime is faster). The export time is printed too.
 
-  python benchmarks/onnx_speed.py [--models demo sg2-256] [--batches 1 4] [--reps 5] [--out FILE]
+  python benchmarks/onnx_speed.py [--models demo sg2-256] [--batches 1 4] [--reps 15] [--out FILE]
 """
 import argparse
 import os
@@ -95,7 +95,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["demo", "sg2-256"], choices=("demo", "sg2-256"))
     p.add_argument("--batches", nargs="+", type=int, default=[1, 4])
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--reps", type=int, default=15)
     p.add_argument("--out", default=None, help="also write the table to this file")
     args = p.parse_args()
     torch.set_num_threads(1)
