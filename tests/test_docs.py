@@ -240,7 +240,7 @@ def tiny_metrics(spec: str) -> str:
 def tiny_argv(argv: list[str], cwd: Path) -> list[str]:
     sub = subcommand_of(argv)
     known = options_in(help_text("trainer", help_key(argv)))
-    extra = TINY[sub]
+    extra = TINY.get(sub, [])   # a subcommand with nothing to shrink gets nothing appended
     if sub == "train" and "--resume" in argv:   # one more step than the run has
         events = (cwd / argv[argv.index("--resume") + 1] / "events.jsonl").read_text().splitlines()
         done = max(json.loads(line)["kimg"] for line in events)
