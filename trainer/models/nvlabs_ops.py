@@ -16,10 +16,11 @@ LRELU_GAIN = math.sqrt(2.0)
 # grouped convolution, stride-2 transposed convolution for upsampling); "shared" always scales
 # activations around one shared convolution (NVlabs' training path).
 EXECUTION = "fastest"
-# On CPU, PyTorch's transposed convolution is slow at large inputs; from this input resolution
-# upsampling layers run as one ordinary convolution over the four output phases instead
-# (measured with benchmarks/generator_speed.py: faster from 64 px inputs, slower below).
-POLYPHASE_FROM_RESOLUTION = 64
+# From this input resolution, upsampling layers on CPU run as one ordinary convolution over the
+# four output phases instead of a transposed convolution. Off: it does 16/9 the arithmetic, and with
+# the weights prepared once per model the transposed convolution wins at every size (256 px paper256
+# widths, one thread: 389 against 551 ms at batch 1, 5.2 against 5.7 s at batch 8).
+POLYPHASE_FROM_RESOLUTION = 2 ** 31
 # Output phase (0 even, 1 odd) and tap of the 2-tap polyphase window -> index in the 3-tap kernel.
 _PHASE_TAPS = {(0, 0): 2, (0, 1): 0, (1, 1): 1}
 
@@ -95,21 +96,26 @@ class PreparedWeight:
         self._key = None
         self._values = None
 
-    def __call__(self, weight: torch.Tensor, up: bool):
-        """-> (squares [O, I], transposed [I, O, k, k] or None, polyphase [O, 4, I, 2, 2] or None)"""
+    def __call__(self, weight: torch.Tensor, up: bool, dtype: torch.dtype):
+        """weight as stored -> (weight in `dtype`, squares [O, I], transposed [I, O, k, k] or None,
+        polyphase [O, 4, I, 2, 2] or None), all in `dtype`."""
         if weight.requires_grad and torch.is_grad_enabled():
-            return self._compute(weight, up)
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, up, torch.is_inference_mode_enabled())
+            return self._compute(weight, up, dtype)
+        # keyed on the stored weight (a blend writes it in place), never on a converted copy
+        version = 0 if weight.is_inference() else weight._version
+        key = (weight.data_ptr(), version, dtype, weight.device, up, torch.is_inference_mode_enabled())
         if key != self._key:
-            self._values, self._key = self._compute(weight.detach(), up), key
+            self._values, self._key = self._compute(weight.detach(), up, dtype), key
         return self._values
 
     @staticmethod
-    def _compute(weight: torch.Tensor, up: bool):
-        squares = weight.square().sum(dim=[2, 3])
+    def _compute(weight: torch.Tensor, up: bool, dtype: torch.dtype):
+        weight = weight.to(dtype)
+        squares = weight.float().square().sum(dim=[2, 3]).to(dtype)
         if not up:
-            return squares, None, None
-        return squares, weight.transpose(0, 1).contiguous(), polyphase_kernel(weight) if weight.shape[-1] == 3 else None
+            return weight, squares, None, None
+        return (weight, squares, weight.transpose(0, 1).contiguous(),
+                polyphase_kernel(weight) if weight.shape[-1] == 3 else None)
 
 
 def polyphase_kernel(weight: torch.Tensor) -> torch.Tensor:
@@ -144,9 +150,8 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
     if x.shape[:2] != (n, i):
         raise ValueError(f"modulated conv: input {tuple(x.shape)} does not match styles {tuple(styles.shape)}")
     up = up_filter is not None
-    weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
-    squares, weight_t, phases = (prepared or PreparedWeight())(weight, up)
+    weight, squares, weight_t, phases = (prepared or PreparedWeight())(weight, up, x.dtype)
     if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
         out_scale = (styles.square() @ squares.t() + 1e-8).rsqrt() * out_gain           # [N, O]
     else:
