@@ -5,7 +5,7 @@ checks each one against the settings the open model has (`targets()`), writes th
 one `controller.held()` (a batch of messages asks for one render; the worker's newest-request-wins
 slot does the rest), and counts what it refused: an unknown address, a wrong type, NaN, a value out
 of range never reach the workspace. What is not a workspace field (timeline transport, screenshots)
-goes to `actions`, which the window fills. Going out, `frame_shown` sends `/ganstudio/frame` and
+goes to `actions`, which the window fills; presets go to an engine.presets.PresetPlayer. Going out, `frame_shown` sends `/ganstudio/frame` and
 saves the screenshots asked for; `timeline_frame` sends a pulse when a playing timeline loops.
 The address table is in ../shared/DESIGN.md and docs/live.md.
 """
@@ -17,6 +17,7 @@ from typing import Callable
 
 from trainer.latents import MAX_ROTATE_DEG, MAX_SEED, MAX_TRANSLATE
 
+from .presets import MAX_FADE_S, PresetError
 from .workspace import MAX_OFFSET, NUMBER_RANGES
 
 ROOT = "/ganstudio/"
@@ -25,8 +26,9 @@ LOOP_ADDRESS = ROOT + "loop_end"        # out: loops completed since playback st
 MALFORMED = ""                          # the address the server gives a packet it could not parse
 ERRORS_KEPT = 20                        # recent refusals kept for the status line's tooltip
 
-# kinds of value: a number in [low, high], a whole number, on/off, a bare trigger, a file path
-NUMBER, WHOLE, SWITCH, TRIGGER, TEXT = "number", "whole", "switch", "trigger", "text"
+# kinds of value: a number in [low, high], a whole number, on/off, a bare trigger, a file path,
+# a preset's name or its number from 1
+NUMBER, WHOLE, SWITCH, TRIGGER, TEXT, PRESET = "number", "whole", "switch", "trigger", "text", "preset"
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,17 @@ def direction_address(name: str) -> str:
     return "direction/" + name.replace(" ", "_")
 
 
+def preset_address(name: str) -> str:
+    """A preset's name as an OSC address part ("slow drift" -> "preset/slow_drift")."""
+    return "preset/" + name.replace(" ", "_")
+
+
 @dataclass
 class LiveControl:
     workspace: object                                   # engine.workspace.Workspace
     controller: object                                  # engine.controller.RenderController (info, held())
     actions: LiveActions = field(default_factory=LiveActions)
+    presets: object = None                              # engine.presets.PresetPlayer (None: no presets)
     received: int = 0                                   # messages seen
     applied: int = 0                                    # messages that changed or set something
     refused: int = 0                                    # bad messages (never applied)
@@ -92,6 +100,12 @@ class LiveControl:
             found += [Target("translate_x", NUMBER, -MAX_TRANSLATE, MAX_TRANSLATE, (-0.5, 0.5)),
                       Target("translate_y", NUMBER, -MAX_TRANSLATE, MAX_TRANSLATE, (-0.5, 0.5)),
                       Target("rotate_deg", NUMBER, -MAX_ROTATE_DEG, MAX_ROTATE_DEG, (-180.0, 180.0))]
+        if self.presets is not None:
+            names = self.presets.names
+            found.append(Target("preset_fade", NUMBER, 0.0, MAX_FADE_S, (0.0, 10.0)))
+            if names:
+                found.append(Target("preset", PRESET, 1, len(names), (1, len(names))))
+                found += [Target(preset_address(name), TRIGGER) for name in names]
         return {t.name: t for t in found}
 
     # ---- in ----
@@ -125,8 +139,10 @@ class LiveControl:
         """Set the target named `name` ("psi", "mix/3") to a number, as a message carrying it would
         (MIDI goes this way: a whole-number target takes the nearest whole number). True if applied."""
         target = self.targets().get(name)
-        if target is not None and target.kind == WHOLE and math.isfinite(value):
+        if target is not None and target.kind in (WHOLE, PRESET) and math.isfinite(value):
             value = round(value)
+        if target is not None and target.kind == TRIGGER and value == 0:
+            return False                   # a key's release: a preset switches on the press only
         return self.apply(ROOT + name, (value,))
 
     def current(self, name: str) -> float:
@@ -138,6 +154,10 @@ class LiveControl:
         if name.startswith("direction/"):
             return next((float(ws.direction_offsets.get(k, 0.0)) for k in ws.directions
                          if direction_address(k) == name), 0.0)
+        if self.presets is not None and name in ("preset", "preset_fade"):
+            names = self.presets.names
+            return float(self.presets.fade_seconds if name == "preset_fade" else
+                         names.index(self.presets.current) + 1 if self.presets.current in names else 1)
         value = {"seed": ws.seed, "class": ws.class_index, "psi": ws.psi, "cutoff": ws.cutoff or 0,
                  "translate_x": ws.translate_x, "translate_y": ws.translate_y, "rotate_deg": ws.rotate_deg}.get(name)
         return float(value) if value is not None else 0.0
@@ -159,6 +179,8 @@ class LiveControl:
             if not isinstance(value, str) or not value:
                 raise BadMessage(f"{address}: expected a path (a string), got {value!r}")
             return value
+        if target.kind == PRESET and isinstance(value, str):
+            return value                   # a name: looked up when it is set
         if isinstance(value, bool):        # OSC's T and F
             value = int(value)
         if not isinstance(value, (int, float)):
@@ -167,7 +189,7 @@ class LiveControl:
             raise BadMessage(f"{address}: {value} is not a number the studio can show")
         if target.kind == SWITCH:
             return value >= 0.5
-        if target.kind == WHOLE:
+        if target.kind in (WHOLE, PRESET):
             if value != int(value):        # controllers often send floats: 5.0 is 5, 5.5 is a mistake
                 raise BadMessage(f"{address}: expected a whole number, got {value}")
             value = int(value)
@@ -208,6 +230,14 @@ class LiveControl:
             self.pending_screenshots.append((value, self.controller.requested_id))
         elif name.startswith("timeline/"):
             self._timeline(name, value)
+        elif name == "preset_fade":
+            self.presets.fade_seconds = float(value)
+        elif name.startswith("preset"):
+            key = value if name == "preset" else next(n for n in self.presets.names if preset_address(n) == name)
+            try:
+                self.presets.select(key)
+            except PresetError as exc:
+                raise BadMessage(f"{ROOT}{name}: {exc}") from None
         else:   # a target the table lists but nothing sets: a programming error, said as a refusal
             raise BadMessage(f"{ROOT}{name}: not settable")
 

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -41,6 +41,37 @@ MAX_GRID_SEEDS = 16           # rows or columns of the mixing grid
 MAX_OFFSET = 100.0            # direction offsets, in sigmas
 MAX_ARRAY_VALUES = 1 << 22    # a W+ latent or a noise map: 4M numbers (a 2048x2048 map)
 MAX_LATENT_VALUE = 1e6        # no trained w or noise value is near this; larger ones are damage
+
+# the fields a preset keeps (engine.presets): everything a live control moves (engine.live's targets)
+PRESET_FIELDS = ("seed", "class_index", "psi", "cutoff", "truncation_center", "mix_seed", "mix_layers", "base_ws",
+                 "direction_offsets", "translate_x", "translate_y", "rotate_deg")
+MAX_PRESET_NAME = 64          # characters
+
+
+class PresetError(ValueError):
+    """A preset that cannot be used, or none by that name; the message says which."""
+
+
+@dataclass(frozen=True, eq=False)
+class Preset:
+    name: str
+    values: Mapping          # PRESET_FIELDS -> the workspace's values (tuples, float32 arrays, dicts)
+
+    @classmethod
+    def capture(cls, name: str, workspace) -> "Preset":
+        return cls(check_name(name), {f: getattr(workspace, f) for f in PRESET_FIELDS})
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "values": {k: json_value(v) for k, v in self.values.items()}}
+
+
+def check_name(name) -> str:
+    """A preset's name, stripped; PresetError for an empty, too long or many-line one."""
+    text = name.strip() if isinstance(name, str) else ""
+    if not text or len(text) > MAX_PRESET_NAME or "\n" in text:
+        raise PresetError(f"a preset name is 1 to {MAX_PRESET_NAME} characters on one line, got {name!r}")
+    return text
+
 
 class WorkspaceError(ValueError):
     """A workspace file or value that cannot be used; the message says which field and why."""
@@ -78,6 +109,7 @@ class Workspace:
     translate_y: float = 0.0                  # StyleGAN3: image heights to move it down
     rotate_deg: float = 0.0                   # StyleGAN3: degrees to turn it counterclockwise
     midi_mappings: tuple[dict, ...] = ()      # MIDI controls -> live settings (engine.midi.MidiMapping dicts)
+    presets: tuple[Preset, ...] = ()          # named snapshots of the live settings (engine.presets)
 
     def __post_init__(self):
         object.__setattr__(self, "events", EmitterGroup([f.name for f in dataclasses.fields(self)]))
@@ -127,7 +159,10 @@ class Workspace:
         d = {"format": WORKSPACE_FORMAT, "version": WORKSPACE_VERSION}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            d[f.name] = value.to_dict() if isinstance(value, Timeline) else json_value(value)
+            if f.name == "presets":
+                d[f.name] = [p.to_dict() for p in value]
+            else:
+                d[f.name] = value.to_dict() if isinstance(value, Timeline) else json_value(value)
         return d
 
     @classmethod
@@ -253,12 +288,42 @@ def _checked(v: dict) -> dict:
             out["midi_mappings"] = mappings_from_json(v["midi_mappings"])
         except MidiMappingError as exc:
             raise WorkspaceError(f"workspace field 'midi_mappings': {exc}") from None
+    if "presets" in v:
+        out["presets"] = _presets(v["presets"])
     if v.get("timeline") is not None:
         try:
             out["timeline"] = Timeline.from_dict(v["timeline"])
         except TimelineError as exc:
             raise WorkspaceError(f"workspace field 'timeline': {exc}") from None
     return out
+
+
+def _presets(value) -> tuple[Preset, ...]:
+    """The presets field's JSON (a list of {name, values}) -> checked Presets; their values are checked
+    as the workspace's own fields are."""
+    def refuse(text):
+        raise WorkspaceError(f"workspace field 'presets': {text}")
+
+    if not isinstance(value, list):
+        refuse("expected a list of {\"name\", \"values\"} objects")
+    out = []
+    for d in value:
+        if not isinstance(d, dict) or set(d) != {"name", "values"} or not isinstance(d["values"], dict):
+            refuse(f"expected {{\"name\", \"values\"}} objects, got {str(d)[:80]}")
+        try:
+            name = check_name(d["name"])
+        except PresetError as exc:
+            refuse(str(exc))
+        if name in (p.name for p in out):
+            refuse(f"two presets named {name!r}")
+        unknown = sorted(set(d["values"]) - set(PRESET_FIELDS))
+        if unknown:
+            refuse(f"preset {name!r} has unknown setting(s): {', '.join(unknown)}")
+        try:
+            out.append(Preset(name, _checked(d["values"])))
+        except WorkspaceError as exc:
+            refuse(f"preset {name!r}: {exc}")
+    return tuple(out)
 
 
 def _array(v: dict, name: str, ndim: int) -> np.ndarray:
