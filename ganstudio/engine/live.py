@@ -6,7 +6,7 @@ one `controller.held()` (a batch of messages asks for one render; the worker's n
 slot does the rest), and counts what it refused: an unknown address, a wrong type, NaN, a value out
 of range never reach the workspace. What is not a workspace field (timeline transport, screenshots)
 goes to `actions`, which the window fills; presets go to an engine.presets.PresetPlayer. Going out, `frame_shown` sends `/ganstudio/frame` and
-saves the screenshots asked for; `timeline_frame` sends a pulse when a playing timeline loops.
+saves the screenshots asked for; `timeline_looped` sends a pulse when a playing timeline loops.
 The address table is in ../shared/DESIGN.md and docs/live.md.
 """
 from __future__ import annotations
@@ -75,10 +75,9 @@ class LiveControl:
     applied: int = 0                                    # messages that changed or set something
     refused: int = 0                                    # bad messages (never applied)
     frames_sent: int = 0
-    loops: int = 0
+    loops: int = 0                                      # loop-end pulses sent
     errors: list[str] = field(default_factory=list)     # the newest ERRORS_KEPT refusals, newest last
     pending_screenshots: list[tuple[str, int]] = field(default_factory=list)   # (path, first request id it takes)
-    _last_timeline_frame: int = -1
 
     # ---- the address table ----
     def targets(self) -> dict[str, Target]:
@@ -102,7 +101,7 @@ class LiveControl:
                       Target("rotate_deg", NUMBER, -MAX_ROTATE_DEG, MAX_ROTATE_DEG, (-180.0, 180.0))]
         if self.presets is not None:
             names = self.presets.names
-            found.append(Target("preset_fade", NUMBER, 0.0, MAX_FADE_S, (0.0, 10.0)))
+            found += [Target("preset_fade", NUMBER, 0.0, MAX_FADE_S, (0.0, 10.0)), Target("preset_save", TEXT)]
             if names:
                 found.append(Target("preset", PRESET, 1, len(names), (1, len(names))))
                 found += [Target(preset_address(name), TRIGGER) for name in names]
@@ -226,16 +225,19 @@ class LiveControl:
             ws.direction_offsets = offsets
         elif name == "screenshot":
             # rendered now even when nothing changed; an older render still in flight does not count
-            self.controller.request_render()
+            # (during a preset's crossfade: its next frame)
+            if self.presets is None or not self.presets.fading:
+                self.controller.request_render()
             self.pending_screenshots.append((value, self.controller.requested_id))
         elif name.startswith("timeline/"):
             self._timeline(name, value)
         elif name == "preset_fade":
             self.presets.fade_seconds = float(value)
         elif name.startswith("preset"):
-            key = value if name == "preset" else next(n for n in self.presets.names if preset_address(n) == name)
+            key = value if name in ("preset", "preset_save") else \
+                next(n for n in self.presets.names if preset_address(n) == name)
             try:
-                self.presets.select(key)
+                self.presets.save(key) if name == "preset_save" else self.presets.select(key)
             except PresetError as exc:
                 raise BadMessage(f"{ROOT}{name}: {exc}") from None
         else:   # a target the table lists but nothing sets: a programming error, said as a refusal
@@ -246,7 +248,6 @@ class LiveControl:
         if play is None or position is None or not self.actions.has_timeline():
             raise BadMessage(f"{ROOT}{name}: no timeline to play (add keyframes in the Timeline panel)")
         if name == "timeline/play":
-            self._last_timeline_frame = -1
             play(bool(value))
         else:
             position(float(value))
@@ -267,13 +268,11 @@ class LiveControl:
         if self.actions.send is not None:
             self.actions.send(FRAME_ADDRESS, (self.frames_sent, float(milliseconds)))
 
-    def timeline_frame(self, frame: int) -> None:
-        """A playing timeline showed `frame`: a frame before the previous one means it looped."""
-        if 0 <= frame < self._last_timeline_frame:
-            self.loops += 1
-            if self.actions.send is not None:
-                self.actions.send(LOOP_ADDRESS, (self.loops,))
-        self._last_timeline_frame = frame
+    def timeline_looped(self, loops: int) -> None:
+        """A playing timeline started over (`loops` times since Play): the loop-end pulse."""
+        self.loops += 1
+        if self.actions.send is not None:
+            self.actions.send(LOOP_ADDRESS, (int(loops),))
 
     def status(self) -> str:
         """The status line: counts, and the newest refusal."""

@@ -31,7 +31,7 @@ class LiveControlUi(QObject):
             timeline_play=lambda on: player.play() if on else player.pause(),
             timeline_position=lambda x: player.seek(round(x * max(player.frame_count - 1, 0))),
             has_timeline=lambda: player.frame_count > 0,
-            save_image=save_image))
+            save_image=save_image), presets=window.presets_dock.player)
         self.midi = MidiMapper(self.live)
         self.server: OscServer | None = None
         self.sender: OscSender | None = None
@@ -56,9 +56,8 @@ class LiveControlUi(QObject):
         self.midi_message.connect(self._on_midi_message, Qt.ConnectionType.QueuedConnection)
         window.frame_shown.connect(lambda r: self._on_frame(r.image, r.milliseconds, r.request_id))
         window.timeline_panel.frame_ready.connect(lambda image: self._on_frame(image, 0.0, None))
-        # queued: the player moves its scrub bar to the frame just after it emits the frame
-        window.timeline_panel.frame_ready.connect(lambda _: self._on_timeline_frame(),
-                                                  Qt.ConnectionType.QueuedConnection)
+        window.presets_dock.panel.frame_ready.connect(lambda image: self._on_frame(image, 0.0, None))
+        player.looped.connect(self._on_timeline_looped)
 
     # ---- OSC ----
     def listen(self, port: int, host: str = "127.0.0.1") -> int:
@@ -93,6 +92,7 @@ class LiveControlUi(QObject):
     def _on_osc_waiting(self) -> None:
         if self.server is not None:
             self.live.apply_all(self.server.take())   # every waiting message, one render
+            self.window.presets_dock.panel.refresh()   # a preset saved, switched or its crossfade time set
             self._show_status()
 
     def _on_listen_triggered(self, on: bool) -> None:
@@ -151,6 +151,7 @@ class LiveControlUi(QObject):
     @Slot(object)
     def _on_midi_message(self, message) -> None:
         learnt = self.midi.feed(message)
+        self.window.presets_dock.panel.refresh()
         self._show_status(f"MIDI: {learnt.kind} {learnt.control} drives {learnt.target}" if learnt else "")
 
     # ---- out and status ----
@@ -159,10 +160,9 @@ class LiveControlUi(QObject):
             self.live.frame_shown(image, milliseconds, request_id)
             self._show_status()
 
-    def _on_timeline_frame(self) -> None:
-        player = self.window.timeline_panel.player
-        if player.is_playing and self.live.actions.send is not None:
-            self.live.timeline_frame(player.scrub.value())
+    def _on_timeline_looped(self, loops: int) -> None:
+        if self.live.actions.send is not None:
+            self.live.timeline_looped(loops)
 
     def _show_status(self, extra: str = "") -> None:
         text = self.live.status()

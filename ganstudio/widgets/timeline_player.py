@@ -27,6 +27,7 @@ PREFETCH_CHUNKS = 3              # while playing, chunks asked for ahead of the 
 class TimelinePlayer(QWidget):
     frame_ready = Signal(object)          # uint8 [H, W, 3]: a timeline frame to show in the image view
     failed = Signal(str)                  # rendering frames failed: the message says why
+    looped = Signal(int)                  # a looping timeline started over: loops completed since Play
 
     def __init__(self,
                  timeline: Callable[[], Timeline | None],   # the timeline to play (the workspace's)
@@ -38,6 +39,8 @@ class TimelinePlayer(QWidget):
         self._shown_frame = -1
         self._showing_timeline = False               # the image view shows timeline frames (not the explorer's)
         self._play_start = (0.0, 0)                  # (clock, frame) playback counts from
+        self._lap = 0                                # times round the loop since _play_start
+        self.loops = 0                               # times round the loop since Play
         self._shown_times: deque[float] = deque()
         self.frames_shown = 0                        # counters for tests and the benchmark
         self.frames_skipped = 0
@@ -69,6 +72,11 @@ class TimelinePlayer(QWidget):
     @property
     def timeline(self) -> Timeline | None:
         return self._timeline()
+
+    @property
+    def shown_frame(self) -> int:
+        """The timeline frame on screen (-1: none yet)."""
+        return self._shown_frame
 
     @property
     def frame_count(self) -> int:
@@ -120,7 +128,7 @@ class TimelinePlayer(QWidget):
         self._update_frame_label()
         self._showing_timeline = True
         if self.is_playing:
-            self._play_start = (time.perf_counter(), frame)
+            self._play_start, self._lap = (time.perf_counter(), frame), 0
         self._show_frame(frame)
 
     def _show_frame(self, frame: int) -> bool:
@@ -197,7 +205,7 @@ class TimelinePlayer(QWidget):
             start = self.scrub.value()
             if not self.timeline.loop and start >= self.frame_count - 1:
                 start = 0
-            self._play_start = (time.perf_counter(), start)
+            self._play_start, self._lap, self.loops = (time.perf_counter(), start), 0, 0
             self._showing_timeline = True
             self._shown_times.clear()
             self.frames_skipped = 0
@@ -226,7 +234,11 @@ class TimelinePlayer(QWidget):
                 self._show_frame(line.frame_count - 1)
                 self.pause()
                 return
-            due %= line.frame_count
+            lap, due = divmod(due, line.frame_count)
+            if lap > self._lap:
+                self.loops += lap - self._lap
+                self._lap = lap
+                self.looped.emit(self.loops)
         if due != self._shown_frame:
             previous = self._shown_frame
             if self._show_frame(due):

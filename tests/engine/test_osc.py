@@ -142,8 +142,8 @@ def test_frames_and_loop_ends_go_out_to_a_listener(live):
     try:
         live.actions.send = OscSender("127.0.0.1", inbox.port).send
         live.frame_shown(live.controller.last_result.image, 12.5, live.controller.requested_id)
-        for frame in (0, 1, 2, 0, 1, 0):        # a playing timeline of 3 frames, then of 2, looping
-            live.timeline_frame(frame)
+        for loops in (1, 2):                    # the timeline player's `looped` signal
+            live.timeline_looped(loops)
         got, deadline = [], time.monotonic() + 5
         while len(got) < 3 and time.monotonic() < deadline:
             got += inbox.take()
