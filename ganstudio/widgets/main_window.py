@@ -200,6 +200,10 @@ class MainWindow(QMainWindow):
         render_menu.addAction(self.layer_dock.toggleViewAction())
         from .output_window import PerformanceOutput
         self.performance_output = PerformanceOutput(self, render_menu)   # Render > Output window, named pipe
+        from .presets_panel import PresetsDock
+        self.presets_dock = PresetsDock(self)   # presets: a click, the keys 1-9, OSC, MIDI
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.presets_dock)
+        render_menu.addAction(self.presets_dock.toggleViewAction())
         from .live_control import LiveControlUi
         self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
         self._refresh_recent_menu()
