@@ -20,6 +20,7 @@ from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_
 from trainer.models.blend import BlendSpec
 
 from .layers import LayerCapture, LayerChoice, LayerView
+from .render_settings import PROBE_SEEDS, Tuning, machine_key, probing_enabled
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
@@ -132,6 +133,7 @@ class RenderResult:
     error: str = ""
     is_grid: bool = False
     layer: LayerView | None = None        # the chosen layer's channels and spectrum
+    settings: str = ""                    # the render settings it was drawn with, once measured
 
 
 class Renderer:
@@ -143,8 +145,7 @@ class Renderer:
                  ):
         self.device = pick_device(device)
         self.half = half and self.device != "cpu"
-        self.compile = compile
-        self._compiled = None   # (the synthesis network it was made for, its compiled form or None)
+        self.tuning = Tuning(compile, self.device)   # precision, format, threads, compiled (engine.render_settings)
         self.G: torch.nn.Module | None = None
         self.mapper: LatentMapper | None = None   # the one path from latent settings to tensors
         self.info: ModelInfo | None = None
@@ -185,6 +186,7 @@ class Renderer:
                          note=G.checkpoint_info.get("note", ""), transformable=has_input_transform(G),
                          has_noise=bool(G.num_ws and noise_layers(G)))
         self.G, self.mapper, self.info, self.generation, self.partner = G, mapper, info, info.generation, None
+        self.tuning.reset()
         progress(0.95, "first render")
         self.render(RenderRequest(request_id=0, generation=self.generation))  # warm-up
         progress(1.0, "ready")
@@ -218,7 +220,7 @@ class Renderer:
     def set_device(self, device: str, half: bool) -> None:
         device = pick_device(device)
         self.device, self.half = device, half and device != "cpu"
-        self._compiled = None
+        self.tuning = Tuning(self.tuning.force_compile, device)
         if self.G is not None:
             self.G = self.G.float().to(device)
             if self.half and self.G.num_ws:
@@ -245,24 +247,27 @@ class Renderer:
         if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
             with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
                 return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
-        compiled = None if self.layer_capture.armed else self._compiled_synthesis()   # hooks run eager
-        if compiled is not None:
-            try:
-                return to_uint8(compiled(ws.to(dtype), noise_mode=noise_mode))
-            except Exception:  # noqa: BLE001 - a compiler that fails here: render eager from now on
-                self._compiled = (self.G.synthesis, None)
-        return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
+        armed = self.layer_capture.armed   # hooks run eager and in fp32
+        synthesis = self.tuning.synthesis(self.G, armed)
+        with self.tuning.autocast(armed):
+            if synthesis is not self.G.synthesis:
+                try:
+                    return to_uint8(synthesis(ws.to(dtype), noise_mode=noise_mode))
+                except Exception:  # noqa: BLE001 - a compiler that fails here: render eager from now on
+                    self.tuning.broken(self.G)
+            return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
 
-    def _compiled_synthesis(self):
-        """The open model's synthesis network compiled (once per model and device), or None when
-        compiling is off or failed. On CUDA, mode reduce-overhead records CUDA graphs per fixed batch
-        shape, so a frame is one graph launch instead of hundreds of small kernel launches."""
-        if not self.compile:
-            return None
-        if self._compiled is None or self._compiled[0] is not self.G.synthesis:
-            mode = "reduce-overhead" if str(self.device).startswith("cuda") else None
-            self._compiled = (self.G.synthesis, torch.compile(self.G.synthesis, mode=mode, dynamic=False))
-        return self._compiled[1]
+    def tune(self, progress: Progress = _no_progress) -> tuple[str, bool]:
+        """Switch to the fastest render settings measured for the open model on this CPU (read from
+        the cache, or measured now: engine.render_settings) -> (what they are for the status bar,
+        or "" when not measured; whether images now differ from fp32)."""
+        if str(self.device) == "cpu" and self.G is not None and self.G.num_ws and probing_enabled():
+            with torch.inference_mode():
+                ws = [self.mapper.finish(self.mapper.untruncated_ws([s]), [s]) for s in map(LatentState, range(PROBE_SEEDS))]
+            key = f"{machine_key()} | {self.info.sha256 or self.info.path} | {self.device}"   # per machine and model
+            self.tuning.tune(self.G, ws, key, progress)
+        settings = self.tuning.settings
+        return settings.describe(self.device) if settings.measured else "", settings.bf16
 
     # ---- rendering ----
     def render(self, req: RenderRequest) -> RenderResult:
@@ -279,6 +284,8 @@ class Renderer:
                 raise RuntimeError("no second model is open to blend with")
             if self.partner is not None:   # the weights of the blend asked for, written in place
                 self.partner.apply(self.G, req.blend)
+            if self.tuning.trial_ready:     # a compiled synthesis finished in the background: timed now
+                self.tuning.try_compiled(self.G)
             with torch.inference_mode():
                 if req.frames:
                     fields = self._render_frames(req.frames)
@@ -290,7 +297,8 @@ class Renderer:
             return RenderResult(request_id=req.request_id, error=f"{type(exc).__name__}: {exc}",
                                 is_grid=req.is_grid)
         ms = (time.perf_counter() - start) * 1000
-        return RenderResult(request_id=req.request_id, milliseconds=ms, is_grid=req.is_grid, **fields)
+        settings = self.tuning.settings.describe(self.device) if self.tuning.settings.measured else ""
+        return RenderResult(request_id=req.request_id, milliseconds=ms, is_grid=req.is_grid, settings=settings, **fields)
 
     def _render_one(self, state: LatentState) -> dict:
         G, mapper = self.G, self.mapper
