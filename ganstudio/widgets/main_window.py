@@ -305,7 +305,9 @@ class MainWindow(QMainWindow):
 
     def _on_device_changed(self, where) -> None:
         device, half = where
-        self.statusBar().showMessage(f"rendering on {device}{' (half precision)' if half else ''}", 5000)
+        settings = self.controller.render_settings   # what the measured render settings are, once measured
+        self.show_message(settings or f"rendering on {device}{' (half precision)' if half else ''}", 10000)
+        self.model_label.setToolTip(settings)
         self._update_model_label()
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
