@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from trainer.film.presets import PRESETS as TIMELINE_PRESETS
 from trainer.latents import MAX_ROTATE_DEG, MAX_SEED, MAX_TRANSLATE
 
 from .presets import MAX_FADE_S, PresetError
@@ -50,6 +51,7 @@ class LiveActions:
     """What messages ask of the window beyond the workspace (each may stay None: then refused)."""
     timeline_play: Callable[[bool], None] | None = None
     timeline_position: Callable[[float], None] | None = None   # 0-1 of the timeline's length
+    timeline_make: Callable[[str], None] | None = None         # keyframes from a trainer.film.presets name
     has_timeline: Callable[[], bool] = lambda: False
     send: Callable[[str, tuple], None] | None = None            # OSC out: (address, args)
     save_image: Callable[[str, object], None] | None = None     # (path, uint8 [H, W, 3])
@@ -87,6 +89,7 @@ class LiveControl:
         found = [Target("seed", WHOLE, 0, MAX_SEED, (0, 127)),
                  Target("psi", NUMBER, psi_low, psi_high, (0.0, 1.0)),
                  Target("timeline/play", SWITCH), Target("timeline/position", NUMBER, 0.0, 1.0),
+                 Target("timeline/make", TEXT),
                  Target("screenshot", TEXT)]
         if info is not None and info.c_dim:
             found.append(Target("class", WHOLE, 0, info.c_dim - 1, (0, info.c_dim - 1)))
@@ -244,6 +247,11 @@ class LiveControl:
             raise BadMessage(f"{ROOT}{name}: not settable")
 
     def _timeline(self, name: str, value) -> None:
+        if name == "timeline/make":
+            if value not in TIMELINE_PRESETS or self.actions.timeline_make is None:
+                raise BadMessage(f"{ROOT}{name}: {value!r} is not a timeline preset ({', '.join(TIMELINE_PRESETS)})")
+            self.actions.timeline_make(value)
+            return
         play, position = self.actions.timeline_play, self.actions.timeline_position
         if play is None or position is None or not self.actions.has_timeline():
             raise BadMessage(f"{ROOT}{name}: no timeline to play (add keyframes in the Timeline panel)")

@@ -31,6 +31,7 @@ class LiveControlUi(QObject):
             timeline_play=lambda on: player.play() if on else player.pause(),
             timeline_position=lambda x: player.seek(round(x * max(player.frame_count - 1, 0))),
             has_timeline=lambda: player.frame_count > 0,
+            timeline_make=window.timeline_panel.make_preset,
             save_image=save_image), presets=window.presets_dock.player)
         self.midi = MidiMapper(self.live)
         self.server: OscServer | None = None

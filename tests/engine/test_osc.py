@@ -57,6 +57,7 @@ def test_addresses_set_the_workspace_and_render_once_per_batch(live):
 
 BAD_MESSAGES = [
     ("/ganstudio/nothing", (1,), "unknown address"),
+    ("/ganstudio/timeline/make", ("nope",), "not a timeline preset"),
     ("/other/psi", (1,), "unknown address"),
     ("/ganstudio/psi", ("high",), "expected a number"),
     ("/ganstudio/psi", (math.nan,), "not a number"),

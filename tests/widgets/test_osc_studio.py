@@ -3,8 +3,10 @@ looks at the pixels (a screenshot over OSC is `ganstudio-train generate` byte fo
 flood never queues more than two renders and leaves the window responsive, a timeline played over OSC
 sends loop-end pulses, and MIDI learn works in the mappings dialog with mido messages fed to it."""
 import dataclasses
+import os
 import threading
 import time
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -19,7 +21,8 @@ from ganstudio.widgets.live_control import MappingsDialog
 
 from conftest import TIMEOUT_MS, export_tiny, wait_shown
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[2]   # tests/conftest.py
 
 
 @pytest.fixture
@@ -161,3 +164,31 @@ def test_without_a_midi_system_the_menu_says_so(make_window):
     if names:
         pytest.skip("this machine has MIDI ports")
     assert texts == [problem or "no MIDI input ports"] and not ui.midi_menu.actions()[0].isEnabled()
+
+
+def readme_osc_script() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split("Driving the studio over OSC")[1].split("```python\n")[1].split("```")[0]
+
+
+@pytest.mark.slow   # the README's script as written: a real studio process for about a minute
+def test_the_readme_script_drives_the_studio_over_osc(tmp_path):
+    """Only the port (a free one), the start-up wait (a loaded CPU) and the way
+    `ganstudio` is started (this interpreter) change."""
+    import socket
+    import subprocess
+    import sys
+    from PIL import Image
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    script = readme_osc_script()
+    for old, new in (('"9000"', f'"{port}"'), (", 9000)", f", {port})"),
+                     ("time.sleep(20)", "time.sleep(45)"), ('["ganstudio", ', '[sys.executable, "-m", "ganstudio", ')):
+        assert old in script, old
+        script = script.replace(old, new)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-c", "import sys\n" + script], env=env, cwd=tmp_path, timeout=180, check=True)
+    shots = {name: np.asarray(Image.open(tmp_path / f"{name}.png")) for name in ("start", "moved", "preset", "film")}
+    np.testing.assert_array_equal(shots["preset"], shots["start"])   # back on the preset, exactly
+    assert not np.array_equal(shots["moved"], shots["start"]) and not np.array_equal(shots["film"], shots["moved"])
