@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -29,8 +28,9 @@ from trainer.images import to_uint8
 PROBE_ENV = "GANSTUDIO_RENDER_PROBE"   # "0": no probe, no cache: fp32, eager, threads left alone
 PSNR_FLOOR = 40.0                      # dB of a setting's pixels against fp32 eager
 PROBE_SEEDS = 3                        # probe latents; each round renders the next one under every candidate
-PROBE_BUDGET_S = 2.0                   # timed rounds (3 to 15, after a warm-up) that fit this; the median is kept
+PROBE_BUDGET_S = 2.0                   # timed rounds (3 to 15, after a warm-up) that fit this; the quickest is kept
 COMPILE = True                         # try the compiled graph (in the background) after the probe
+FIXED_THREADS = False                  # the user chose the thread count (ganstudio --threads N): keep it
 MARGIN = 0.95                          # a setting replaces the default only when this much faster (noise)
 SLOW_FRAME_MS = 3.0                    # below this an fp32 frame is kept as it is: no probe, no compiling
 
@@ -106,8 +106,11 @@ def write_cached(key: str, settings: RenderSettings) -> None:
     table[key] = {k: (None if v == math.inf else v) for k, v in asdict(settings).items()}
     if table[key]["psnr"] is None:
         del table[key]["psnr"]
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(table, f, indent=1)
     try:
-        atomic_write(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(json.dumps(table, indent=1)))
+        atomic_write(path, write)
     except OSError:
         pass
 
@@ -147,7 +150,7 @@ def thread_counts() -> tuple[int, ...]:
 
 def measure(G, ws_list, candidates, progress=lambda f, m: None):
     """Render the probe latents in turn under each candidate, interleaved rounds so that load
-    changes hit all alike -> {settings: (median ms, worst PSNR against fp32 eager)}."""
+    changes hit all alike -> {settings: (quickest ms, worst PSNR against fp32 eager)}."""
     with torch.inference_mode():
         reference = [to_uint8(G.synthesis(ws, noise_mode="const")) for ws in ws_list]
     times = {c: [] for c in candidates}
@@ -166,7 +169,7 @@ def measure(G, ws_list, candidates, progress=lambda f, m: None):
             rounds = max(rounds, min(15, int(PROBE_BUDGET_S * 1000 / sum(t[0] for t in times.values()))))
         round_ += 1
         progress(round_ / (rounds + 1), "measuring render settings")
-    return {c: (statistics.median(times[c][1:]), worst[c]) for c in candidates}
+    return {c: (min(times[c][1:]), worst[c]) for c in candidates}   # the quickest: load only ever adds
 
 
 def fp32_frame_ms(G, ws, renders: int = 3) -> float:
@@ -243,7 +246,8 @@ class Tuning:
         speedup = results[candidates[0]][0] / results[best][0]
         # thread counts for the winner only: they change speed, not pixels
         now = replace(best, threads=torch.get_num_threads())
-        more = measure(G, ws_list, [replace(best, threads=n) for n in sorted({now.threads, *thread_counts()})], progress)
+        counts = () if FIXED_THREADS else thread_counts()
+        more = measure(G, ws_list, [replace(best, threads=n) for n in sorted({now.threads, *counts})], progress)
         best = fastest(more, now)
         speedup *= more[now][0] / more[best][0]
         results.update(more)
@@ -257,6 +261,8 @@ class Tuning:
 
     def _apply(self, G, settings: RenderSettings) -> None:
         set_channels_last(G.synthesis, settings.channels_last)
+        if FIXED_THREADS and settings.threads:   # a cached count gives way to the user's
+            settings = replace(settings, threads=torch.get_num_threads())
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.settings = settings
@@ -295,7 +301,7 @@ class Tuning:
                     start = time.perf_counter()
                     images[name] = to_uint8(fn(self._probe_ws, noise_mode="const"))
                     times[name].append(time.perf_counter() - start)
-        eager_ms, compiled_ms = (1000 * statistics.median(times[n][1:]) for n in ("eager", "compiled"))
+        eager_ms, compiled_ms = (1000 * min(times[n][1:]) for n in ("eager", "compiled"))
         if compiled_ms >= eager_ms or psnr(images["eager"], images["compiled"]) < PSNR_FLOOR:
             self.log.append(f"compiled: {compiled_ms:.1f} ms against eager {eager_ms:.1f} ms: not used")
             return False
