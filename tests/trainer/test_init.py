@@ -103,7 +103,7 @@ def test_a_run_from_an_nvlabs_pickle_is_one_step_from_it_and_its_log_says_so(tmp
     run = next(tmp_path.iterdir())
     first = json.loads((run / "events.jsonl").read_text().splitlines()[0])
     for text in (console, first["message"]):
-        assert f"initialised from {pkl}" in text and "G 87 of 87 tensors copied" in text \
+        assert f"initialised from {pkl.resolve()}" in text and "G 87 of 87 tensors copied" in text \
             and "D 37 of 37 tensors copied" in text
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["init"] == str(pkl) and config["preset"] == "stylegan2"

@@ -97,7 +97,9 @@ def test_frames_go_to_a_named_pipe(make_window, ckpt, qtbot, tmp_path):
     try:
         window.latent_panel.seed.setValue(window.workspace.seed + 1)
         shown = wait_shown(qtbot, window)
-        qtbot.waitUntil(lambda: pipe.written >= 1 and pipe.flush(0.01), timeout=TIMEOUT_MS)
+        output = window.performance_output   # the cap may hold the newest frame back a moment: wait until it is sent
+        qtbot.waitUntil(lambda: output._pending is None and not output._timer.isActive() and pipe.written >= 1
+                        and pipe.flush(0.01), timeout=TIMEOUT_MS)
         os.set_blocking(fd, True)
         h, w = shown.shape[:2]
         start = len(header(w, h))
