@@ -179,8 +179,9 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
         xs = x * styles[:, :, None, None]
         y = x.new_zeros([n, o, h + 1, 2, w + 1, 2])   # the transposed convolution plus one zero row and column
         for (py, px), kernel in zip(((0, 0), (0, 1), (1, 0), (1, 1)), phases):
-            y[:, :, :h + 1 - py, py, :w + 1 - px, px] = F.conv2d(xs, kernel, padding=(1 - py, 1 - px)).mul_(
-                out_scale[:, :, None, None])
+            z = F.conv2d(xs, kernel, padding=(1 - py, 1 - px))
+            y[:, :, :h + 1 - py, py, :w + 1 - px, px] = z * out_scale[:, :, None, None] if torch.is_grad_enabled() \
+                else z.mul_(out_scale[:, :, None, None])   # in place only where autograd keeps nothing
         x = y.reshape(n, o, 2 * h + 2, 2 * w + 2)
     elif fused:
         x = x.reshape(1, n * i, h, w)
