@@ -175,3 +175,4 @@ class PresetsDock(QDockWidget):
         self.panel.frame_ready.connect(window.image_view.set_image)
         self.panel.frame_ready.connect(window.performance_output.offer)
         self.panel.frame_ready.connect(lambda _: timeline.explorer_changed() if timeline.is_playing else None)
+        self.hide()   # shown from Render > Presets: the image keeps its room for those who never use presets

@@ -28,6 +28,8 @@ def test_save_click_crossfade_keys_rename_delete_and_the_file(qtbot, make_window
     window = make_window(export_tiny(tmp_path / "tiny.safetensors", c_dim=0))
     dock = window.presets_dock
     panel, ws = dock.panel, window.workspace
+    assert not dock.isVisible()                       # hidden until asked for: the image keeps its room
+    dock.toggleViewAction().trigger()                 # Render > Presets
     assert dock.isVisible() and "No presets yet" in panel.status.text()
     ws.update(seed=2, psi=0.4)
     calm = wait_shown(qtbot, window)
