@@ -284,6 +284,7 @@ def test_frozen_layers_stay_bit_identical_while_the_rest_trains(tiny, tmp_path, 
     before = {k: v.clone() for k, v in task.D.state_dict().items()}
     trainable = {n for n, _ in task.D.named_parameters()}
     assert frozen_layer not in trainable
+    assert f"D's first 1 layer(s) frozen: {len(task.frozen)} tensors" in task.describe()   # the start line says so
     optimised = {id(p) for group in task.opt_D.param_groups for p in group["params"]}
     assert optimised == {id(p) for p in task.D.parameters()}
     for _ in range(3):

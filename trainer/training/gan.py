@@ -95,7 +95,7 @@ class GanTask(AdversarialTask, GanSteps):
         self.G = self.precision.prepare(build_generator(m).to(self.device).train())
         self.D = (build_packed(build_discriminator, m, t.pack) if t.pack > 1 else build_discriminator(m))
         self.D = self.precision.prepare(self.D.to(self.device).train())
-        freeze_layers(self.D, t.freeze_d)   # before the optimiser and DDP see D's parameters
+        self.frozen = freeze_layers(self.D, t.freeze_d)   # before the optimiser and DDP see D's parameters
         self.remedies = Remedies(self.cfg, self.G, self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = self._optimizer(self.G, t.g_lr)
@@ -139,7 +139,9 @@ class GanTask(AdversarialTask, GanSteps):
             self.remedies = Remedies(self.cfg, self.G, self.D)   # historical averages start at the copied weights
 
     def describe(self) -> str:
-        return f"{len(self.dataset)} training items" + (f"; {self.init_report}" if self.init_report else "")
+        frozen = (f"; D's first {self.cfg.train.freeze_d} layer(s) frozen: {len(self.frozen)} tensors, "
+                  f"{self.frozen[0]} to {self.frozen[-1]}" if self.frozen else "")
+        return f"{len(self.dataset)} training items" + (f"; {self.init_report}" if self.init_report else "") + frozen
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {**super().modules(), "G_ema": self.G_ema}
