@@ -5,9 +5,9 @@ The studio's worker measures them once after the first image of a model is on sc
 a job on the worker): every candidate renders the same probe latents, interleaved, and the fastest
 whose pixels match fp32 at PSNR >= PSNR_FLOOR wins. The choice is kept per machine and model in
 cache_dir()/render_settings.json, so a reopen applies it at once. The compiled graph is made on a
-background thread; the worker times it against eager on a later frame and switches only when it is
-faster and its pixels match, so no frame waits for the compiler. Qt-free; set
-GANSTUDIO_RENDER_PROBE=0 to render plain fp32 eager without probing or the cache.
+background thread (GANSTUDIO_RENDER_COMPILE=1: see COMPILE); the worker times it against eager on a
+later frame and switches only when it is faster and its pixels match, so no frame waits for the
+compiler. Qt-free; set GANSTUDIO_RENDER_PROBE=0 to render plain fp32 eager without probing or the cache.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ PROBE_ENV = "GANSTUDIO_RENDER_PROBE"   # "0": no probe, no cache: fp32, eager, t
 PSNR_FLOOR = 40.0                      # dB of a setting's pixels against fp32 eager
 PROBE_SEEDS = 3                        # probe latents; each round renders the next one under every candidate
 PROBE_BUDGET_S = 2.0                   # timed rounds (3 to 15, after a warm-up) that fit this; the quickest is kept
-COMPILE = True                         # try the compiled graph (in the background) after the probe
+# Try the compiled graph (on a background thread) after the probe: opt-in with
+# GANSTUDIO_RENDER_COMPILE=1, since a process that exits while inductor compiles on another thread
+# aborts ("terminate called without an active exception", seen closing the studio mid-compile).
+COMPILE = os.environ.get("GANSTUDIO_RENDER_COMPILE", "0") == "1"
 FIXED_THREADS = False                  # the user chose the thread count (ganstudio --threads N): keep it
 MARGIN = 0.95                          # a setting replaces the default only when this much faster (noise)
 SLOW_FRAME_MS = 3.0                    # below this an fp32 frame is kept as it is: no probe, no compiling
