@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from trainer.device import choose_threads
     torch.set_num_threads(choose_threads(args.threads, "render")[0])   # 0: the measured default
+    from ganstudio.engine import render_settings
+    render_settings.FIXED_THREADS = args.threads != 0   # the probe keeps a count the user chose
     window = create_window(args)
     window.show()
     if args.screenshot:
