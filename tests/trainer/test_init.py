@@ -106,7 +106,7 @@ def test_a_run_from_an_nvlabs_pickle_is_one_step_from_it_and_its_log_says_so(tmp
         assert f"initialised from {pkl.resolve()}" in text and "G 87 of 87 tensors copied" in text \
             and "D 37 of 37 tensors copied" in text
     config = json.loads((run / "config.json").read_text())
-    assert config["train"]["init"] == str(pkl) and config["preset"] == "stylegan2"
+    assert config["train"]["init"] == str(pkl.resolve()) and config["preset"] == "stylegan2"
     assert_within_one_step(run / "checkpoints" / "step-000001.safetensors", source_tensors("sg2ada-uncond-32"),
                            config["train"]["g_lr"])
 
