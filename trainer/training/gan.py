@@ -80,6 +80,13 @@ class GanTask(AdversarialTask, GanSteps):
         check_metric_names(cfg.train.metrics, parse_metrics)
         check_ada(cfg)
 
+    @staticmethod
+    def check_new_run(cfg: RunConfig) -> None:
+        """An --init source that fits nothing is refused here too, for Python callers (the CLI checked already)."""
+        if cfg.train.init:
+            from trainer.training.init import check_init
+            check_init(cfg)
+
     def build(self, cfg: RunConfig) -> None:
         t = cfg.train
         self.dataset = load_dataset(cfg.data)

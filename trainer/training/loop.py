@@ -378,9 +378,7 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
         TASKS[cfg.task].check(cfg, ranks.world)
         if not resume:   # a model too large for this machine is refused before the data is read
             check_model_size(cfg)
-            if getattr(cfg.train, "init", ""):   # and an --init source that fits nothing (the CLI checked already)
-                from trainer.training.init import check_init
-                check_init(cfg)
+            TASKS[cfg.task].check_new_run(cfg)
         created = not resume and run_dir is None
         if created:
             run_dir = Path(distributed.from_main(ranks, lambda: str(new_run_dir(outdir, cfg))))

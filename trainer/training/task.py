@@ -34,6 +34,10 @@ class AdversarialTask:
     def build(self, cfg: RunConfig) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def check_new_run(cfg: RunConfig) -> None:
+        """What only a new run (not a resume) must check before its directory exists: ConfigError."""
+
     def start_fresh(self) -> None:
         """Called by the loop for a new run (never on resume), after build: a task that starts from
         other weights (--init) copies them here."""
