@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     from trainer.metrics.distances import kernel_inception_distance
     from trainer.metrics.inception import load_inception
     from ganstudio.engine.demo import find_demo_checkpoint
-    from ganstudio.engine.renderer import layer_resolutions
+    from ganstudio.engine.model_info import layer_resolutions
 
     checkpoint = find_demo_checkpoint()
     G = load_generator(checkpoint)

@@ -36,8 +36,9 @@ from .events import EmitterGroup
 from .frame_rate import FrameRate
 from .layers import LayerViewControl
 from .opening import workspace_checkpoint
-from .renderer import (MixingGrid, ModelInfo, Renderer, RenderRequest, RenderResult, grid_from_workspace,
-                       request_from_workspace)
+from .from_workspace import grid_from_workspace, request_from_workspace
+from .model_info import ModelInfo
+from .renderer import MixingGrid, Renderer, RenderRequest, RenderResult
 from .workspace import Workspace, WorkspaceError
 
 # Which workspace fields ask for which render. `directions` (the list of sliders) asks for none:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganstudio.engine.renderer import ModelInfo
+from ganstudio.engine.model_info import ModelInfo
 
 JOB_NAME = "onnx export"
 

@@ -23,7 +23,7 @@ from trainer.film.render import CHUNK_FRAMES
 from trainer.film.timeline import Keyframe, Timeline, ease
 from trainer.latents import LatentState
 
-from .renderer import latent_from_workspace
+from .from_workspace import latent_from_workspace
 from .timeline_frames import TimelineFrames
 from .workspace import LATENT_FIELDS, PRESET_FIELDS, Preset, PresetError, check_name
 

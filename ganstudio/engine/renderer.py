@@ -15,11 +15,12 @@ import torch
 
 from trainer.device import pick_device
 from trainer.images import make_grid, to_uint8
-from trainer.latents import (LatentMapper, LatentState, fitted_noise, has_input_transform, input_transform,
-                             mix_layers, noise_layers, noise_override, pca_directions, sample_z, state_from_workspace)
+from trainer.latents import (LatentMapper, LatentState, fitted_noise, input_transform, mix_layers, noise_override,
+                             sample_z)
 from trainer.models.blend import BlendSpec
 
 from .layers import LayerCapture, LayerChoice, LayerView
+from .model_info import ModelInfo, latent_model_info, translation_model_info
 from .render_settings import PROBE_SEEDS, Tuning, machine_key, probing_enabled
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
@@ -35,45 +36,6 @@ class Cancelled(Exception):
 
 def _no_progress(fraction: float, message: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the widgets need to know about the open model (plain values only)."""
-    path: str
-    arch: str
-    step: int
-    kimg: float
-    z_dim: int
-    c_dim: int
-    w_dim: int                  # 0 for models without W
-    num_ws: int                 # 0 for models without W: the studio works in Z
-    img_resolution: int         # 0 for 2-D point models
-    img_channels: int
-    class_names: tuple[str, ...]
-    layer_resolutions: tuple[int, ...]   # output resolution each ws layer feeds
-    dataset: str
-    generation: int             # increases with each load; requests name the one they were built for
-    sha256: str = ""            # of the checkpoint file: caches, timelines and inversions name it
-    note: str = ""              # what loading found worth saying (e.g. an old file without a checksum)
-    translation: str = ""       # "pix2pix" / "cyclegan" for image-to-image models (no latent), else ""
-    directions: tuple[str, ...] = ()     # what an image-to-image model translates: "AtoB", "BtoA"
-    in_channels: int = 0        # input channels of an image-to-image model in its own direction
-    domains: tuple[str, ...] = ()        # names of domains A and B ("edges", "fashion")
-    transformable: bool = False # StyleGAN3: translate x / y and rotate move the image (its input transform)
-    has_noise: bool = False     # the synthesis layers take per-pixel noise (StyleGAN2; not StyleGAN3)
-
-    @property
-    def translates(self) -> bool:
-        return bool(self.translation)
-
-    @property
-    def has_w(self) -> bool:
-        return self.num_ws > 0
-
-    @property
-    def is_points(self) -> bool:
-        return self.img_resolution == 0
 
 
 GRID_PHOTO_PLACES = ("", "row", "column")   # where an inverted photo joins the mixing grid ("" = not at all)
@@ -173,18 +135,7 @@ class Renderer:
         if self.half and G.num_ws:
             G.synthesis.half()
         mapper = self._mapper_on_device(G, mapper)
-        ds = G.checkpoint_info.get("dataset", {})
-        names = tuple(str(n) for n in ds.get("class_names", [])) if G.c_dim else ()
-        if len(names) != G.c_dim:
-            names = tuple(f"class {i}" for i in range(G.c_dim))
-        info = ModelInfo(path=G.checkpoint_info["path"], arch=G.checkpoint_info["config"]["arch"],
-                         step=G.checkpoint_info["step"], kimg=G.checkpoint_info["kimg"],
-                         z_dim=G.z_dim, c_dim=G.c_dim, w_dim=getattr(G, "w_dim", 0), num_ws=G.num_ws,
-                         img_resolution=G.img_resolution, img_channels=G.img_channels, class_names=names,
-                         layer_resolutions=layer_resolutions(G), dataset=str(ds.get("name", "")),
-                         generation=self.generation + 1, sha256=sha256,
-                         note=G.checkpoint_info.get("note", ""), transformable=has_input_transform(G),
-                         has_noise=bool(G.num_ws and noise_layers(G)))
+        info = latent_model_info(G, sha256, self.generation + 1)
         self.G, self.mapper, self.info, self.generation, self.partner = G, mapper, info, info.generation, None
         self.tuning.reset()
         progress(0.95, "first render")
@@ -193,15 +144,7 @@ class Renderer:
         return info
 
     def _load_translation(self, G, sha256: str, progress: Progress) -> ModelInfo:
-        from trainer.translation import directions
-        ckpt = G.checkpoint_info
-        ds = ckpt.get("dataset", {})
-        info = ModelInfo(path=ckpt["path"], arch=ckpt["config"]["arch"], step=ckpt["step"], kimg=ckpt["kimg"],
-                         z_dim=0, c_dim=0, w_dim=0, num_ws=0, img_resolution=G.img_resolution,
-                         img_channels=G.img_channels, class_names=(), layer_resolutions=(),
-                         dataset=str(ds.get("name", "")), generation=self.generation + 1, sha256=sha256,
-                         note=ckpt.get("note", ""), translation=ckpt["config"]["arch"], directions=directions(G),
-                         in_channels=G.in_channels, domains=tuple(str(d) for d in ds.get("domains", ("A", "B")))[:2])
+        info = translation_model_info(G, sha256, self.generation + 1)
         self.G, self.mapper, self.info, self.generation, self.partner = G, None, info, info.generation, None
         progress(1.0, "ready")
         return info
@@ -393,106 +336,9 @@ class Renderer:
         points = self.G(torch.from_numpy(z).to(self.device), labels).cpu().numpy()
         return {"image": scatter_image(points, size=256), "z": z[0]}
 
-    # ---- directions ----
-    @torch.inference_mode()
-    def compute_directions(self,
-                           num_samples: int = 5000,    # mapped latents for the PCA
-                           num_components: int = 8,    # principal components kept
-                           progress: Progress = _no_progress,
-                           seed: int = 0,              # fixes the sampled z, so results repeat
-                           cache: bool = True,         # read and write the per-checkpoint cache
-                           ) -> dict[str, np.ndarray]:
-        """GANSpace directions -> {"PC1": [w_dim], ...}, each one standard deviation long; for
-        conditional models also {"to <class>": class mean w - mean of class means}. Cached on disk
-        per checkpoint (by its sha256), so reopening a model does not map 5,000 latents again."""
-        G = self.G
-        if G is None or not G.num_ws:
-            raise ValueError("latent directions need a model with a W space")
-        cache_file = self._directions_cache(num_samples, num_components, seed) if cache else None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                with np.load(cache_file) as stored:
-                    directions = {name: stored[name] for name in stored.files}
-                if all(v.shape == (G.w_dim,) for v in directions.values()):
-                    progress(1.0, "directions ready (cached)")
-                    return directions
-            except (OSError, ValueError, KeyError):
-                pass   # a damaged cache entry is computed again and replaced
-        rng = np.random.RandomState(seed)
-        chunks, chunk = [], 1000
-        for start in range(0, num_samples, chunk):
-            n = min(chunk, num_samples - start)
-            z = torch.from_numpy(rng.randn(n, G.z_dim).astype(np.float32)).to(self.device)
-            c = torch.from_numpy(rng.randint(0, G.c_dim, n)).to(self.device) if G.c_dim else None
-            chunks.append(G.mapping(z, c)[:, 0].float().cpu().numpy())
-            progress(0.9 * (start + n) / num_samples, f"mapped {start + n}/{num_samples} latents")
-        vectors, sigmas = pca_directions(np.concatenate(chunks), num_components)
-        directions = {f"PC{i + 1}": vectors[i] * sigmas[i] for i in range(len(vectors))}
-        if self.class_means is not None:
-            means = self.class_means.float().cpu().numpy()
-            for name, mean in zip(self.info.class_names, means):
-                directions[f"to {name}"] = (mean - means.mean(axis=0)).astype(np.float32)
-        if cache_file is not None:
-            try:
-                from trainer.files import atomic_write
-
-                def write(tmp):
-                    with open(tmp, "wb") as f:
-                        np.savez(f, **directions)
-                atomic_write(cache_file, write)
-            except OSError:
-                pass   # a cache that cannot be written only costs time next open
-        progress(1.0, "directions ready")
-        return directions
-
-    def _directions_cache(self, num_samples: int, num_components: int, seed: int):
-        from trainer.data.datasets import cache_dir
-        if not self.info.sha256:
-            return None
-        return cache_dir() / "directions" / f"{self.info.sha256[:24]}-{num_samples}-{num_components}-{seed}.npz"
-
-
-def layer_resolutions(G) -> tuple[int, ...]:
-    """For each ws layer, the resolution of the synthesis layer that reads it (4, 8, 8, 16, ...);
-    for StyleGAN3 the sampling rate (pixels per image width, margin left out) of the input (ws 0)
-    and of each layer's output (ws i + 1)."""
-    if not getattr(G, "num_ws", 0):
-        return ()
-    if has_input_transform(G):
-        return (int(G.synthesis.input.sampling_rate), *(int(layer.out_sampling_rate) for layer in G.synthesis.layers))
-    out, index = [], 0
-    for block in G.synthesis.blocks:
-        for _ in range(block.num_conv):
-            out.append(block.resolution)
-            index += 1
-    out += [G.synthesis.blocks[-1].resolution] * (G.num_ws - len(out))  # the last toRGB
-    return tuple(out)
-
-
-def latent_from_workspace(ws, info: ModelInfo) -> LatentState:
-    """The latent the workspace shows on the model `info` describes (the same conversion the
-    headless `ganstudio-train generate --workspace` makes)."""
-    from .workspace import LATENT_FIELDS
-    return state_from_workspace({name: getattr(ws, name) for name in LATENT_FIELDS},
-                                info.c_dim, info.num_ws, info.w_dim)
-
-
-def grid_from_workspace(ws, info: ModelInfo) -> MixingGrid:
-    """The mixing grid the workspace asks for on the model `info` describes (the photo only where
-    its W+ fits that model)."""
-    photo = ws.photo_ws
-    fits = photo is not None and ws.grid_photo in GRID_PHOTO_PLACES[1:] and photo.shape == (info.num_ws, info.w_dim)
-    return MixingGrid(tuple(ws.grid_row_seeds), tuple(ws.grid_col_seeds),
-                      photo_ws=np.array(photo, dtype=np.float32) if fits else None,
-                      photo_as=ws.grid_photo if fits else "",
-                      photo_noise={k: np.array(v, dtype=np.float32) for k, v in ws.photo_noise.items()} if fits else None)
-
-
-def request_from_workspace(ws, info: ModelInfo, request_id: int, grid: bool = False,
-                           blend: BlendSpec | None = None, layer: LayerChoice | None = None) -> RenderRequest:
-    """Freeze the workspace into a request for the model `info` describes (blended as `blend` asks)."""
-    latent = latent_from_workspace(ws, info)
-    if grid:
-        return RenderRequest(request_id, info.generation, latent.replace(ws=None), grid=grid_from_workspace(ws, info),
-                             blend=blend)
-    return RenderRequest(request_id, info.generation, latent, blend=blend, layer=layer)
+    def compute_directions(self, num_samples: int = 5000, num_components: int = 8, progress: Progress = _no_progress,
+                           seed: int = 0, cache: bool = True) -> dict[str, np.ndarray]:
+        """The open model's latent directions (engine.directions), cached per checkpoint."""
+        from .directions import compute_directions
+        return compute_directions(self.G, self.device, self.class_means, self.info.class_names if self.info else (),
+                                  self.info.sha256 if self.info else "", num_samples, num_components, progress, seed, cache)

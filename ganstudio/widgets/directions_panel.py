@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 
 SLIDER_STEPS = 20          # ticks per unit of offset

@@ -24,7 +24,7 @@ from trainer.inversion.photo import Photo, PhotoError, centre_crop, fit_photo, o
 from ..engine.inversion import InversionOutcome, InversionPreview, InversionRequest, read_inversion_images, \
     run_inversion
 from ..engine.opening import PHOTO_SUFFIXES
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 from .image_view import ImageView
 

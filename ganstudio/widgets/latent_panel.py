@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 
 from trainer.latents import MAX_ROTATE_DEG, MAX_SEED, MAX_TRANSLATE
 
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 from .seed_box import SeedBox
 

@@ -15,7 +15,8 @@ from trainer.device import available_devices
 from ..engine.demo import find_demo_checkpoint, missing_demo_message
 from ..engine.controller import RenderController
 from ..engine.opening import open_kind
-from ..engine.renderer import ModelInfo, Renderer, RenderResult
+from ..engine.model_info import ModelInfo
+from ..engine.renderer import Renderer, RenderResult
 from ..engine.workspace import Workspace, WorkspaceError
 from .blend_panel import BlendDock
 from .directions_panel import DirectionsPanel

@@ -7,7 +7,8 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QPushButton, QVBoxLayout, QWidget)
 
 from trainer.latents import layer_groups, parse_seeds
-from ..engine.renderer import ModelInfo, grid_from_workspace
+from ..engine.from_workspace import grid_from_workspace
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 from .seed_box import SeedBox
 from .image_view import ImageView

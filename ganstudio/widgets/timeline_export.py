@@ -18,7 +18,7 @@ from trainer.film.timeline import Timeline, TimelineError
 from trainer.film.video import RESIZE_FILTERS, ExportError, ExportSettings
 
 from ..engine.controller import FILM_JOB
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 
 SIZE_CHOICES = (("native", 1), ("2×", 2), ("4×", 4), ("square size…", 0))
 FORMAT_CHOICES = (("MP4 (H.264)", ".mp4"), ("GIF", ".gif"), ("PNG sequence (folder)", ""))

@@ -21,7 +21,8 @@ from trainer.film.timeline import (EASINGS, INTERPOLATIONS, Keyframe, LayerTrack
 from trainer.film.presets import (class_tour, direction_sweep, noise_loop, seed_walk, style_morph,
                                       truncation_sweep)
 
-from ..engine.renderer import ModelInfo, latent_from_workspace
+from ..engine.from_workspace import latent_from_workspace
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 from .timeline_export import ExportBox
 from .timeline_player import TimelinePlayer

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
 from trainer.images import make_grid
 from trainer.inversion.photo import PhotoError, open_photo, photo_from_pixels
 
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 from ..engine.translation import HELD_OUT_COUNT, HeldOutInputs, TranslationRequest, TranslationView, \
     held_out_inputs, run_translation
 from .image_view import ImageView

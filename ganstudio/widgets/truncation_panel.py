@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSlider,
                                QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from ..engine.renderer import ModelInfo
+from ..engine.model_info import ModelInfo
 from ..engine.workspace import Workspace
 
 PSI_STEPS = 100  # slider ticks per unit of psi

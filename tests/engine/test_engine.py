@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ganstudio.engine.demo import find_demo_checkpoint
-from ganstudio.engine.renderer import MixingGrid, Renderer, RenderRequest, request_from_workspace
+from ganstudio.engine.from_workspace import request_from_workspace
+from ganstudio.engine.renderer import MixingGrid, Renderer, RenderRequest
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 from trainer import CheckpointError
 from trainer.latents import LatentState, seed_to_z

@@ -12,7 +12,8 @@ from ganstudio.engine.controller import RenderController
 from ganstudio.engine.live import LiveControl
 from ganstudio.engine.midi import MidiMapper
 from ganstudio.engine.presets import FADE_FPS, PresetError, PresetPlayer, fade_timeline
-from ganstudio.engine.renderer import Renderer, RenderRequest, latent_from_workspace
+from ganstudio.engine.from_workspace import latent_from_workspace
+from ganstudio.engine.renderer import Renderer, RenderRequest
 from ganstudio.engine.workspace import Workspace, WorkspaceError
 
 from conftest import export_tiny

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganstudio.engine.renderer import Renderer, request_from_workspace
+from ganstudio.engine.from_workspace import request_from_workspace
+from ganstudio.engine.renderer import Renderer
 from ganstudio.engine.workspace import Workspace
 from trainer.cli import main as cli_main
 from trainer import load_generator

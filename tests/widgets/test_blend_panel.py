@@ -6,7 +6,8 @@ model's own image."""
 import numpy as np
 import pytest
 
-from ganstudio.engine.renderer import Renderer, request_from_workspace
+from ganstudio.engine.from_workspace import request_from_workspace
+from ganstudio.engine.renderer import Renderer
 
 from conftest import TIMEOUT_MS, export_tiny, wait_shown
 

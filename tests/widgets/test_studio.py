@@ -14,7 +14,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from safetensors.torch import save_file
 
-from ganstudio.engine.renderer import Renderer, RenderRequest, request_from_workspace
+from ganstudio.engine.from_workspace import request_from_workspace
+from ganstudio.engine.renderer import Renderer, RenderRequest
 from trainer.latents import LatentState
 
 from conftest import CLASS_NAMES, TIMEOUT_MS, export_tiny, wait_grid, wait_shown  # noqa: F401
