@@ -122,6 +122,7 @@ class DataConfig(_Config):
 # Latent-GAN architectures (trainer.models registry): the StyleGAN family exact to NVlabs, and
 # `stylegan2-compact`, the older look-alike StyleGAN2 kept so its checkpoints and runs keep opening.
 GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact")
+GAN_ARCHS += ("progan",)   # progressive growing (trainer.models.progan)
 EXACT_STYLEGAN_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 # NVlabs' stylegan2-ada-pytorch configuration table (train.py --cfg); trainer.training.presets applies it
 NVLABS_CFGS = ("", "stylegan2", "paper256", "paper512", "paper1024")
@@ -212,6 +213,12 @@ class TrainConfig(LoopConfig):
                              low=0)
     blur_fade_kimg: float = _opt(0.0, "kimg over which that blur fades linearly to none (0: no blur; "
                                       "stylegan3-r: batch x 200 / 32)", low=0)
+    drift_weight: float = _opt(0.0, "ProGAN's drift penalty epsilon: epsilon x D(real)^2 keeps a critic's outputs "
+                                    "near zero (the paper: 0.001 with wgan-gp; 0 off)", low=0)
+    grow_kimg: float = _opt(0.0, "progressive growing (progan, stylegan1): kimg each resolution trains stable, "
+                                 "from 4x4 up (NVlabs' lod_training_kimg; 0 with --fade-kimg 0: no growing)", low=0)
+    fade_kimg: float = _opt(0.0, "progressive growing: kimg over which each new resolution fades in "
+                                 "(NVlabs' lod_transition_kimg)", low=0)
     real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing", low=0, high=1)
     acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)", low=0)
     pack: int = _opt(1, "PacGAN: samples D judges together (1: off); the batch must divide by it", low=1, high=16)

@@ -18,6 +18,7 @@ from trainer.models.cyclegan import build_cyclegan_discriminators, build_cyclega
 from trainer.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from trainer.models.mlp import MLPDiscriminator, MLPGenerator
 from trainer.models.pix2pix import build_pix2pix_discriminator, build_pix2pix_generator
+from trainer.models.progan import ProGANDiscriminator, ProGANGenerator
 from trainer.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from trainer.models.stylegan2_nvlabs import (ARCH_NAME as STYLEGAN2, NVlabsDiscriminator, NVlabsDiscriminatorConfig,
                                              NVlabsGenerator, NVlabsGeneratorConfig)
@@ -65,6 +66,14 @@ ARCHS: dict[str, Arch] = {
                                      m.d_norm, m.cond_d, m.minibatch_discrimination,
                                      m.mbstd_group if m.mbstd else 0),
         "Radford et al.'s convolutional GAN"),
+    "progan": Arch(
+        "progan",
+        lambda m: ProGANGenerator(m.z_dim, m.c_dim, m.img_resolution, m.img_channels, m.channel_base, m.channel_max,
+                                  m.cond_g),
+        lambda m: ProGANDiscriminator(m.c_dim, m.img_resolution, m.img_channels, m.channel_base, m.channel_max,
+                                      m.mbstd_group, m.cond_d, m.minibatch_discrimination),
+        "Karras et al.'s progressive GAN (grows from 4x4 with --grow-kimg and --fade-kimg; pixel norm, "
+        "equalised lr, minibatch std)"),
     STYLEGAN2: _exact(STYLEGAN2, NVlabsGenerator,
                       "StyleGAN2 exactly as NVlabs' stylegan2-ada-pytorch computes it (FIR resampling, fused "
                       "modulated convolutions, resnet D)", NVlabsGeneratorConfig, stylegan2_configs),

@@ -20,6 +20,7 @@ from trainer.training.augment import parse_policy
 from trainer.training.diversity import Remedies, build_packed
 from trainer.training.diversity import check_options as check_diversity_options
 from trainer.training.gan_steps import GanSteps, GeneratorForTraining
+from trainer.training.growth import check_growth, make_growth
 from trainer.training.init import freeze_layers, start_from
 from trainer.training.precision import Precision, maybe_compile
 from trainer.training.task import AdversarialTask, check_metric_names
@@ -79,6 +80,7 @@ class GanTask(AdversarialTask, GanSteps):
         from trainer.metrics.compute import parse_metrics
         check_metric_names(cfg.train.metrics, parse_metrics)
         check_ada(cfg)
+        check_growth(cfg)
 
     @staticmethod
     def check_new_run(cfg: RunConfig) -> None:
@@ -105,6 +107,7 @@ class GanTask(AdversarialTask, GanSteps):
         self.frozen = freeze_layers(self.D, t.freeze_d)   # before the optimiser and DDP see D's parameters
         self.remedies = Remedies(self.cfg, self.G, self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.growth = make_growth(self.cfg, self.G, self.G_ema, self.D)   # progressive growing: lod by kimg
         self.opt_G = self._optimizer(self.G, t.g_lr)
         self.opt_D = self._optimizer(self.D, t.d_lr)
         self.scaler_G, self.scaler_D = self.precision.scaler(), self.precision.scaler()

@@ -133,11 +133,15 @@ class GanSteps:
     def train_step(self) -> dict[str, float]:
         t, kind = self.cfg.train, self.cfg.train.loss
         stats: dict[str, float] = {}
+        if self.growth is not None:   # the level of detail of this step, and its scalars
+            stats.update(self.growth.before_step(self.nimg))
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         last = self.rounds - 1
         for _ in range(t.n_critic):
             real_share, c_share = self.sampler.next()   # this process's share of the global batch
+            if self.growth is not None:
+                real_share = self.growth.fade_reals(real_share)
             reals, c_reals = self._rounds(real_share), self._rounds(c_share)
             self.opt_D.zero_grad(set_to_none=True)
             totals = {"loss/D": 0.0, "D/real": 0.0, "D/fake": 0.0, "wasserstein": 0.0}
@@ -214,6 +218,8 @@ class GanSteps:
             gp = losses.gradient_penalty(self.D, real, fake, c_seen)
             loss_d = loss_d + t.gp_weight * gp
             stats["gp"] = gp.item()
+        if t.drift_weight > 0:   # ProGAN's drift term keeps the critic's outputs near zero
+            loss_d = loss_d + t.drift_weight * d_real.square().mean()
         return loss_d + self.remedies.d_penalty(self.D, stats), d_real, d_fake, w_mean
 
     def _g_loss(self, z, fake, real, c_real, c_fake, stats):
