@@ -24,6 +24,10 @@ PLOTS = (
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
     # ADA's p beside r_t, the overfitting signal that moves it (p in [0, 1], r_t in [-1, 1], target 0.6)
     PlotSpec("ada", "ADA: augment p, r_t", ("ada/p", "ada/rt")),
+    # Progressive growing (progan, stylegan1): the resolution of the moment steps up from 4 px; alpha
+    # climbs from 0 to 1 while each new resolution fades in (separate plots: their scales differ 30-fold)
+    PlotSpec("resolution", "Growth: resolution (px)", ("progress/resolution",)),
+    PlotSpec("fade", "Growth: fade-in alpha", ("progress/alpha",)),
     PlotSpec("fid", "FID", metrics="fid"),
     PlotSpec("kid", "KID", metrics="kid"),
     # The collapse alarm's figures beside recall, so a researcher sees diversity fall as it falls.
