@@ -34,14 +34,15 @@ NVLABS_CFG_TABLE = {
 # ProGAN (Karras et al. 2018) as the paper trains it: WGAN-GP with one critic step, lambda 10, the
 # drift term 0.001, Adam 1e-3 betas (0, 0.99), mbstd group 4, an EMA of G. For this CPU at 32 px:
 # widths channel_base 2048 / channel_max 256 (64 maps at 32 px, as the stylegan2 preset), and
-# 4 kimg stable + 4 kimg fade per level instead of the paper's 600k + 600k images, so a run
-# shows 4x4 to 32x32 and is fully grown at 24 kimg (3 levels x 8 kimg), stable from then on.
+# 3 kimg stable + 3 kimg fade per level instead of the paper's 600k + 600k images, so a run
+# shows 4x4 to 32x32 and is fully grown at 18 kimg (3 levels x 6 kimg), stable from then on: a
+# 40-minute run on a shared thread (6-30 img/s by level) then spends about half its time at 32 px.
 # Labels (--conditional) go to an auxiliary classifier in D, as the paper's CIFAR-10 run.
 _PROGAN = {"model": {"arch": "progan", "z_dim": 128, "channel_base": 2048, "channel_max": 256, "mbstd_group": 4,
                      "cond_d": "acgan"},
            "train": {"loss": "wgan-gp", "gp_weight": 10.0, "drift_weight": 0.001, "n_critic": 1, "g_lr": 1e-3,
                      "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "batch": 32, "ema_kimg": 10.0, "ema_rampup": 0.05,
-                     "grow_kimg": 4.0, "fade_kimg": 4.0}}
+                     "grow_kimg": 3.0, "fade_kimg": 3.0, "sample_kimg": 2.0, "snapshot_kimg": 5.0}}
 _TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
 # Measured on grid25 (benchmarks/collapse.py): batch 256, lr 1e-3 and an EMA of G sharpen the
 # modes (high-quality share 0.02 at batch 64, lr 1e-4, no EMA, 100 kimg).
