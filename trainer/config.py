@@ -123,6 +123,7 @@ class DataConfig(_Config):
 # `stylegan2-compact`, the older look-alike StyleGAN2 kept so its checkpoints and runs keep opening.
 GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact")
 GAN_ARCHS += ("progan",)   # progressive growing (trainer.models.progan)
+GAN_ARCHS += ("stylegan1",)   # StyleGAN v1, Karras et al. 2019 (trainer.models.stylegan1)
 EXACT_STYLEGAN_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 # NVlabs' stylegan2-ada-pytorch configuration table (train.py --cfg); trainer.training.presets applies it
 NVLABS_CFGS = ("", "stylegan2", "paper256", "paper512", "paper1024")

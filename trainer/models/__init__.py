@@ -25,6 +25,8 @@ from trainer.models.stylegan2_nvlabs import (ARCH_NAME as STYLEGAN2, NVlabsDiscr
 from trainer.models.stylegan3 import (ARCH_R as STYLEGAN3_R, ARCH_T as STYLEGAN3_T, StyleGAN3Generator,
                                       StyleGAN3GeneratorConfig)
 from trainer.models.stylegan_family import TrainingDiscriminator, stylegan2_configs, stylegan3_configs
+from trainer.models.stylegan1 import (ARCH_NAME as STYLEGAN1, StyleGAN1Generator, StyleGAN1GeneratorConfig,
+                                       stylegan1_configs)
 
 STYLEGAN2_COMPACT = "stylegan2-compact"
 # Names earlier versions wrote into checkpoints: NVlabs StyleGAN2 imports were `stylegan2-nvlabs`.
@@ -42,7 +44,8 @@ class Arch:
     config_type: type = ModelConfig             # the config class its checkpoints store
     discriminator_config_type: type | None = None  # set when exports may carry D with its own config
     trainable: bool = True                      # offered by the trainer's presets and docs
-    # NVlabs-exact archs: a run's ModelConfig -> (G config, D config) of their own config types
+    # archs whose G stores a config of its own: a run's ModelConfig -> (G config, D config or None when
+    # make_discriminator builds D from the ModelConfig)
     configs_from_model: Callable[[ModelConfig], tuple] | None = None
 
 
@@ -83,6 +86,14 @@ ARCHS: dict[str, Arch] = {
        for name, description in (
            (STYLEGAN3_T, "StyleGAN3-T (alias-free, translation equivariant), exactly as NVlabs"),
            (STYLEGAN3_R, "StyleGAN3-R (alias-free, rotation equivariant: radial filters), exactly as NVlabs"))},
+    # StyleGAN v1: its generator stores a config of its own; D is ProGAN's, built from the run's config.
+    STYLEGAN1: Arch(
+        STYLEGAN1, StyleGAN1Generator,
+        lambda m: ProGANDiscriminator(m.c_dim, m.img_resolution, m.img_channels, m.channel_base, m.channel_max,
+                                      m.mbstd_group, m.cond_d, m.minibatch_discrimination),
+        "Karras et al.'s StyleGAN (2019): mapping network, AdaIN in every layer, constant input, per-layer noise, "
+        "style mixing; grows progressively (--grow-kimg, --fade-kimg) against ProGAN's D",
+        config_type=StyleGAN1GeneratorConfig, configs_from_model=stylegan1_configs),
     STYLEGAN2_COMPACT: Arch(
         STYLEGAN2_COMPACT,
         lambda m: StyleGAN2Generator(m.z_dim, m.c_dim, m.w_dim, m.img_resolution, m.img_channels, m.width,
@@ -126,8 +137,9 @@ def build_generator(cfg) -> nn.Module:
 def build_discriminator(cfg: ModelConfig) -> nn.Module:
     """A run's ModelConfig -> D as the GAN task calls it: D(img, c) -> (logits [N], class logits or None)."""
     arch = _arch(cfg)
-    if arch.configs_from_model is not None:
-        D = TrainingDiscriminator(arch.configs_from_model(cfg)[1], cfg.minibatch_discrimination)
+    d_config = arch.configs_from_model(cfg)[1] if arch.configs_from_model is not None else None
+    if d_config is not None:   # NVlabs' D, with a config of its own (stylegan1's D is built from cfg)
+        D = TrainingDiscriminator(d_config, cfg.minibatch_discrimination)
     else:
         D = arch.make_discriminator(cfg)
     return apply_spectral_norm(D) if getattr(cfg, "spectral_norm", False) else D
