@@ -122,6 +122,7 @@ class DataConfig(_Config):
 # Latent-GAN architectures (trainer.models registry): the StyleGAN family exact to NVlabs, and
 # `stylegan2-compact`, the older look-alike StyleGAN2 kept so its checkpoints and runs keep opening.
 GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact")
+GAN_ARCHS += ("biggan",)   # Brock et al. 2019 (trainer.models.biggan)
 GAN_ARCHS += ("progan",)   # progressive growing (trainer.models.progan)
 GAN_ARCHS += ("stylegan1",)   # StyleGAN v1, Karras et al. 2019 (trainer.models.stylegan1)
 EXACT_STYLEGAN_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
@@ -228,6 +229,8 @@ class TrainConfig(LoopConfig):
     mode_seeking: float = _opt(0.0, "weight of the mode-seeking (MSGAN) term in G's loss (0: off)", low=0)
     unrolled_steps: int = _opt(0, "unrolled GAN: look-ahead D steps G's loss sees (0: off)", low=0, high=20)
     unrolled_lr: float = _opt(1e-3, "step size of the unrolled look-ahead", above=0)
+    ortho_reg: float = _opt(0.0, "weight of BigGAN's orthogonal regularisation of G's weights (off-diagonal "
+                                 "Gram terms only; the biggan preset: 1e-4; 0 off)", low=0)
     ema_kimg: float = _opt(10.0, "half-life of the EMA of G in thousands of images (0: no EMA)", low=0)
     ema_rampup: float = _opt(0.05, "EMA half-life ramp-up as a fraction of images seen (0: off)", low=0)
     augment: str = _opt("", "augmentation of every image D sees: ada (adaptive discriminator augmentation, "

@@ -13,6 +13,7 @@ from typing import Callable
 import torch.nn as nn
 
 from trainer.config import ModelConfig, TranslationModelConfig
+from trainer.models.biggan import ARCH_NAME as BIGGAN, BigGANDiscriminator, BigGANGenerator
 from trainer.models.common import apply_spectral_norm
 from trainer.models.cyclegan import build_cyclegan_discriminators, build_cyclegan_generators
 from trainer.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -102,6 +103,12 @@ ARCHS: dict[str, Arch] = {
                                          m.mbstd_group, m.cond_d, m.minibatch_discrimination),
         "the older compact look-alike StyleGAN2 (bilinear resampling); opens its checkpoints, no preset trains it",
         trainable=False),
+    BIGGAN: Arch(
+        BIGGAN,
+        lambda m: BigGANGenerator(m.z_dim, m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width),
+        lambda m: BigGANDiscriminator(m.c_dim, m.img_resolution, m.img_channels, m.width, m.max_width),
+        "Brock et al.'s BigGAN: shared class embedding, hierarchical z into conditional batch norm, "
+        "self-attention, spectral norm in G and D, projection D"),
     # Image-to-image models: trained by trainer.training.translation, not the latent GAN loop.
     "pix2pix": Arch(
         "pix2pix", build_pix2pix_generator, build_pix2pix_discriminator,
