@@ -1,1 +1,0 @@
-"""The studio's Qt layer: the main window, one file per panel, and the render worker thread."""
