@@ -1,0 +1,209 @@
+"""Render latency in the studio: time from a control change (the ψ slider) to the new image on
+screen, and renders per second, measured through the real window (offscreen) and its worker.
+
+For each model: what opening it costs (image renders asked for, time from open to the first image
+and to the final one, time until directions are ready) the way the studio used to open models (a
+render per changed workspace field, directions always recomputed) beside the way it does now (one
+render after the workspace is set; directions from the per-checkpoint cache on a reopen); then the
+median and 95th percentile of change-to-screen latency when changes come one at a time, the frames per second reached while a slider is dragged without pause (newest
+request wins), and, as a baseline in the same process, the renderer alone (no Qt, no thread):
+its median render time and renders per second. The ratio says what the window costs.
+
+  python benchmarks/render_latency.py [--model demo|PATH] [--changes 200] [--device auto] [--half]
+                                      [--threads 0] [--skip-256]
+
+Models: the bundled demo (assets/demo; or --model PATH), and a 256x256 stylegan2 built from the
+registry with random weights and exported to a temporary directory (weights do not change speed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import torch
+
+
+DRAG_HZ = 120  # slider values per second while "dragging" (a fast mouse sends about this many)
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def make_256_model(directory: Path) -> Path:
+    from trainer.checkpoint import export_generator
+    from trainer.config import ModelConfig
+    from trainer.models import build_generator
+    cfg = ModelConfig(arch="stylegan2-compact", z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
+                      width=64, max_width=512, mapping_layers=8)
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    path = directory / "random-256.safetensors"
+    export_generator(G, path, cfg, 0, 0.0, {"name": "random weights", "resolution": 256, "channels": 3,
+                                             "class_names": [], "size": 0})
+    return path
+
+
+def renderer_baseline(path, device, half, count):
+    """The renderer alone on this thread: median ms per image and images per second."""
+    from ganstudio.engine.renderer import Renderer, RenderRequest
+    from trainer.latents import LatentState
+    renderer = Renderer(device, half)
+    info = renderer.load(path)
+    times = []
+    start = time.perf_counter()
+    for i in range(count):
+        req = RenderRequest(i + 1, renderer.generation, LatentState(seed=0, class_index=0 if info.c_dim else None,
+                                                                    psi=0.5 + (i % 50) / 100))
+        result = renderer.render(req)
+        assert not result.error, result.error
+        times.append(result.milliseconds)
+    return statistics.median(times), count / (time.perf_counter() - start), info
+
+
+def open_cost(path, device, half, render_per_field: bool, cache_dir: str) -> dict:
+    """Open a model through the Qt-free controller, inline: renders asked for, ms from open to the
+    first and the final image, ms until directions are ready (the controller computes them at open)."""
+    from ganstudio.engine.controller import RenderController
+    from ganstudio.engine.renderer import Renderer
+    from ganstudio.engine.workspace import Workspace
+    os.environ["GANSTUDIO_CACHE"] = cache_dir
+    controller = RenderController.inline(Workspace(), Renderer(device, half), render_per_field=render_per_field)
+    shown = []
+    controller.events.image.connect(lambda result: shown.append(time.perf_counter()))
+    t0 = time.perf_counter()
+    controller.open(path)
+    done = time.perf_counter()
+    return {"renders": controller.renders_requested, "first": (shown[0] - t0) * 1000,
+            "final": (shown[-1] - t0) * 1000, "directions": (done - t0) * 1000}
+
+
+def report_open_costs(path, device, half) -> None:
+    cold, warm = tempfile.mkdtemp(prefix="cache-cold-"), tempfile.mkdtemp(prefix="cache-warm-")
+    open_cost(path, device, half, False, warm)   # fills the warm cache (and warms torch up)
+    rows = [("before: a render per field, directions computed", open_cost(path, device, half, True, cold)),
+            ("now: one render, directions computed (first open)",
+             open_cost(path, device, half, False, tempfile.mkdtemp(prefix="cache-cold-"))),
+            ("now: one render, directions cached (reopen)", open_cost(path, device, half, False, warm))]
+    print(f"  {'opening the model':<52} {'renders':>7} {'first image':>12} {'final image':>12} {'directions':>11}")
+    for label, r in rows:
+        print(f"  {label:<52} {r['renders']:>7} {r['first']:>9.0f} ms {r['final']:>9.0f} ms {r['directions']:>8.0f} ms")
+    before, now = rows[0][1], rows[2][1]
+    print(f"  reopen vs before: {before['renders'] / now['renders']:.1f}x fewer renders, directions ready "
+          f"{before['directions'] / now['directions']:.1f}x sooner")
+
+
+def window_latency(app, path, device, half, changes, flood_seconds):
+    from ganstudio.widgets.main_window import MainWindow
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "bench.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(device=device, half=half, settings=settings)
+    window.resize(1180, 760)
+    window.show()
+    window.open_checkpoint(path)
+    while window.last_result is None or window.is_busy():   # loading, first render, directions
+        app.processEvents()
+        time.sleep(0.005)
+    shown_at = {}
+    waiting = QEventLoop()
+
+    def on_shown(result):
+        window.image_view.viewport().repaint()   # paint now, so "on screen" includes drawing
+        shown_at[result.request_id] = time.perf_counter()
+        if waiting.isRunning() and result.request_id == window.controller.requested_id:
+            waiting.quit()
+
+    window.frame_shown.connect(on_shown)
+    slider = window.truncation_panel.psi_slider
+    latencies = []
+    for i in range(changes):
+        t0 = time.perf_counter()
+        slider.setValue(20 + (i * 7) % 150)           # psi 0.2 .. 1.7, a new value every time
+        wanted = window.controller.requested_id
+        if wanted not in shown_at:
+            waiting.exec()                             # sleeps in Qt's event loop until it is shown
+        latencies.append((shown_at[wanted] - t0) * 1000)
+    # dragging: a new slider value at DRAG_HZ, like mouse-move events, for flood_seconds
+    frames_before = len(shown_at)
+    sent = [0]
+    drag = QTimer()
+    drag.setInterval(round(1000 / DRAG_HZ))
+
+    def move():
+        sent[0] += 1
+        slider.setValue(20 + (sent[0] * 7) % 150)
+
+    drag.timeout.connect(move)
+    stop = QEventLoop()
+    t0 = time.perf_counter()
+    drag.start()
+    QTimer.singleShot(round(flood_seconds * 1000), stop.quit)
+    stop.exec()
+    drag.stop()
+    elapsed = time.perf_counter() - t0
+    fps = (len(shown_at) - frames_before) / elapsed
+    i = sent[0]
+    while not window.worker.is_idle():
+        app.processEvents()
+        time.sleep(0.005)
+    window.close()
+    return latencies, fps, i / elapsed
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="demo", help="'demo' or a checkpoint / run directory")
+    p.add_argument("--changes", type=int, default=200, help="control changes timed one by one (demo model)")
+    p.add_argument("--changes-256", type=int, default=12, help="control changes for the 256x256 model")
+    p.add_argument("--flood-seconds", type=float, default=3.0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--half", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--skip-256", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from PySide6.QtWidgets import QApplication
+    from ganstudio.engine.demo import find_demo_checkpoint, missing_demo_message
+    from trainer.device import pick_device
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    device = pick_device(args.device)
+    name = "cuda " + torch.cuda.get_device_name() if device == "cuda" else device
+    from PySide6 import __version__ as pyside_version
+    print(f"PySide6 {pyside_version}, torch {torch.__version__}, device {name}, {torch.get_num_threads()} CPU threads, "
+          f"half={args.half and device != 'cpu'}, Qt platform {os.environ['QT_QPA_PLATFORM']}")
+    models = []
+    if args.model == "demo":
+        demo = find_demo_checkpoint()
+        if demo is None:
+            sys.exit(missing_demo_message())
+        models.append(("demo", demo, args.changes))
+    else:
+        models.append((Path(args.model).name, Path(args.model), args.changes))
+    tmp = Path(tempfile.mkdtemp(prefix="render-latency-"))
+    if not args.skip_256:
+        models.append(("random 256x256", make_256_model(tmp), args.changes_256))
+    for label, path, changes in models:
+        print(f"{label}:")
+        report_open_costs(path, device, args.half)
+    print(f"{'model':<16} {'size':>9} {'change->screen median':>22} {'p95':>9} {'drag fps':>9} "
+          f"{'renderer ms':>12} {'renderer/s':>11} {'window/renderer':>16}")
+    for label, path, changes in models:
+        base_ms, base_rate, info = renderer_baseline(path, device, args.half, max(changes // 2, 5))
+        latencies, fps, change_rate = window_latency(app, path, device, args.half, changes, args.flood_seconds)
+        size = f"{info.img_resolution}x{info.img_resolution}"
+        print(f"{label[:16]:<16} {size:>9} {statistics.median(latencies):>19.1f} ms {percentile(latencies, 95):>6.1f} ms "
+              f"{fps:>9.1f} {base_ms:>9.1f} ms {base_rate:>11.1f} {fps / base_rate:>15.2f}x")
+        print(f"{'':<16} ({changes} timed changes; drag sent {change_rate:.0f} slider values/s)")
+
+
+if __name__ == "__main__":
+    main()

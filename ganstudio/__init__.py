@@ -1,0 +1,1 @@
+"""GAN Studio, the application. Qt-free engine code lives beside the Qt widget layer."""

@@ -1,0 +1,29 @@
+"""What a path the user opens (File > Open, a drop, the command line, the recent list) is: a
+workspace file, a photo, or a model (a checkpoint file or a run directory). Qt-free."""
+from __future__ import annotations
+
+from pathlib import Path
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+OPEN_KINDS = ("workspace", "photo", "model")
+
+
+def is_photo_file(path) -> bool:
+    return Path(path).suffix.lower() in PHOTO_SUFFIXES
+
+
+def open_kind(path) -> str:
+    """"workspace" for an existing .json file, "photo" for a picture (the Invert or Translate panel
+    takes it), else "model": a checkpoint or a run directory; the loader judges what it really is."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        return "workspace"
+    if is_photo_file(path):
+        return "photo"
+    return "model"
+
+
+def workspace_checkpoint(workspace_path, checkpoint: str) -> Path:
+    """The checkpoint a workspace file names; a relative name is relative to the file's folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint if checkpoint.is_absolute() else Path(workspace_path).parent / checkpoint

@@ -1,0 +1,228 @@
+"""The operations NVlabs' StyleGAN2 is made of, in plain PyTorch: bias + activation with gain,
+the [1, 3, 3, 1] FIR filter (upfirdn2d) for up- and downsampling, modulated convolution run
+fused or shared, and the discriminator's minibatch standard deviation. The modules in
+stylegan2_nvlabs.py are built from these."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LRELU_GAIN = math.sqrt(2.0)
+# How modulated convolutions run (the same maths each way; benchmarks/generator_speed.py times them):
+# "fastest" picks per layer; "nvlabs" always runs NVlabs' inference path (per-sample weights, one
+# grouped convolution, stride-2 transposed convolution for upsampling); "shared" always scales
+# activations around one shared convolution (NVlabs' training path).
+EXECUTION = "fastest"
+# From this input resolution, upsampling layers on CPU run as four ordinary convolutions, one per
+# output phase, interleaved, instead of one stride-2 transposed convolution: the same 9 taps, but
+# oneDNN's ordinary convolutions run near peak where its transposed ones do not (256 px paper256
+# widths, batch 1, one thread: fp32 199 against 235 ms, bf16 114 against 144 ms; every layer gains).
+POLYPHASE_FROM_RESOLUTION = 4
+# Output phase (0 even, 1 odd) and tap of the 2-tap polyphase window -> index in the 3-tap kernel.
+_PHASE_TAPS = {(0, 0): 2, (0, 1): 0, (1, 1): 1}
+
+
+def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+def bias_act(x: torch.Tensor,
+             bias: torch.Tensor | None,    # [C], added along dim 1
+             lrelu: bool,                  # leaky ReLU (slope 0.2) with gain sqrt(2), else linear
+             gain: float = 1.0,            # extra output gain (residual branches use sqrt(0.5))
+             clamp: float = 0.0,           # conv_clamp: outputs clamped to +-clamp * gain; 0 = off
+             ) -> torch.Tensor:
+    if bias is not None:
+        x = x + bias.reshape([1, -1] + [1] * (x.ndim - 2))
+    total_gain = gain * LRELU_GAIN if lrelu else gain
+    if lrelu:
+        x = F.leaky_relu(x, 0.2)
+    if total_gain != 1:
+        x = x * total_gain
+    if clamp:
+        x = x.clamp(-clamp * gain, clamp * gain)
+    return x
+
+
+def filter_2d(taps: list[float]) -> torch.Tensor:
+    """1-D taps -> the normalised 2-D filter NVlabs stores as `resample_filter` ([K, K], sum 1)."""
+    t = torch.tensor(taps, dtype=torch.float32)
+    f = torch.outer(t, t)
+    return f / f.sum()
+
+
+def fir(x: torch.Tensor,                      # [N, C, H, W]
+        f: torch.Tensor,                      # [k, k] filter as NVlabs stores it (resample_filter)
+        pad: tuple[int, int, int, int],       # zero padding (left, right, top, bottom) before filtering
+        gain: float = 1.0,                    # overall gain of the 2-D filter
+        down: int = 1,                        # keep every down-th output pixel
+        ) -> torch.Tensor:
+    """NVlabs' upfirdn2d without upsampling, as one depthwise convolution: pad, convolve with f
+    (a true convolution, so f is flipped for conv2d's correlation), subsample."""
+    c = x.shape[1]
+    weight = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    left, right, top, bottom = pad
+    if left == right and top == bottom and left >= 0 and top >= 0:
+        return F.conv2d(x, weight, stride=down, padding=(top, left), groups=c)
+    return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, stride=down, groups=c)
+
+
+def upsample_fir(x: torch.Tensor,             # [N, C, H, W]
+                 f: torch.Tensor,             # [k, k] filter as NVlabs stores it
+                 ) -> torch.Tensor:
+    """NVlabs' upsample2d (insert zeros, pad, FIR with gain 4) as one depthwise stride-2 transposed
+    convolution -> [N, C, 2H, 2W]."""
+    n, c, h, w = x.shape
+    k = f.shape[-1]
+    left = (k + 1) // 2               # upsample2d's padding before the filter: (k + 1) // 2, (k - 2) // 2
+    start = k - 1 - left              # where the transposed convolution's output lines up with it
+    weight = (f * 4).to(x.dtype)[None, None].expand(c, 1, -1, -1)
+    if start == left - 1:             # symmetric crop (every even k, the [1, 3, 3, 1] filter included)
+        return F.conv_transpose2d(x, weight, stride=2, padding=start, groups=c)
+    y = F.conv_transpose2d(x, weight, stride=2, groups=c)
+    return y[:, :, start:start + 2 * h, start:start + 2 * w]
+
+
+class PreparedWeight:
+    """What a modulated convolution needs from its weight alone: the squared norms per output and
+    input channel (for demodulation) and, for upsampling layers, the [I, O, k, k] layout of the
+    transposed convolution and the polyphase kernel. Kept between calls while the weight is
+    unchanged and no gradient must flow into it (renders, inversion); recomputed otherwise."""
+
+    def __init__(self):
+        self._key = None
+        self._values = None
+
+    def __call__(self, weight: torch.Tensor, up: bool, dtype: torch.dtype):
+        """weight as stored -> (weight in `dtype`, squares [O, I], transposed [I, O, k, k] or None,
+        phase_kernels or None), all in `dtype`."""
+        if weight.requires_grad and torch.is_grad_enabled():
+            return self._compute(weight, up, dtype)
+        # keyed on the stored weight (a blend writes it in place), never on a converted copy
+        version = 0 if weight.is_inference() else weight._version
+        key = (weight.data_ptr(), version, dtype, weight.device, up, torch.is_inference_mode_enabled())
+        if key != self._key:
+            self._values, self._key = self._compute(weight.detach(), up, dtype), key
+        return self._values
+
+    @staticmethod
+    def _compute(weight: torch.Tensor, up: bool, dtype: torch.dtype):
+        weight = weight.to(dtype)
+        squares = weight.float().square().sum(dim=[2, 3]).to(dtype)
+        if not up:
+            return weight, squares, None, None
+        return (weight, squares, weight.transpose(0, 1).contiguous(),
+                phase_kernels(weight) if weight.shape[-1] == 3 else None)
+
+
+def phase_kernels(weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """[O, I, 3, 3] kernel of a stride-2 transposed convolution -> the ordinary-convolution kernels
+    of its output phases (even, even), (even, odd), (odd, even), (odd, odd): [O, I, 2, 2],
+    [O, I, 2, 1], [O, I, 1, 2], [O, I, 1, 1] (an odd phase reads one input tap, an even one two)."""
+    k = polyphase_kernel(weight)
+    return (k[:, 0].contiguous(), k[:, 1, :, :, 1:].contiguous(), k[:, 2, :, 1:, :].contiguous(),
+            k[:, 3, :, 1:, 1:].contiguous())
+
+
+def polyphase_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """[O, I, 3, 3] kernel of a stride-2 transposed convolution -> [O, 4, I, 2, 2]: for each output
+    phase (row parity, column parity) the 2x2 ordinary-convolution kernel over inputs (a-1, a)
+    that produces outputs 2a + phase. pixel_shuffle(2) interleaves the phases afterwards."""
+    o, i = weight.shape[:2]
+    kernel = weight.new_zeros([o, 2, 2, i, 2, 2])
+    for (py, ty), ky in _PHASE_TAPS.items():
+        for (px, tx), kx in _PHASE_TAPS.items():
+            kernel[:, py, px, :, ty, tx] = weight[:, :, ky, kx]
+    return kernel.reshape(o, 4, i, 2, 2)
+
+
+def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
+                   weight: torch.Tensor,           # [O, I, k, k]
+                   styles: torch.Tensor,           # [N, I]
+                   demodulate: bool,               # rescale each output map to unit expected variance
+                   up_filter: torch.Tensor | None = None,  # [k, k] FIR: upsample x2 (transposed conv + FIR)
+                   out_gain: float = 1.0,          # multiplies the output (folded into the scaling)
+                   prepared: PreparedWeight | None = None,  # cache of weight-only terms
+                   ) -> torch.Tensor:
+    """Modulated convolution -> [N, O, H', W'] (H' = 2H with up_filter, else H).
+
+    Runs either fused (weights scaled per sample, one grouped convolution: NVlabs' inference
+    path) or by scaling the activations around one shared convolution (NVlabs' training path);
+    the same product, so the cheaper one is taken: scale whichever is smaller, the per-sample
+    weights (O*I*k*k) or the activations going in and out (I*H*W + O*H'*W'), except that
+    upsampling layers share their convolution for batches > 1."""
+    n, i = styles.shape
+    o, _, kh, kw = weight.shape
+    if x.shape[:2] != (n, i):
+        raise ValueError(f"modulated conv: input {tuple(x.shape)} does not match styles {tuple(styles.shape)}")
+    up = up_filter is not None
+    styles = styles.to(x.dtype)
+    weight, squares, weight_t, phases = (prepared or PreparedWeight())(weight, up, x.dtype)
+    if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
+        out_scale = (styles.square() @ squares.t() + 1e-8).rsqrt() * out_gain           # [N, O]
+    else:
+        out_scale = styles.new_full([n, o], out_gain)
+    h, w = x.shape[2:]
+    out_pixels = (2 * h) * (2 * w) if up else h * w
+    if EXECUTION == "nvlabs":
+        fused = True
+    elif EXECUTION == "shared":
+        fused = False
+    else:   # measured on CPU: grouped transposed convolutions lose to one shared one for batches > 1
+        fused = o * i * kh * kw < i * h * w + o * out_pixels and (n == 1 or not up)
+    polyphase = (up and phases is not None and EXECUTION != "nvlabs" and x.device.type == "cpu"
+                 and h >= POLYPHASE_FROM_RESOLUTION and not torch.jit.is_tracing())   # ONNX: no slice writes
+    if polyphase:   # one ordinary convolution per output phase (9 taps in all), interleaved
+        xs = x * styles[:, :, None, None]
+        y = x.new_zeros([n, o, h + 1, 2, w + 1, 2])   # the transposed convolution plus one zero row and column
+        for (py, px), kernel in zip(((0, 0), (0, 1), (1, 0), (1, 1)), phases):
+            z = F.conv2d(xs, kernel, padding=(1 - py, 1 - px))
+            y[:, :, :h + 1 - py, py, :w + 1 - px, px] = z * out_scale[:, :, None, None] if torch.is_grad_enabled() \
+                else z.mul_(out_scale[:, :, None, None])   # in place only where autograd keeps nothing
+        x = y.reshape(n, o, 2 * h + 2, 2 * w + 2)
+    elif fused:
+        x = x.reshape(1, n * i, h, w)
+        if up:      # [N, I, O, k, k] -> groups of [I, O, k, k]
+            wn = weight_t[None] * (styles[:, :, None] * out_scale[:, None, :])[..., None, None]
+            x = F.conv_transpose2d(x, wn.reshape(n * i, o, kh, kw), stride=2, groups=n)
+        else:       # [N, O, I, k, k] -> groups of [O, I, k, k]
+            wn = weight[None] * (out_scale[:, :, None] * styles[:, None, :])[..., None, None]
+            x = F.conv2d(x, wn.reshape(n * o, i, kh, kw), padding=kh // 2, groups=n)
+        x = x.reshape(n, o, *x.shape[2:])
+    else:
+        x = x * styles[:, :, None, None]
+        if up:
+            x = F.conv_transpose2d(x, weight_t, stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=kh // 2)
+        x = x * out_scale[:, :, None, None]
+    if up:          # [N, O, 2H + kh - 2] -> FIR -> [N, O, 2H]
+        k = up_filter.shape[-1]
+        p0 = kh // 2 + (k + 1) // 2 - (kh - 1)
+        p1 = kh // 2 + (k - 2) // 2 - (kh - 2) - (1 if polyphase else 0)   # the extra zero is padding
+        x = fir(x, up_filter, (p0, p1, p0, p1), gain=4.0)
+    return x
+
+
+class MinibatchStdLayer(nn.Module):
+    def __init__(self,
+                 group_size: int,            # samples per group; 0 = the whole batch
+                 num_channels: int = 1,      # feature channels appended
+                 ):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, C, H, W] -> [N, C + F, H, W]
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        if n % g:
+            raise ValueError(f"minibatch-std: batch {n} is not a multiple of the group size {g}")
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)           # group members are samples i, i + N/G, ...
+        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n, F, c, H, W] variance over the group
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n, F]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)   # [N, F, H, W]
+        return torch.cat([x, y], dim=1)
