@@ -22,6 +22,7 @@ def export_progan(path, lod: float):
     return path
 
 
+@pytest.mark.slow
 def test_progan_opens_in_z_with_the_threshold_and_its_level(qtbot, make_window, tmp_path):
     window = make_window(export_progan(tmp_path / "progan.safetensors", lod=1.0))
     panel = window.truncation_panel
