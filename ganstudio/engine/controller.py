@@ -34,9 +34,10 @@ from trainer.latents import LatentState
 from .blending import BlendControl
 from .events import EmitterGroup
 from .frame_rate import FrameRate
-from .layers import LayerViewControl
-from .opening import workspace_checkpoint
+from .frame_timing import PaintClock
 from .from_workspace import grid_from_workspace, request_from_workspace
+from .inline_backend import InlineBackend
+from .layers import LayerViewControl
 from .model_info import ModelInfo
 from .renderer import MixingGrid, Renderer, RenderRequest, RenderResult
 from .workspace import Workspace, WorkspaceError
@@ -100,6 +101,7 @@ class RenderController:
         self.jobs_running: dict[str, str] = {}   # job name -> last message
         self.frame_rate = FrameRate()       # of the images shown
         self.opened_path: Path | None = None     # what the user opened last (a run directory, not its file)
+        self.paint_clock = PaintClock()     # how long showing each image took; its stages with it (frame_timing)
         self.render_settings = ""           # "rendering on cpu: bf16, 1 thread (measured 1.6x fp32)", once measured
         self.watch_dir: Path | None = None       # the run directory open now, watched for newer checkpoints
         self._next_id = 0
@@ -201,7 +203,8 @@ class RenderController:
             self.render_settings = result.settings
             self.events.device.emit((self.device, self.half))
         self.frame_rate.frame_shown()
-        self.events.image.emit(result)
+        with self.paint_clock.painting(result.timing):
+            self.events.image.emit(result)
 
     def on_grid_rendered(self, result: RenderResult) -> None:
         if result.request_id <= self.shown_grid_id:
@@ -358,7 +361,7 @@ class RenderController:
             self.events.model.emit(info)
         if info.has_w and not ws.directions:
             self.compute_directions()
-        if self.tune and info.has_w and self.device == "cpu":   # the fastest settings on this CPU, after the first image
+        if self.tune and info.has_w and self.device.split(":")[0] in ("cpu", "cuda"):   # fastest settings, after the first image
             self.run_job("render settings", lambda renderer, progress, preview: renderer.tune(progress),
                          self._on_tuned, lambda _: None, message="measuring render settings")
 
@@ -465,36 +468,6 @@ class RenderController:
             return export_timeline(frames if cells > 1 else frames[0], settings, progress)
 
         return self.run_job(FILM_JOB, run, on_finished, on_failed, message=f"exporting {Path(settings.path).name}")
-
-
-class InlineBackend:
-    """A backend that runs everything at once on the calling thread (scripts, tests, benchmarks)."""
-
-    def __init__(self, renderer: Renderer):
-        self.renderer = renderer
-        self.controller: RenderController | None = None   # set by the controller's owner
-
-    def submit(self, request: RenderRequest) -> None:
-        result = self.renderer.render(request)
-        (self.controller.on_grid_rendered if request.is_grid else self.controller.on_rendered)(result)
-
-    def submit_job(self, job: Job) -> None:
-        from .renderer import Cancelled
-        try:
-            result = job.run(self.renderer, lambda f, m: self.controller.on_job_progress(job.name, job.token, f, m),
-                             lambda payload: self.controller.on_job_preview(job.name, job.token, payload))
-        except Cancelled:
-            self.controller.on_job_failed(job.name, job.token, "")
-        except Exception as exc:
-            self.controller.on_job_failed(job.name, job.token, str(exc) or type(exc).__name__)
-        else:
-            self.controller.on_job_finished(job.name, job.token, result)
-
-    def cancel(self) -> None:
-        pass
-
-    def is_idle(self) -> bool:
-        return True
 
 
 __all__ = ["RenderController", "InlineBackend", "Job", "GRID_FIELDS", "IMAGE_FIELDS", "FILM_JOB", "MixingGrid"]

@@ -1,5 +1,6 @@
 """Render settings measured per machine and model: precision (fp32, or bf16 autocast where the CPU
-computes bf16 natively), memory format (channels-last), thread count and the compiled graph.
+computes bf16 natively, fp16 autocast on CUDA), memory format (channels-last), thread count (CPU)
+and the compiled graph.
 
 The studio's worker measures them once after the first image of a model is on screen (Tuning.tune,
 a job on the worker): every candidate renders the same probe latents, interleaved, and the fastest
@@ -40,17 +41,18 @@ SLOW_FRAME_MS = 3.0                    # below this an fp32 frame is kept as it 
 
 @dataclass(frozen=True)
 class RenderSettings:
-    bf16: bool = False            # synthesis under bf16 autocast
+    bf16: bool = False            # synthesis under bf16 autocast (CPU)
     channels_last: bool = False   # the synthesis weights (and so its activations) channels-last
     compiled: bool = False        # torch.compile'd synthesis
     threads: int = 0              # intra-op threads; 0 = as the process has them
     speedup: float = 1.0          # measured against fp32 eager at the process's thread count
     psnr: float = math.inf        # dB of its pixels against fp32 eager on the probe images
     measured: bool = False        # False: defaults, nothing measured
+    fp16: bool = False            # synthesis under fp16 autocast (CUDA)
 
     def label(self) -> str:
         """'bf16, channels-last, 1 thread'"""
-        parts = ["bf16" if self.bf16 else "fp32"] + ["channels-last"] * self.channels_last + ["compiled"] * self.compiled
+        parts = ["bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"] + ["channels-last"] * self.channels_last + ["compiled"] * self.compiled
         if self.threads:
             parts.append(f"{self.threads} thread{'s' * (self.threads != 1)}")
         return ", ".join(parts)
@@ -61,11 +63,19 @@ class RenderSettings:
         return f"rendering on {device}: {self.label()} ({note})"
 
     def autocast(self):
+        if self.fp16:   # no weight cache: it would hold casts made while a CUDA graph is captured
+            return torch.autocast("cuda", torch.float16, cache_enabled=False)
         return torch.autocast("cpu", torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
 
 def probing_enabled() -> bool:
     return os.environ.get(PROBE_ENV, "1") != "0"
+
+
+def tunable(device: str, half: bool = False) -> bool:
+    """Devices the probe measures settings on: the CPU, and CUDA (fp16, channels-last), unless
+    Render > Half precision made the weights fp16 already."""
+    return not half and (str(device) == "cpu" or str(device).startswith("cuda"))
 
 
 def native_bf16() -> bool:
@@ -75,15 +85,24 @@ def native_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and (cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
 
 
-def machine_key() -> str:
-    """What the settings were measured on: the CPU, its cores and the torch build."""
+def machine_key(device: str = "cpu") -> str:
+    """What the settings were measured on: the CPU, its cores and the torch build (and the GPU)."""
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
-    return f"{name} x{os.cpu_count()} torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
+    gpu = f" {torch.cuda.get_device_name(device)}" if str(device).startswith("cuda") else ""
+    return f"{name} x{os.cpu_count()} torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}{gpu}"
+
+
+def candidates(device: str, bf16: bool | None = None) -> list[RenderSettings]:
+    """fp32 first (the default), then the precision the device computes natively in 16 bits (fp16
+    on CUDA; bf16 on a CPU with native bf16, or as `bf16` says), each in both memory formats."""
+    cuda = str(device).startswith("cuda")
+    short = ({"fp16": True},) if cuda else ({"bf16": True},) if (native_bf16() if bf16 is None else bf16) else ()
+    return [RenderSettings(channels_last=cl, **p) for p in ({}, *short) for cl in (False, True)]
 
 
 def cache_file():
@@ -176,12 +195,13 @@ def measure(G, ws_list, candidates, progress=lambda f, m: None):
 
 
 def fp32_frame_ms(G, ws, renders: int = 3) -> float:
-    """The quickest of a few fp32 eager renders after a warm-up (load only ever adds)."""
+    """The quickest of a few fp32 eager renders after a warm-up (load only ever adds); to the host,
+    so a GPU's queue is included."""
     times = []
     with torch.inference_mode():
         for _ in range(renders + 1):
             start = time.perf_counter()
-            G.synthesis(ws, noise_mode="const")
+            to_uint8(G.synthesis(ws, noise_mode="const"))
             times.append(1000 * (time.perf_counter() - start))
     return min(times[1:])
 
@@ -242,18 +262,17 @@ class Tuning:
             self._apply(G, RenderSettings(measured=True))
             write_cached(key, self.settings)
             return self.settings
-        candidates = [RenderSettings(bf16=b, channels_last=cl)
-                      for b in ((False, True) if native_bf16() else (False,)) for cl in (False, True)]
-        results = measure(G, ws_list, candidates, progress)
-        best = fastest(results, candidates[0])
-        speedup = results[candidates[0]][0] / results[best][0]
-        # thread counts for the winner only: they change speed, not pixels
-        now = replace(best, threads=torch.get_num_threads())
-        counts = () if FIXED_THREADS else thread_counts()
-        more = measure(G, ws_list, [replace(best, threads=n) for n in sorted({now.threads, *counts})], progress)
-        best = fastest(more, now)
-        speedup *= more[now][0] / more[best][0]
-        results.update(more)
+        tried = candidates(self.device)
+        results = measure(G, ws_list, tried, progress)
+        best = fastest(results, tried[0])
+        speedup = results[tried[0]][0] / results[best][0]
+        if str(self.device) == "cpu":   # thread counts for the winner only: they change speed, not pixels
+            now = replace(best, threads=torch.get_num_threads())
+            counts = () if FIXED_THREADS else thread_counts()
+            more = measure(G, ws_list, [replace(best, threads=n) for n in sorted({now.threads, *counts})], progress)
+            best = fastest(more, now)
+            speedup *= more[now][0] / more[best][0]
+            results.update(more)
         db = results[best][1]
         self.log = [f"{c.label()}: {r[0]:.1f} ms, PSNR {r[1]:.1f} dB" for c, r in results.items()]
         self._apply(G, replace(best, speedup=speedup, psnr=db, measured=True))

@@ -14,14 +14,16 @@ import numpy as np
 import torch
 
 from trainer.device import pick_device
-from trainer.images import make_grid, to_uint8
+from trainer.images import make_grid, to_uint8, to_uint8_nchw
 from trainer.latents import (LatentMapper, LatentState, fitted_noise, input_transform, mix_layers, noise_override,
                              sample_z)
 from trainer.models.blend import BlendSpec
 
+from .cuda_graphs import GraphedSynthesis, graphs_wanted
+from .frame_timing import FrameTiming, StageClock
 from .layers import LayerCapture, LayerChoice, LayerView
 from .model_info import ModelInfo, latent_model_info, translation_model_info
-from .render_settings import PROBE_SEEDS, Tuning, machine_key, probing_enabled
+from .render_settings import PROBE_SEEDS, Tuning, machine_key, probing_enabled, tunable
 
 POINT_SAMPLES = 2000        # points drawn per render for 2-D point models
 GRID_GAP_GREY = 96          # the lines between grid cells, visible against black backgrounds
@@ -96,6 +98,7 @@ class RenderResult:
     is_grid: bool = False
     layer: LayerView | None = None        # the chosen layer's channels and spectrum
     settings: str = ""                    # the render settings it was drawn with, once measured
+    timing: FrameTiming | None = None     # single images: where the milliseconds went (engine.frame_timing)
 
 
 class Renderer:
@@ -115,6 +118,7 @@ class Renderer:
         self.partner = None   # a trainer.models.blend.LiveBlend of the open model with a second one (engine.blending)
         self._grid_headers: tuple = (None, None)   # (what they depend on, uint8 [C + R, H, W, 3])
         self.layer_capture = LayerCapture()   # the layer view's hook, kept while its choice stays
+        self._loop_parts()
 
     # ---- loading ----
     def load(self, path, progress: Progress = _no_progress) -> ModelInfo:
@@ -164,6 +168,7 @@ class Renderer:
         device = pick_device(device)
         self.device, self.half = device, half and device != "cpu"
         self.tuning = Tuning(self.tuning.force_compile, device)
+        self._loop_parts()
         if self.G is not None:
             self.G = self.G.float().to(device)
             if self.half and self.G.num_ws:
@@ -179,43 +184,60 @@ class Renderer:
         from trainer.film.render import TimelineRenderer
         return TimelineRenderer(self.G, timeline, self.mapper, torch.float16 if self.half else torch.float32)
 
+    def _loop_parts(self) -> None:
+        """The live loop's per-device parts: its stage clock, and CUDA graphs where CUDA exists."""
+        self.clock = StageClock(self.device)
+        self.graphs = GraphedSynthesis() if graphs_wanted(self.device) else None
+
     def _synthesize(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None,
                     transform: np.ndarray | None = None) -> np.ndarray:
         """Final ws [N, num_ws, w_dim] -> uint8 [N, H, W, 3], all under one StyleGAN3 input transform."""
-        with input_transform(self.G, transform):
-            return self._synthesize_now(ws, noise_mode, noise)
+        return to_uint8(self._images(ws, noise_mode, noise, transform))
 
-    def _synthesize_now(self, ws: torch.Tensor, noise_mode: str, noise: dict | None) -> np.ndarray:
-        dtype = torch.float16 if self.half else torch.float32
-        if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
-            with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
-                return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
-        armed = self.layer_capture.armed   # hooks run eager and in fp32
-        synthesis = self.tuning.synthesis(self.G, armed)
-        with self.tuning.autocast(armed):
-            if synthesis is not self.G.synthesis:
-                try:
-                    return to_uint8(synthesis(ws.to(dtype), noise_mode=noise_mode))
-                except Exception:  # noqa: BLE001 - a compiler that fails here: render eager from now on
-                    self.tuning.broken(self.G)
-            return to_uint8(self.G.synthesis(ws.to(dtype), noise_mode=noise_mode))
+    def _images(self, ws: torch.Tensor, noise_mode: str, noise: dict | None = None,
+                transform: np.ndarray | None = None, graph: bool = False) -> torch.Tensor:
+        """Final ws -> images [N, C, H, W] on the device; `graph`: the live image, replayed from a
+        CUDA graph once its shape has settled (engine.cuda_graphs)."""
+        with input_transform(self.G, transform):
+            dtype = torch.float16 if self.half else torch.float32
+            if noise:   # an inverted photo's fitted noise maps: swapped in for this call, so eager
+                with noise_override(self.G, {k: v.to(self.device, dtype) for k, v in noise.items()}):
+                    return self.G.synthesis(ws.to(dtype), noise_mode=noise_mode)
+            armed = self.layer_capture.armed   # hooks run eager and in fp32
+            synthesis = self.tuning.synthesis(self.G, armed)
+            with self.tuning.autocast(armed):
+                if graph and self.graphs is not None and not armed and synthesis is self.G.synthesis \
+                        and noise_mode != "random":
+                    key = (id(synthesis), self.generation, self.device, self.half, self.tuning.settings,
+                           tuple(ws.shape), dtype, noise_mode)
+                    images = self.graphs.run(synthesis, ws.to(dtype), noise_mode, key)
+                    if images is not None:
+                        return images
+                if synthesis is not self.G.synthesis:
+                    try:
+                        return synthesis(ws.to(dtype), noise_mode=noise_mode)
+                    except Exception:  # noqa: BLE001 - a compiler that fails here: render eager from now on
+                        self.tuning.broken(self.G)
+                return self.G.synthesis(ws.to(dtype), noise_mode=noise_mode)
 
     def tune(self, progress: Progress = _no_progress) -> tuple[str, bool]:
-        """Switch to the fastest render settings measured for the open model on this CPU (read from
+        """Switch to the fastest render settings measured for the open model on this CPU or GPU (read from
         the cache, or measured now: engine.render_settings) -> (what they are for the status bar,
         or "" when not measured; whether images now differ from fp32)."""
-        if str(self.device) == "cpu" and self.G is not None and self.G.num_ws and probing_enabled():
+        if tunable(self.device, self.half) and self.G is not None and self.G.num_ws and probing_enabled():
             with torch.inference_mode():
                 ws = [self.mapper.finish(self.mapper.untruncated_ws([s]), [s]) for s in map(LatentState, range(PROBE_SEEDS))]
-            key = f"{machine_key()} | {self.info.sha256 or self.info.path} | {self.device}"   # per machine and model
+            key = f"{machine_key(self.device)} | {self.info.sha256 or self.info.path} | {self.device}"   # per machine, model
             self.tuning.tune(self.G, ws, key, progress)
         settings = self.tuning.settings
-        return settings.describe(self.device) if settings.measured else "", settings.bf16
+        return settings.describe(self.device) if settings.measured else "", settings.bf16 or settings.fp16
 
     # ---- rendering ----
     def render(self, req: RenderRequest) -> RenderResult:
         """Request -> result; errors come back as text in the result, never raised."""
         start = time.perf_counter()
+        clock, timing = self.clock, None
+        clock.start()
         try:
             if self.G is None:
                 raise RuntimeError("no model is open")
@@ -235,27 +257,35 @@ class Renderer:
                 elif req.is_grid:
                     fields = self._render_grid(req)
                 else:
-                    fields = self.layer_capture.render_with(self.G, req.layer, lambda: self._render_one(req.latent))
+                    fields = self.layer_capture.render_with(self.G, req.layer,
+                                                            lambda: self._render_one(req.latent, clock))
+                    timing = clock.timing()
         except Exception as exc:  # shown in the status bar; the window stays usable
             return RenderResult(request_id=req.request_id, error=f"{type(exc).__name__}: {exc}",
                                 is_grid=req.is_grid)
         ms = (time.perf_counter() - start) * 1000
         settings = self.tuning.settings.describe(self.device) if self.tuning.settings.measured else ""
-        return RenderResult(request_id=req.request_id, milliseconds=ms, is_grid=req.is_grid, settings=settings, **fields)
+        return RenderResult(request_id=req.request_id, milliseconds=ms, is_grid=req.is_grid, settings=settings,
+                            timing=timing, **fields)
 
-    def _render_one(self, state: LatentState) -> dict:
+    def _render_one(self, state: LatentState, clock: StageClock) -> dict:
+        """One image, its stages marked on `clock`: one host copy at the end, of the image and the
+        latents the panels show."""
         G, mapper = self.G, self.mapper
         if G.img_resolution == 0:
             return self._render_points(state)
         z = mapper.z([state])
+        clock.mark("request")
         if not G.num_ws:
-            img = to_uint8(G(z, mapper.labels([state])))
-            return {"image": img[0], "z": z[0].cpu().numpy()}
+            image, z_host = clock.to_host(uint8_nhwc(G(z, mapper.labels([state]))), z[0])
+            return {"image": image[0], "z": z_host}
         mixed = mapper.untruncated_ws([state])
         final = mapper.finish(mixed, [state])
-        img = self._synthesize(final, state.noise_mode, fitted_noise(G, [state]), state.transform)
-        return {"image": img[0], "z": z[0].cpu().numpy(), "ws": final[0].float().cpu().numpy(),
-                "mixed_ws": mixed[0].cpu().numpy()}
+        clock.mark("mapping")
+        images = self._images(final, state.noise_mode, fitted_noise(G, [state]), state.transform, graph=True)
+        clock.mark("synthesis")
+        image, z_host, ws, mixed_ws = clock.to_host(uint8_nhwc(images), z[0], final[0].float(), mixed[0])
+        return {"image": image[0], "z": z_host, "ws": ws, "mixed_ws": mixed_ws}
 
     def _render_frames(self, states: tuple[LatentState, ...]) -> dict:
         """A batch of frames -> uint8 [N, H, W, 3] (the states share the first's noise mode)."""
@@ -342,3 +372,9 @@ class Renderer:
         from .directions import compute_directions
         return compute_directions(self.G, self.device, self.class_means, self.info.class_names if self.info else (),
                                   self.info.sha256 if self.info else "", num_samples, num_components, progress, seed, cache)
+
+
+def uint8_nhwc(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [-1, 1] -> uint8 [N, H, W, 3] on the same device (grey as RGB), ready for one copy."""
+    x = to_uint8_nchw(images)
+    return (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x).permute(0, 2, 3, 1).contiguous()

@@ -27,6 +27,7 @@ from .layer_view import LayerDock
 from .look import app_icon
 from .mixing_panel import MixingPanel
 from .timeline_panel import TimelinePanel
+from .timing_overlay import TimingOverlay
 from .translate_panel import TranslatePanel, apply_translation_mode
 from .truncation_panel import TruncationPanel
 from .worker import ControllerBridge, WorkerThread
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         render_menu.addAction(self.presets_dock.toggleViewAction())
         from .live_control import LiveControlUi
         self.live_control = LiveControlUi(self, render_menu)   # OSC and MIDI in, OSC out
+        self.timing_overlay = TimingOverlay(self, self.menuBar().addMenu("&View"))   # where a frame's ms go
         self._refresh_recent_menu()
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:

@@ -37,14 +37,14 @@ class LatentMapper:
         """[N, z_dim] float32. Models without W use each state's z_threshold; W models never do."""
         threshold = (lambda s: 0.0) if self.has_w else (lambda s: s.z_threshold)
         z = np.stack([seed_to_z(s.seed, self.G.z_dim, threshold(s)) for s in states])
-        return torch.from_numpy(z).to(self.device)
+        return to_device(z, self.device)
 
     def labels(self, states: Sequence[LatentState]) -> torch.Tensor | None:
         """[N] int64 class labels, or None for unconditional models."""
         if not self.G.c_dim:
             return None
-        return torch.tensor([resolve_class(s.seed, s.class_index, self.G.c_dim) for s in states],
-                            dtype=torch.long, device=self.device)
+        return to_device(np.array([resolve_class(s.seed, s.class_index, self.G.c_dim) for s in states], np.int64),
+                         self.device)
 
     # W
     def class_means(self, progress=None) -> torch.Tensor:
@@ -76,7 +76,7 @@ class LatentMapper:
             if s.ws is not None:
                 if s.ws.shape != (G.num_ws, G.w_dim):
                     raise ValueError(f"W+ latent has shape {s.ws.shape}, the model needs ({G.num_ws}, {G.w_dim})")
-                rows.append(torch.from_numpy(s.ws).to(self.device))
+                rows.append(to_device(s.ws, self.device))
             else:
                 rows.append(next(mapped))
         ws = torch.stack(rows)
@@ -99,7 +99,7 @@ class LatentMapper:
                     raise ValueError(f"direction offset has shape {s.w_offset.shape}, the model needs ({self.G.w_dim},)")
                 start, stop = s.offset_layers
                 w = w.clone()
-                w[:, start:stop] += torch.from_numpy(s.w_offset).to(w.device, w.dtype)
+                w[:, start:stop] += to_device(s.w_offset, w.device).to(w.dtype)
             out.append(w)
         return torch.cat(out)
 
@@ -115,6 +115,15 @@ class LatentMapper:
             return G(self.z(states), self.labels(states))
         with noise_override(G, fitted_noise(G, states, dtype)):
             return synthesize(G, self.ws(states).to(dtype), states[0].noise_mode, [s.transform for s in states])
+
+
+def to_device(array: np.ndarray, device) -> torch.Tensor:
+    """A host array on `device`. To CUDA through pinned memory without blocking: a frame's latent
+    then does not wait for the GPU's queue (a pageable copy synchronizes the stream)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 # ---- the StyleGAN3 input transform ----
@@ -134,7 +143,7 @@ def input_transform(G, matrix: np.ndarray | None):
     buffer = G.synthesis.input.transform
     saved = buffer.clone()
     try:
-        buffer.copy_(torch.as_tensor(np.asarray(matrix, dtype=np.float64)))
+        buffer.copy_(to_device(np.asarray(matrix, dtype=np.float64), buffer.device))
         yield
     finally:
         buffer.copy_(saved)
@@ -205,7 +214,7 @@ def fitted_noise(G, states: Sequence[LatentState], dtype: torch.dtype = torch.fl
         for s in states:
             fitted = (s.noise or {}).get(name)
             fits = fitted is not None and tuple(np.shape(fitted)) == tuple(const.shape)
-            per_image.append(torch.as_tensor(np.asarray(fitted, dtype=np.float32)).to(const.device) if fits else const.float())
+            per_image.append(to_device(np.asarray(fitted, dtype=np.float32), const.device) if fits else const.float())
         maps[name] = torch.stack(per_image)[:, None].to(dtype)
     return maps
 
