@@ -10,6 +10,11 @@ are checked to agree before anything is timed). Columns:
   nv-path    StyleGAN2 only: our model forced onto NVlabs' inference path (per-sample weights in
              one grouped convolution, stride-2 transposed convolution, then the FIR), plain PyTorch
   compact    StyleGAN2 only: the older look-alike `stylegan2-compact` (bilinear, unfused)
+  bf16       ours under bf16 autocast (CPU only; what the studio picks where the CPU has native bf16),
+             with its PSNR against ours in fp32 (uint8 images)
+  GFLOP/s    of the quicker of ours and bf16 (convolution and matmul FLOPs of G(z), torch.utils.flop_counter),
+             and its fraction of the machine's peak in its precision (a plain matmul and 3x3 convolution
+             measured at the start and the end of this run: the better of the two)
 
 Widths: StyleGAN2 as NVlabs' cifar / paper256 configurations (feature maps min(16384 / r, 512),
 z = w = 512, 8 mapping layers); StyleGAN3 NVlabs' defaults (channel_base 32768, channel_max 512;
@@ -21,6 +26,7 @@ of G(z) (mapping + synthesis) under torch.inference_mode(), after one warm-up ru
                                        [--resolutions 32 64 256] [--batches 1 8] [--reps 3] [--out FILE]
 """
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -30,7 +36,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (Report, best_peak, describe_peak, flops, load_average, machine_peak, nvlabs,  # noqa: E402
+                     of_peak, without_grad)
 import nvlabs_reference  # noqa: E402
+from ganstudio.engine.render_settings import native_bf16, psnr  # noqa: E402
+from trainer.images import to_uint8  # noqa: E402
 import trainer.models.nvlabs_ops as nv_ops  # noqa: E402 (the execution switches)
 from trainer.models.stylegan2 import StyleGAN2Generator  # noqa: E402
 from trainer.models.stylegan2_nvlabs import NVlabsGenerator, NVlabsGeneratorConfig  # noqa: E402
@@ -48,24 +58,31 @@ def build(model: str, res: int, divide: tuple[int, int]) -> dict:
                                                       channel_max=CHANNEL_MAX)).eval()
         compact = StyleGAN2Generator(LATENT, 0, LATENT, res, 3, width=CHANNEL_BASE // res, max_width=CHANNEL_MAX,
                                      mapping_layers=8).eval()
-        return {"ours": (exact, "fastest"), "nv-path": (exact, "nvlabs"), "compact": (compact, "fastest")}
+        return {"ours": (exact, "fastest"), "bf16": (exact, "bf16"), "nv-path": (exact, "nvlabs"),
+                "compact": (compact, "fastest")}
     defaults = StyleGAN3GeneratorConfig.for_arch(model)
     cfg = StyleGAN3GeneratorConfig.for_arch(model, z_dim=LATENT, w_dim=LATENT, img_resolution=res,
                                             channel_base=defaults.channel_base // divide[0],
                                             channel_max=defaults.channel_max // divide[1])
-    return {"ours": (StyleGAN3Generator(cfg).eval(), "fastest")}
+    G = StyleGAN3Generator(cfg).eval()
+    return {"ours": (G, "fastest"), "bf16": (G, "bf16")}
 
 
-def time_once(G, z, c, execution: str, device: str) -> float:
-    nv_ops.EXECUTION = execution
+def time_once(G, z, c, execution: str, device: str, images: dict, name: str) -> float:
+    """One G(z) under `execution` ("bf16": ours under bf16 autocast); the first image of each row is kept."""
+    nv_ops.EXECUTION = "fastest" if execution == "bf16" else execution
+    bf16 = torch.autocast("cpu", torch.bfloat16) if execution == "bf16" else contextlib.nullcontext()
     try:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        G(z, c, noise_mode="const")
+        with bf16:
+            image = G(z, c, noise_mode="const")
         if device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        images.setdefault(name, to_uint8(image))
+        return elapsed
     finally:
         nv_ops.EXECUTION = "fastest"
 
@@ -83,27 +100,24 @@ def main():
     p.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    lines = []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
-
-    root, why = nvlabs_reference.locate(args.nvlabs)
-    nv = nvlabs_reference.load(root) if root else None
+    report = Report(args.threads)
+    say = report.say
+    nv = nvlabs(args.nvlabs, say)
     devices = [d for d in args.devices if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     say(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), devices: {', '.join(devices)}; "
-        f"{os.cpu_count()} cores, load average before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    say(f"NVlabs: {f'{root} (commit {nv.commit}), reference ops' if nv else 'rows skipped: ' + why}")
+        f"{os.cpu_count()} cores, native bf16: {native_bf16()}, load average before {load_average()}")
+    peak = machine_peak()
     say(f"stylegan2 widths min({CHANNEL_BASE}/r, {CHANNEL_MAX}); stylegan3 NVlabs' defaults with channel_base / "
         f"{args.sg3_divide[0]}, channel_max / {args.sg3_divide[1]}; z = w = {LATENT}")
     say(f"{'model':11s} {'device':6s} {'res':>4s} {'batch':>5s} {'ours':>9s} {'NVlabs':>9s} {'ours/NV':>7s} "
-        f"{'nv-path':>9s} {'compact':>9s}   (ms per image, median of {args.reps}; |ours - NVlabs|)")
+        f"{'nv-path':>9s} {'compact':>9s} {'bf16':>9s} {'bf16/NV':>7s} {'PSNR':>5s} {'GFLOP/s':>8s} {'of peak':>7s}"
+        f"   (ms per image, median of {args.reps}; |ours - NVlabs|)")
+    rows = []
     for model in args.models:
         for device in devices:
             for res in args.resolutions:
-                runs = {name: (G.to(device), ex) for name, (G, ex) in build(model, res, tuple(args.sg3_divide)).items()}
+                runs = {name: (G.to(device), ex) for name, (G, ex) in build(model, res, tuple(args.sg3_divide)).items()
+                        if not (ex == "bf16" and device != "cpu")}
                 diff = ""
                 if nv is not None:
                     ours = runs["ours"][0]
@@ -113,22 +127,36 @@ def main():
                 for batch in args.batches:
                     z = torch.randn(batch, LATENT, device=device)
                     c = torch.zeros(batch, 0, device=device)
-                    times = {name: [] for name in runs}
+                    times, images = {name: [] for name in runs}, {}
                     with torch.inference_mode():
-                        for G, execution in runs.values():   # warm-up: allocations, caches, kernel choice
-                            time_once(G, z, c, execution, device)
+                        for name, (G, execution) in runs.items():   # warm-up: allocations, caches, kernel choice
+                            time_once(G, z, c, execution, device, images, name)
                         for _ in range(args.reps):           # interleaved, so load changes hit all rows alike
                             for name, (G, execution) in runs.items():
-                                times[name].append(time_once(G, z, c, execution, device))
-                    ms = {name: 1000 * statistics.median(t) / batch for name, t in times.items()}
-                    cell = {name: f"{ms[name]:9.1f}" if name in ms else f"{'-':>9s}"
-                            for name in ("ours", "NVlabs", "nv-path", "compact")}
-                    ratio = f"{ms['ours'] / ms['NVlabs']:7.2f}" if "NVlabs" in ms else f"{'-':>7s}"
-                    say(f"{model:11s} {device:6s} {res:4d} {batch:5d} {cell['ours']} {cell['NVlabs']} {ratio} "
-                        f"{cell['nv-path']} {cell['compact']}   {diff} (load {os.getloadavg()[0]:.2f})")
-    say(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+                                times[name].append(time_once(G, z, c, execution, device, images, name))
+                    count = flops(lambda: without_grad(runs["ours"][0])(z, c, noise_mode="const")) / batch
+                    rows.append((model, device, res, batch, times, images, count, diff, os.getloadavg()[0]))
+    peak = best_peak(peak, machine_peak())   # the load only ever takes away
+    say_rows(say, rows, peak)
+    say(f"peak GFLOP/s, the better of the start and the end of this run: {describe_peak(peak)}")
+    say(f"load average after {load_average()}")
+    report.write(args.out)
+
+
+def say_rows(say, rows, peak) -> None:
+    for model, device, res, batch, times, images, count, diff, load in rows:
+        ms = {name: 1000 * statistics.median(t) / batch for name, t in times.items()}
+        cell = {name: f"{ms[name]:9.1f}" if name in ms else f"{'-':>9s}"
+                for name in ("ours", "NVlabs", "nv-path", "compact", "bf16")}
+        ratio = {name: f"{ms[name] / ms['NVlabs']:7.2f}" if name in ms and "NVlabs" in ms else f"{'-':>7s}"
+                 for name in ("ours", "bf16")}
+        db = f"{psnr(images['bf16'], images['ours']):5.1f}" if "bf16" in images else f"{'-':>5s}"
+        best = min((n for n in ("ours", "bf16") if n in times), key=lambda n: min(times[n]))
+        gflops = count * batch / min(times[best]) / 1e9   # the quickest run, as the peak: load only takes away
+        fraction = of_peak(gflops, peak, "bf16" if best == "bf16" else "fp32") if device == "cpu" else float("nan")
+        say(f"{model:11s} {device:6s} {res:4d} {batch:5d} {cell['ours']} {cell['NVlabs']} {ratio['ours']} "
+            f"{cell['nv-path']} {cell['compact']} {cell['bf16']} {ratio['bf16']} {db} {gflops:8.1f} {fraction:7.0%}"
+            f"   {diff} (load {load:.2f})")
 
 
 if __name__ == "__main__":

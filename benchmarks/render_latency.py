@@ -9,8 +9,16 @@ median and 95th percentile of change-to-screen latency when changes come one at 
 request wins), and, as a baseline in the same process, the renderer alone (no Qt, no thread):
 its median render time and renders per second. The ratio says what the window costs.
 
+Then the live loop itself (engine.frame_timing): frames per second of the renderer drawing a new
+latent each frame, the median ms of each stage (request, mapping, synthesis, copy; paint is the
+window's, above), and the synthesis' achieved GFLOP/s with its fraction of this CPU's peak (a plain
+matmul and convolution measured in the same run, benchmarks/_common.py). On the CPU: the demo and
+the 256 px model, fp32 and bf16 (where the CPU has it). Where CUDA exists, GPU rows too: NVlabs-exact
+StyleGAN2 (config-f widths, random weights) at 512 and 1024 px, fp32 and fp16, CUDA graphs off and
+on (goal on an H100-class GPU: >= 120 fps at 512 px, >= 60 at 1024 px).
+
   python benchmarks/render_latency.py [--model demo|PATH] [--changes 200] [--device auto] [--half]
-                                      [--threads 0] [--skip-256]
+                                      [--threads 0] [--skip-256] [--skip-window] [--loop-frames 20]
 
 Models: the bundled demo (assets/demo; or --model PATH), and a 256x256 stylegan2 built from the
 registry with random weights and exported to a temporary directory (weights do not change speed).
@@ -30,6 +38,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import describe_peak, flops, load_average, machine_peak, of_peak, without_grad  # noqa: E402
 
 DRAG_HZ = 120  # slider values per second while "dragging" (a fast mouse sends about this many)
 
@@ -38,16 +48,18 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def make_256_model(directory: Path) -> Path:
+def make_256_model(directory: Path, resolution: int = 256, arch: str = "stylegan2-compact") -> Path:
+    """Random weights exported as a checkpoint: the compact StyleGAN2, or NVlabs-exact ("stylegan2",
+    config-f widths)."""
     from trainer.checkpoint import export_generator
     from trainer.config import ModelConfig
     from trainer.models import build_generator
-    cfg = ModelConfig(arch="stylegan2-compact", z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
-                      width=64, max_width=512, mapping_layers=8)
+    cfg = ModelConfig(arch=arch, z_dim=512, w_dim=512, c_dim=0, img_resolution=resolution, img_channels=3,
+                      width=64, max_width=512, mapping_layers=8, channel_base=32768, channel_max=512)
     torch.manual_seed(0)
     G = build_generator(cfg)
-    path = directory / "random-256.safetensors"
-    export_generator(G, path, cfg, 0, 0.0, {"name": "random weights", "resolution": 256, "channels": 3,
+    path = directory / f"random-{arch}-{resolution}.safetensors"
+    export_generator(G, path, cfg, 0, 0.0, {"name": "random weights", "resolution": resolution, "channels": 3,
                                              "class_names": [], "size": 0})
     return path
 
@@ -67,6 +79,64 @@ def renderer_baseline(path, device, half, count):
         assert not result.error, result.error
         times.append(result.milliseconds)
     return statistics.median(times), count / (time.perf_counter() - start), info
+
+
+LOOP_WARMUP = 4   # frames before the loop is timed: allocations, kernel choice, the CUDA graph's capture
+
+
+def loop_row(path, device: str, precision: str = "fp32", graphs: bool = False, frames: int = 20) -> dict:
+    """The renderer's live loop on one model: a new latent each frame -> frames per second, the
+    median ms of each stage and the synthesis' GFLOP/s. precision: fp32, bf16 (CPU) or fp16 (CUDA)."""
+    from ganstudio.engine.frame_timing import STAGES
+    from ganstudio.engine.render_settings import RenderSettings
+    from ganstudio.engine.renderer import Renderer, RenderRequest
+    from trainer.latents import LatentState
+    renderer = Renderer(device)
+    info = renderer.load(path)
+    renderer.tuning.settings = RenderSettings(bf16=precision == "bf16", fp16=precision == "fp16", measured=True)
+    if not graphs:
+        renderer.graphs = None
+    timings, start = [], 0.0
+    for i in range(LOOP_WARMUP + frames):
+        if i == LOOP_WARMUP:
+            start = time.perf_counter()
+        result = renderer.render(RenderRequest(i + 1, renderer.generation, LatentState(seed=i % 7, psi=0.5 + i % 5 / 10)))
+        assert not result.error, result.error
+        timings.append(result.timing)
+    fps = frames / (time.perf_counter() - start)
+    stages = {name: statistics.median(getattr(t, name) for t in timings[LOOP_WARMUP:]) for name in STAGES[:4]}
+    with torch.inference_mode():
+        ws = renderer.mapper.ws([LatentState(seed=0)])
+    count = flops(lambda: without_grad(renderer.G).synthesis(ws, noise_mode="const"))
+    return {"size": info.img_resolution, "device": device, "precision": precision,
+            "graphs": renderer.graphs is not None, "fps": fps, **stages,
+            "gflops": count / stages["synthesis"] / 1e6 if stages["synthesis"] else 0.0}
+
+
+def loop_table(rows, peak: dict | None = None) -> list[str]:
+    """The live loop's rows as text; the fraction of peak where the CPU's was measured."""
+    lines = [f"{'device':6s} {'size':>5s} {'precision':9s} {'graphs':6s} {'fps':>7s} {'request':>8s} {'mapping':>8s} "
+             f"{'synthesis':>9s} {'copy':>6s} {'GFLOP/s':>8s} {'of peak':>7s}   (stage ms: median per frame)"]
+    for r in rows:
+        fraction = f"{of_peak(r['gflops'], peak, 'bf16' if r['precision'] == 'bf16' else 'fp32'):7.0%}" \
+            if peak and r["device"] == "cpu" else f"{'-':>7s}"
+        lines.append(f"{r['device']:6s} {r['size']:5d} {r['precision']:9s} {'on' if r['graphs'] else 'off':6s} "
+                     f"{r['fps']:7.1f} {r['request']:8.2f} {r['mapping']:8.2f} {r['synthesis']:9.2f} {r['copy']:6.2f} "
+                     f"{r['gflops']:8.1f} {fraction}")
+    return lines
+
+
+def loop_rows(models, tmp: Path, frames: int) -> list[dict]:
+    """CPU rows for `models` ((label, path)); GPU rows at 512 and 1024 px wherever CUDA exists."""
+    from ganstudio.engine.render_settings import native_bf16
+    rows = [loop_row(path, "cpu", precision, False, frames)
+            for _, path in models for precision in ("fp32", "bf16")[:1 + native_bf16()]]
+    if torch.cuda.is_available():
+        for size in (512, 1024):
+            path = make_256_model(tmp, size, "stylegan2")
+            rows += [loop_row(path, "cuda", precision, graphs, 5 * frames)
+                     for precision in ("fp32", "fp16") for graphs in (False, True)]
+    return rows
 
 
 def open_cost(path, device, half, render_per_field: bool, cache_dir: str) -> dict:
@@ -168,6 +238,8 @@ def main():
     p.add_argument("--half", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--skip-256", action="store_true")
+    p.add_argument("--skip-window", action="store_true", help="only the live loop's rows (no window, no opening)")
+    p.add_argument("--loop-frames", type=int, default=20, help="timed frames per live-loop row (GPU rows: 5x)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,6 +263,13 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="render-latency-"))
     if not args.skip_256:
         models.append(("random 256x256", make_256_model(tmp), args.changes_256))
+    peak = machine_peak()
+    print(f"CPU peak GFLOP/s in this run: {describe_peak(peak)}; load average {load_average()}")
+    print("the live loop (renderer alone, a new latent each frame):")
+    print("\n".join(loop_table(loop_rows([(label, path) for label, path, _ in models], tmp, args.loop_frames), peak)))
+    print(f"load average after the loop rows {load_average()}")
+    if args.skip_window:
+        return
     for label, path, changes in models:
         print(f"{label}:")
         report_open_costs(path, device, args.half)

@@ -33,9 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (Report, best_peak, describe_peak, flops, load_average, machine_peak, nvlabs,  # noqa: E402
+                     of_peak, without_grad)
 import nvlabs_reference  # noqa: E402
 from ganstudio.engine import render_settings as rs  # noqa: E402
 from trainer.images import to_uint8  # noqa: E402
@@ -61,39 +62,8 @@ def build(name: str):
         channel_max=base.channel_max // 4)).eval()
 
 
-def best_gflops(fn, flops: float, runs: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return flops / min(times) / 1e9
-
-
-def machine_peak() -> dict:
-    """GFLOP/s of a plain matmul and convolution, fp32 and bf16 (the most this CPU gave)."""
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    x = torch.randn(1, 256, 64, 64).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
-    conv_flops = 2 * 256 * 256 * 9 * 64 * 64
-    peak = {}
-    with torch.inference_mode():
-        for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-            a_, b_, x_, w_ = (t.to(dtype) for t in (a, b, x, w))
-            peak[f"matmul {name}"] = best_gflops(lambda a_=a_, b_=b_: a_ @ b_, 2 * n ** 3)
-            peak[f"conv {name}"] = best_gflops(lambda x_=x_, w_=w_: torch.nn.functional.conv2d(x_, w_, padding=1),
-                                               conv_flops)
-    return peak
-
-
 def model_flops(G, ws) -> float:
-    for p in G.parameters():   # the counter's module tracker trips over parameters that want gradients
-        p.requires_grad_(False)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        G.synthesis(ws, noise_mode="const")
-    return float(counter.get_total_flops())
+    return flops(lambda: without_grad(G).synthesis(ws, noise_mode="const"))
 
 
 class Row:
@@ -140,19 +110,11 @@ def main():
     p.add_argument("--compile", nargs="*", default=["demo"], choices=MODELS, help="models to time compiled too")
     p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    lines = []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
-
-    root, why = nvlabs_reference.locate(args.nvlabs)
-    nv = nvlabs_reference.load(root) if root else None
+    report_ = Report(args.threads)
+    say = report_.say
     say(f"torch {torch.__version__}, {args.threads} thread(s) unless a row says otherwise; {os.cpu_count()} cores "
-        f"({rs.machine_key()}); native bf16: {rs.native_bf16()}; load average before "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    say(f"NVlabs: {f'{root} (commit {nv.commit}), reference ops' if nv else 'rows skipped: ' + why}")
+        f"({rs.machine_key()}); native bf16: {rs.native_bf16()}; load average before {load_average()}")
+    nv = nvlabs(args.nvlabs, say)
     peak, tables = machine_peak(), []
     for name in args.models:
         G = build(name)
@@ -182,14 +144,13 @@ def main():
         for _ in range(args.reps):   # interleaved, so load changes hit every row alike
             for row in rows:
                 row.times.append(row.run(ws))
-        peak = {k: max(v, again) for (k, v), again in zip(peak.items(), machine_peak().values())}   # load varies
+        peak = best_peak(peak, machine_peak())   # load varies
         tables.append((name, flops, log, rows, os.getloadavg()[0]))
-    say("peak GFLOP/s, the best of every measurement in this run: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
+    say("peak GFLOP/s, the best of every measurement in this run: " + describe_peak(peak))
     for name, flops, log, rows, load in tables:
         report(say, name, flops, log, rows, peak, load)
-    say(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    say(f"load average after {load_average()}")
+    report_.write(args.out)
 
 
 def report(say, name, flops, log, rows, peak, load):
@@ -200,12 +161,11 @@ def report(say, name, flops, log, rows, peak, load):
     for row in rows:
         ms, quickest = statistics.median(row.times), min(row.times)
         gflops = flops / quickest / 1e6   # the quickest run, as the peak: load only ever takes away
-        precision = "bf16" if row.settings.bf16 else "fp32"
-        of_peak = gflops / max(peak[f"conv {precision}"], peak[f"matmul {precision}"])
+        fraction = of_peak(gflops, peak, "bf16" if row.settings.bf16 else "fp32")
         db = rs.psnr(row.image, rows[0].image)
         ratio = (f"{ms / statistics.median(theirs.times):8.2f} {quickest / min(theirs.times):6.2f}" if theirs
                  else f"{'-':>8s} {'-':>6s}")
-        say(f"{row.name:44s} {ms:7.1f} {quickest:7.1f} {gflops:8.1f} {of_peak:8.0%} {db:8.1f} {ratio}")
+        say(f"{row.name:44s} {ms:7.1f} {quickest:7.1f} {gflops:8.1f} {fraction:8.0%} {db:8.1f} {ratio}")
     say(f"(load average {load:.2f} after its rows)")
 
 
