@@ -39,6 +39,7 @@ from .from_workspace import grid_from_workspace, request_from_workspace
 from .inline_backend import InlineBackend
 from .layers import LayerViewControl
 from .model_info import ModelInfo
+from .opening import workspace_checkpoint
 from .renderer import MixingGrid, Renderer, RenderRequest, RenderResult
 from .workspace import Workspace, WorkspaceError
 
@@ -100,8 +101,8 @@ class RenderController:
         self.shown_grid_id = -1
         self.jobs_running: dict[str, str] = {}   # job name -> last message
         self.frame_rate = FrameRate()       # of the images shown
-        self.opened_path: Path | None = None     # what the user opened last (a run directory, not its file)
         self.paint_clock = PaintClock()     # how long showing each image took; its stages with it (frame_timing)
+        self.opened_path: Path | None = None     # what the user opened last (a run directory, not its file)
         self.render_settings = ""           # "rendering on cpu: bf16, 1 thread (measured 1.6x fp32)", once measured
         self.watch_dir: Path | None = None       # the run directory open now, watched for newer checkpoints
         self._next_id = 0
