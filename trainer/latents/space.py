@@ -118,12 +118,21 @@ def stylegan3_transform(translate_x: float,   # image widths to move the picture
                      [0.0, 0.0, 1.0]])
 
 
+def to_device(array: np.ndarray, device) -> torch.Tensor:
+    """A host array on `device`. To CUDA through pinned memory without blocking: a frame's latent
+    then does not wait for the GPU's queue (a pageable copy synchronizes the stream)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def mix_layers(ws_base: torch.Tensor,   # [N, num_ws, w_dim] the unmixed latents
                ws_style: torch.Tensor,  # [N, num_ws, w_dim] the source of the mixed layers
                mask: Sequence[bool],    # per layer: True = take from ws_style; len num_ws
                ) -> torch.Tensor:
     """Style mixing in W+: the layers picked by `mask` come from ws_style, the rest from ws_base."""
-    mask = torch.as_tensor(list(mask), dtype=torch.bool, device=ws_base.device)
+    mask = to_device(np.array(list(mask), dtype=bool), ws_base.device)   # no blocking copy on CUDA
     if mask.numel() != ws_base.shape[1]:
         raise ValueError(f"mixing mask has {mask.numel()} layers, the model has {ws_base.shape[1]}")
     return torch.where(mask[None, :, None], ws_style, ws_base)

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from trainer.latents.space import mix_layers, resolve_class, seed_to_z, truncate
+from trainer.latents.space import mix_layers, resolve_class, seed_to_z, to_device, truncate
 from trainer.latents.state import LatentState
 
 CLASS_MEAN_SAMPLES = 2000    # z per class when estimating a class's mean w
@@ -115,15 +115,6 @@ class LatentMapper:
             return G(self.z(states), self.labels(states))
         with noise_override(G, fitted_noise(G, states, dtype)):
             return synthesize(G, self.ws(states).to(dtype), states[0].noise_mode, [s.transform for s in states])
-
-
-def to_device(array: np.ndarray, device) -> torch.Tensor:
-    """A host array on `device`. To CUDA through pinned memory without blocking: a frame's latent
-    then does not wait for the GPU's queue (a pageable copy synchronizes the stream)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if torch.device(device).type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
 
 
 # ---- the StyleGAN3 input transform ----
