@@ -104,3 +104,20 @@ def test_preset_trains_grows_and_samples(tiny, tmp_path):
     assert float(G.lod) < 2   # grown past 4x4
     grid = np.asarray(Image.open(sorted((run.run_dir / "samples").glob("*.png"))[-1]))
     assert grid.shape[:2] == (4 * 16, 4 * 16) and grid.std() > 0
+
+
+@pytest.mark.slow
+def test_init_from_a_mid_fade_checkpoint_trains_at_the_new_runs_level(tiny, tmp_path):
+    """--init copies weights, not the source's schedule: a run without growing starts at full
+    resolution (lod 0), a growing one at its own 4x4 start."""
+    cfg = tiny_model(c_dim=0)
+    G = build_generator(cfg)
+    G.set_lod(1.5)
+    source = tmp_path / "mid-fade.safetensors"
+    export_generator(G, source, cfg, 10, 0.32, {"name": "t", "resolution": 32, "channels": 1, "size": 1})
+    for grow, expected in ((0.0, 0.0), (1.0, 3.0)):
+        run_cfg = tiny("progan", resolution=32, model={"channel_base": 256, "channel_max": 16, "z_dim": 16},
+                       train={"threads": 1, "init": str(source), "grow_kimg": grow, "fade_kimg": grow, "kimg": 0.004})
+        run = train(run_cfg, outdir=tmp_path / f"grow-{grow}", progress=False)
+        G_run = load_generator(sorted((run.run_dir / "checkpoints").glob("*.safetensors"))[-1])
+        assert float(G_run.lod) == expected

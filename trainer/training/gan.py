@@ -13,6 +13,7 @@ from trainer.config import ConfigError, RunConfig
 from trainer.data.datasets import TOY_STD, BatchSampler, Dataset, load_dataset
 from trainer.images import make_grid, scatter_image, to_uint8
 from trainer.models import ARCHS, build_discriminator, build_generator, generator_config
+from trainer.models.growing import set_lod
 from trainer.models.stylegan_family import magnitude_ema_beta
 from trainer.training import distributed
 from trainer.training.ada import SIGN_LOSSES, AdaptiveAugment
@@ -147,6 +148,11 @@ class GanTask(AdversarialTask, GanSteps):
             nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
             self.init_report = start_from(self.cfg.train.init, nets, self.log if self.ranks.is_main else lambda *_: None)
             self.remedies = Remedies(self.cfg, self.G, self.D)   # historical averages start at the copied weights
+            # the source's level of detail is its schedule's, not ours: full resolution unless this run grows
+            if self.growth is not None:
+                self.growth.before_step(0)
+            else:
+                set_lod(0.0, self.G, self.G_ema, self.D)
 
     def describe(self) -> str:
         frozen = (f"; D's first {self.cfg.train.freeze_d} layer(s) frozen: {len(self.frozen)} tensors, "
