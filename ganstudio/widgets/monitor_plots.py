@@ -28,7 +28,7 @@ ALERT_COLOUR = "#ff5050"
 # same for a million-point log as for a short one.
 DISPLAY_BINS = 512
 # Schedules, not noisy measurements: smoothing them only adds rounding noise to a flat line.
-UNSMOOTHED_PREFIXES = ("lr/",)
+UNSMOOTHED_PREFIXES = ("lr/", "progress/")
 
 
 @dataclass

@@ -162,6 +162,11 @@ class GanTask(AdversarialTask, GanSteps):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {**super().modules(), "G_ema": self.G_ema}
 
+    def scheduled_values(self) -> dict[str, float]:
+        """The learning rates and, while growing, the resolution and fade-in of the moment (a logging
+        window that spans a change shows the new level, never an average such as 5.2 px)."""
+        return {**super().scheduled_values(), **(self.growth.scalars() if self.growth is not None else {})}
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "G_ema": self.G_ema.state_dict(), "d_steps": self.d_steps,
                 "pl_mean": self.pl_mean.detach().cpu(), "remedies": self.remedies.state_dict(),

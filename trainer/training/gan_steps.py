@@ -134,8 +134,8 @@ class GanSteps:
     def train_step(self) -> dict[str, float]:
         t, kind = self.cfg.train, self.cfg.train.loss
         stats: dict[str, float] = {}
-        if self.growth is not None:   # the level of detail of this step, and its scalars
-            stats.update(self.growth.before_step(self.nimg))
+        if self.growth is not None:   # the level of detail of this step (logged by scheduled_values)
+            self.growth.before_step(self.nimg)
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         last = self.rounds - 1

@@ -57,6 +57,9 @@ class Growth:
     def before_step(self, nimg: int) -> dict[str, float]:
         self.lod = schedule_lod(nimg / 1000, self.img_resolution, self.grow_kimg, self.fade_kimg)
         set_lod(self.lod, *self.nets)
+        return self.scalars()
+
+    def scalars(self) -> dict[str, float]:
         return growth_scalars(self.img_resolution, self.lod)
 
     def fade_reals(self, img: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ latent GANs, trainer.training.translation for Pix2Pix and CycleGAN) that the loo
   task.start_fresh()                     a new run, not a resume: copy --init weights
   task.describe() -> str                 what the start line says about the data
   task.train_step() -> {name: value}     one step; it moves task.step and task.nimg
-  task.learning_rates() -> {name: lr}    logged with the step's scalars
+  task.scheduled_values() -> {name: v}  learning rates and the like, logged as they stand
   task.modules() -> {name: module}       weights that must be finite before a snapshot
   task.sample_image() -> uint8 [H, W, 3] the picture of samples/step-N.png
   task.export(path)                      the checkpoint of checkpoints/step-N.safetensors
@@ -277,7 +277,7 @@ class RunLoop:
                         now = time.time()
                         values = distributed.mean_values(self.ranks, {k: sums[k] / counts[k] for k in sums},
                                                          self.device)
-                        values.update(self.task.learning_rates())
+                        values.update(self.task.scheduled_values())
                         values["speed/img_s"] = (self.nimg - tick_nimg) / max(now - tick_time, 1e-9)
                         self.writer.write("scalars", self.step, self.kimg, values=values)
                         sums, counts, tick_time, tick_nimg = {}, {}, now, self.nimg

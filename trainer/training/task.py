@@ -51,7 +51,8 @@ class AdversarialTask:
     def kimg(self) -> float:
         return self.nimg / 1000
 
-    def learning_rates(self) -> dict[str, float]:
+    def scheduled_values(self) -> dict[str, float]:
+        """Values a schedule sets (learning rates): logged as they are at the logging step, not averaged."""
         return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
 
     def modules(self) -> dict[str, torch.nn.Module]:
