@@ -121,10 +121,9 @@ class DataConfig(_Config):
 
 # Latent-GAN architectures (trainer.models registry): the StyleGAN family exact to NVlabs, and
 # `stylegan2-compact`, the older look-alike StyleGAN2 kept so its checkpoints and runs keep opening.
-GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact")
-GAN_ARCHS += ("biggan",)   # Brock et al. 2019 (trainer.models.biggan)
-GAN_ARCHS += ("progan",)   # progressive growing (trainer.models.progan)
-GAN_ARCHS += ("stylegan1",)   # StyleGAN v1, Karras et al. 2019 (trainer.models.stylegan1)
+# Also the rest of the seeds' family: ProGAN (grows from 4x4), StyleGAN v1 and BigGAN.
+GAN_ARCHS = ("mlp", "dcgan", "stylegan2", "stylegan3-t", "stylegan3-r", "stylegan2-compact", "progan", "stylegan1",
+             "biggan")
 EXACT_STYLEGAN_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 # NVlabs' stylegan2-ada-pytorch configuration table (train.py --cfg); trainer.training.presets applies it
 NVLABS_CFGS = ("", "stylegan2", "paper256", "paper512", "paper1024")

@@ -151,3 +151,11 @@ def test_the_registry_builds_biggan_from_a_run_config():
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     assert G.z_chunks == [30, 30, 30, 30] and isinstance(D, BigGANDiscriminator)
     assert cfg.train.beta1 == 0 and cfg.train.beta2 == 0.999 and cfg.train.d_lr == 4 * cfg.train.g_lr
+
+
+def test_spectral_norm_option_is_refused_before_a_run_starts(tiny, tmp_path):
+    from trainer.config import ConfigError
+    cfg = tiny("biggan", model={"spectral_norm": True})
+    with pytest.raises(ConfigError, match="spectral norm in every layer already"):
+        train(cfg, outdir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())   # refused before a run directory was made

@@ -82,6 +82,9 @@ class GanTask(AdversarialTask, GanSteps):
         check_metric_names(cfg.train.metrics, parse_metrics)
         check_ada(cfg)
         check_growth(cfg)
+        if cfg.model.spectral_norm and cfg.model.arch == "biggan":   # it would wrap D's layers a second time
+            raise ConfigError("--spectral-norm: BigGAN's G and D have spectral norm in every layer already; "
+                              "leave the option off")
 
     @staticmethod
     def check_new_run(cfg: RunConfig) -> None:
