@@ -192,3 +192,19 @@ def test_preset_trains_and_resumes_exactly_mid_fade(tiny, tmp_path):
     assert all("r1" in v for v in scalars[1::2])                 # R1 every second D step
     G = load_generator(full.run_dir)
     assert isinstance(G, StyleGAN1Generator) and float(G.lod) == pytest.approx(1 / 3)
+
+
+def test_style_mixing_cutoff_is_drawn_among_the_layers_of_the_moment(tmp_path):
+    # NVlabs' G_style: cutoff uniform in [1, num_layers - 2 * floor(lod)); over all 8 layers of a
+    # 32 px G, most draws while it shows 4x4 or 8x8 would mix nothing it reads
+    from conftest import tiny_config
+    from trainer.training.loop import Trainer
+    task = Trainer(tiny_config("stylegan1", resolution=32, train={"threads": 1, "style_mixing": 1.0,
+                                                                   "grow_kimg": 1.0, "fade_kimg": 1.0}),
+                   tmp_path, progress=False, log=lambda *_: None)
+    G, z16 = task.G, torch.zeros(4, 16)
+    for lod, active in ((3, 2), (2.5, 4), (2, 4), (1, 6), (0, 8)):
+        G.set_lod(lod)
+        assert G.num_active_ws == active
+        cutoffs = {int(task._mixing(z16)[1]) for _ in range(200)}
+        assert cutoffs == set(range(1, active)), lod

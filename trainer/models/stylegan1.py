@@ -177,6 +177,11 @@ class SynthesisNetwork(Growing, nn.Module):
         self.register_lod(img_resolution)
 
     @property
+    def num_active_ws(self) -> int:
+        """The ws the level of the moment reads (NVlabs' cur_layers: num_layers - 2 * floor(lod))."""
+        return 2 * (len(self.block_resolutions) - self.level()[0])
+
+    @property
     def blocks(self) -> list[SynthesisBlock]:
         """Blocks from 4x4 up, each with .resolution, .num_conv and .num_torgb."""
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
@@ -224,6 +229,11 @@ class StyleGAN1Generator(nn.Module):
 
     def set_lod(self, lod: float) -> None:
         self.synthesis.set_lod(lod)
+
+    @property
+    def num_active_ws(self) -> int:
+        """The ws the images of the moment read; style mixing draws its cutoff among these."""
+        return self.synthesis.num_active_ws
 
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise_mode: str = "const", update_emas: bool = False):

@@ -105,7 +105,8 @@ class GanSteps:
         mixing = self.cfg.train.style_mixing
         if not self.style_based or mixing <= 0 or torch.rand([]).item() >= mixing:
             return None, None
-        cutoff = torch.randint(1, self.G.num_ws, [])
+        # among the layers the level of the moment reads (NVlabs' cur_layers), for a growing G
+        cutoff = torch.randint(1, getattr(self.G, "num_active_ws", self.G.num_ws), [])
         return torch.randn_like(z), cutoff.to(z.device)
 
     def _generate(self, z, c, through=None, update_emas: bool = False):
