@@ -17,7 +17,11 @@ def test_the_frame_timing_overlay_toggles_and_names_the_stages(qtbot, make_windo
     window.workspace.seed += 1   # a new frame: its stages, with the paint the controller timed
     wait_shown(qtbot, window)
     qtbot.waitUntil(lambda: all(name in overlay.label.text() for name in STAGES), timeout=TIMEOUT_MS)
-    latest = window.controller.paint_clock.latest
+    # a later frame (a resize, the probe) may land between two reads: wait until the overlay has
+    # caught up with the newest frame the controller timed, then check it shows that frame's figures
+    clock = window.controller.paint_clock
+    qtbot.waitUntil(lambda: overlay.label.text() == clock.latest.table(), timeout=TIMEOUT_MS)
+    latest = clock.latest
     assert f"{latest.synthesis:6.1f} ms" in overlay.label.text() and latest.paint > 0
     overlay.action.trigger()
     assert not overlay.label.isVisible()
