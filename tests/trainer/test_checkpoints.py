@@ -160,8 +160,12 @@ def test_resume_may_change_schedule_but_not_training(tiny, tmp_path):
     # a hand-edited config.json (a remedy switched on mid-run) continues too, and the log says what changed
     config = json.loads((first.run_dir / "config.json").read_text())
     config["train"]["mode_seeking"] = 0.3
+    config["train"]["g_lr"] = config["train"]["g_lr"] / 4   # a lower rate to polish: it must take effect
     (first.run_dir / "config.json").write_text(json.dumps(config))
     train(run_dir=first.run_dir, resume=True, kimg=0.096, progress=False)
+    from trainer.checkpoint import load_state
+    state = load_state(first.run_dir / "state" / "last.pt")
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(config["train"]["g_lr"])
     resumes = [e["message"] for e in map(json.loads, (first.run_dir / "events.jsonl").read_text().splitlines())
                if e.get("message", "").startswith("resumed")]
     assert "train.log_every 1 -> 2" in resumes[0] and "train.sample_kimg" in resumes[0], resumes[0]

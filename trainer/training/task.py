@@ -67,8 +67,13 @@ class AdversarialTask:
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
+        for opt, name in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            # The rates come from this run's config, not the state: an edited g_lr/d_lr in config.json
+            # takes effect on resume (unchanged, they are the same numbers and the resume stays exact).
+            rates = [group["lr"] for group in opt.param_groups]
+            opt.load_state_dict(state[name])
+            for group, rate in zip(opt.param_groups, rates):
+                group["lr"] = rate
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
         for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
