@@ -220,6 +220,8 @@ class TrainConfig(LoopConfig):
                                  "from 4x4 up (NVlabs' lod_training_kimg; 0 with --fade-kimg 0: no growing)", low=0)
     fade_kimg: float = _opt(0.0, "progressive growing: kimg over which each new resolution fades in "
                                  "(NVlabs' lod_transition_kimg)", low=0)
+    grow_start: int = _opt(4, "progressive growing: the resolution it starts from, a power of two (NVlabs' "
+                              "lod_initial_resolution; the stylegan1 preset: 8)", low=4, high=MAX_RESOLUTION)
     real_label: float = _opt(1.0, "target for real images in D's loss; 0.9 is one-sided label smoothing", low=0, high=1)
     acgan_weight: float = _opt(1.0, "weight of the auxiliary classification loss (cond_d=acgan)", low=0)
     pack: int = _opt(1, "PacGAN: samples D judges together (1: off); the batch must divide by it", low=1, high=16)

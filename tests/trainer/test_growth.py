@@ -10,7 +10,7 @@ from trainer.config import ConfigError
 from trainer.events import read_events
 from trainer.models.growing import downscale_avg, level, max_lod, resolution_at, upscale_nearest
 from trainer.training.gan import GanTask
-from trainer.training.growth import fade_reals, growth_scalars, schedule_lod
+from trainer.training.growth import fade_reals, growth_scalars, schedule_lod, start_lod
 from trainer.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,6 +38,22 @@ def test_schedule_gives_the_lod_at_phase_edges(kimg, lod):
 def test_schedule_without_a_stable_part_or_without_growth():
     assert schedule_lod(1.0, 32, 0.0, 2.0) == pytest.approx(2.5)   # fades only, from the first image
     assert schedule_lod(5.0, 32, 0.0, 0.0) == 0.0                 # no growing: full resolution
+
+
+@pytest.mark.parametrize("kimg, lod", [
+    (0.0, 2.0), (3.0, 2.0),                      # 8x8 stable from the first image (NVlabs' lod_initial_resolution)
+    (4.5, 1.5), (6.0, 1.0), (10.5, 0.5),         # 16x16 fades in, stable, 32x32 fades in
+    (12.0, 0.0), (50.0, 0.0),                    # fully grown after 2 phases
+])
+def test_schedule_can_start_above_4x4(kimg, lod):
+    assert schedule_lod(kimg, 32, grow_kimg=3.0, fade_kimg=3.0, start_resolution=8) == pytest.approx(lod, abs=1e-9)
+
+
+def test_start_resolution_must_be_a_power_of_two_within_the_image():
+    assert start_lod(32, 4) == 3 and start_lod(32, 8) == 2 and start_lod(32, 32) == 0
+    for bad in (2, 12, 64):
+        with pytest.raises(ConfigError, match="--grow-start"):
+            start_lod(32, bad)
 
 
 def test_scalars_say_the_resolution_of_the_moment_and_its_fade():
@@ -80,3 +96,14 @@ def test_growth_is_logged_and_resumes_exactly_mid_fade(tiny, tmp_path):
     scalars = [e["values"] for e in read_events(full.run_dir / "events.jsonl") if e["kind"] == "scalars"]
     assert [v["progress/resolution"] for v in scalars] == [4, 4, 8, 8, 8, 8, 16, 16]
     assert [round(v["progress/alpha"], 4) for v in scalars] == [1, 1, 0.3333, 0.6667, 1, 1, 0.3333, 0.6667]
+
+
+@pytest.mark.slow
+def test_a_run_grown_from_8x8_never_shows_4x4(tiny, tmp_path):
+    cfg = tiny("progan", train={"kimg": 0.032, "threads": 1, "grow_kimg": 0.008, "fade_kimg": 0.016, "grow_start": 8})
+    result = train(cfg, outdir=tmp_path, progress=False)
+    scalars = [e["values"] for e in read_events(result.run_dir / "events.jsonl") if e["kind"] == "scalars"]
+    assert [v["progress/resolution"] for v in scalars] == [8, 8, 16, 16]   # lod 1 at the first image
+    assert [round(v["progress/alpha"], 4) for v in scalars] == [1, 1, 0.5, 1]
+    with pytest.raises(ConfigError, match="--grow-start"):
+        GanTask.check(tiny("progan", train={"grow_kimg": 1.0, "grow_start": 32}), 1)

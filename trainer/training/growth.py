@@ -1,7 +1,8 @@
 """Progressive growing as a schedule of the GAN task (Karras et al., 2018): the level of detail
 `lod` (trainer.models.growing) is a pure function of the images shown, as NVlabs'
-TrainingSchedule: from 4x4, each phase trains `grow_kimg` stable, then fades the next
-resolution in over `fade_kimg`. A resume at any image count, mid-fade included, continues
+TrainingSchedule: from the start resolution (4x4, or `grow_start` as NVlabs'
+lod_initial_resolution), each phase trains `grow_kimg` stable, then fades the next resolution in
+over `fade_kimg`. A resume at any image count, mid-fade included, continues
 exactly. Real images go through the same level (NVlabs' process_reals)."""
 from __future__ import annotations
 
@@ -14,9 +15,18 @@ from trainer.config import ConfigError, RunConfig
 from trainer.models.growing import downscale_avg, is_progressive, level, max_lod, set_lod, upscale_nearest
 
 
-def schedule_lod(kimg: float, img_resolution: int, grow_kimg: float, fade_kimg: float) -> float:
-    """The lod after `kimg` thousand images: max_lod at the start, 0 once fully grown."""
-    lod = float(max_lod(img_resolution))
+def start_lod(img_resolution: int, start_resolution: int = 4) -> int:
+    """The lod a run starts at: log2(img_resolution / start_resolution) (max_lod from 4x4)."""
+    if start_resolution < 4 or start_resolution & (start_resolution - 1) or start_resolution > img_resolution:
+        raise ConfigError(f"--grow-start {start_resolution}: growing starts at a power of two from 4 up to the "
+                          f"resolution ({img_resolution})")
+    return max_lod(img_resolution) - max_lod(start_resolution)
+
+
+def schedule_lod(kimg: float, img_resolution: int, grow_kimg: float, fade_kimg: float,
+                 start_resolution: int = 4) -> float:
+    """The lod after `kimg` thousand images: that of start_resolution at first, 0 once fully grown."""
+    lod = float(start_lod(img_resolution, start_resolution))
     phase = grow_kimg + fade_kimg
     if phase <= 0:
         return 0.0
@@ -52,10 +62,12 @@ class Growth:
     grow_kimg: float
     fade_kimg: float
     nets: tuple          # the modules whose progressive parts follow the schedule
+    start_resolution: int = 4
     lod: float = 0.0
 
     def before_step(self, nimg: int) -> dict[str, float]:
-        self.lod = schedule_lod(nimg / 1000, self.img_resolution, self.grow_kimg, self.fade_kimg)
+        self.lod = schedule_lod(nimg / 1000, self.img_resolution, self.grow_kimg, self.fade_kimg,
+                                self.start_resolution)
         set_lod(self.lod, *self.nets)
         return self.scalars()
 
@@ -78,7 +90,7 @@ def make_growth(cfg: RunConfig, *nets) -> Growth | None:
         if not is_progressive(net):
             raise ConfigError(f"--grow-kimg/--fade-kimg: {cfg.model.arch} does not grow ({type(net).__name__} "
                               "has no lod); use a progressive architecture (progan, stylegan1)")
-    growth = Growth(cfg.model.img_resolution, cfg.train.grow_kimg, cfg.train.fade_kimg, nets)
+    growth = Growth(cfg.model.img_resolution, cfg.train.grow_kimg, cfg.train.fade_kimg, nets, cfg.train.grow_start)
     growth.before_step(0)
     return growth
 
@@ -98,3 +110,4 @@ def check_growth(cfg: RunConfig) -> None:
     if not is_progressive(G):
         raise ConfigError(f"--grow-kimg/--fade-kimg: {m.arch} does not grow (its G has no lod); use a "
                           "progressive architecture (progan, stylegan1)")
+    start_lod(m.img_resolution, cfg.train.grow_start)
