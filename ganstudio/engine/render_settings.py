@@ -37,6 +37,10 @@ COMPILE = os.environ.get("GANSTUDIO_RENDER_COMPILE", "0") == "1"
 FIXED_THREADS = False                  # the user chose the thread count (ganstudio --threads N): keep it
 MARGIN = 0.95                          # a setting replaces the default only when this much faster (noise)
 SLOW_FRAME_MS = 3.0                    # below this an fp32 frame is kept as it is: no probe, no compiling
+# The probe's rules (candidates, SLOW_FRAME_MS, MARGIN): a cached choice made under other rules is
+# measured again. Rules 2 added the fast-frame rule; choices cached before it chose bf16 for the demo,
+# whose bf16 frames are slower than fp32 ones (8.5 against 4.7 ms, benchmarks/README.md).
+PROBE_RULES = 2
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,9 @@ def cache_file():
 def read_cached(key: str) -> RenderSettings | None:
     try:
         stored = json.loads(cache_file().read_text(encoding="utf-8")).get(key)
-        return RenderSettings(**stored) if stored else None
+        if not stored or stored.pop("rules", 1) != PROBE_RULES:
+            return None
+        return RenderSettings(**stored)
     except (OSError, ValueError, TypeError):
         return None   # a missing or damaged cache only costs a probe
 
@@ -128,6 +134,7 @@ def write_cached(key: str, settings: RenderSettings) -> None:
     table[key] = {k: (None if v == math.inf else v) for k, v in asdict(settings).items()}
     if table[key]["psnr"] is None:
         del table[key]["psnr"]
+    table[key]["rules"] = PROBE_RULES
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(table, f, indent=1)

@@ -78,6 +78,25 @@ def test_the_choice_is_cached_per_machine_and_model(probing, monkeypatch):
         other.tune()
 
 
+def test_a_choice_cached_under_older_probe_rules_is_measured_again(monkeypatch, tmp_path):
+    """A cache entry from before the fast-frame rule (no `rules` field) said bf16 for a model whose
+    fp32 frame is fast: it is not applied; the model is measured under today's rules."""
+    monkeypatch.setenv(rs.PROBE_ENV, "1")
+    monkeypatch.setenv("GANSTUDIO_CACHE", str(tmp_path))
+    monkeypatch.setattr(rs, "SLOW_FRAME_MS", 1e9)   # today's rule for this model: keep fp32
+    renderer = Renderer("cpu")
+    renderer.load(export_tiny(tmp_path / "tiny.safetensors"))
+    key = f"{rs.machine_key()} | {renderer.info.sha256} | cpu"
+    stale = {"bf16": True, "channels_last": True, "compiled": False, "threads": 1, "speedup": 2.1, "measured": True}
+    (tmp_path / "render_settings.json").write_text(json.dumps({key: stale}))
+    assert rs.read_cached(key) is None
+    text, _ = renderer.tune()
+    assert text == "rendering on cpu: fp32 (measured 1.0x fp32)"
+    entry = json.loads((tmp_path / "render_settings.json").read_text())[key]
+    assert entry["rules"] == rs.PROBE_RULES and not entry["bf16"]
+    assert rs.read_cached(key) == rs.RenderSettings(measured=True)   # and is used from now on
+
+
 def test_switched_off_it_renders_fp32_without_probe_or_cache(probing, monkeypatch):
     monkeypatch.setenv(rs.PROBE_ENV, "0")
     renderer = Renderer("cpu")
