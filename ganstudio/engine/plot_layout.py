@@ -18,16 +18,17 @@ class PlotSpec:
 PLOTS = (
     PlotSpec("losses", "D and G losses", ("loss/D", "loss/G")),
     PlotSpec("d_outputs", "D(real) / D(fake)", ("D/real", "D/fake")),
+    # Progressive growing (progan, stylegan1): the resolution of the moment steps up from 4 px; alpha
+    # climbs from 0 to 1 while each new resolution fades in (separate plots: their scales differ
+    # 30-fold). Beside the losses, in the first screen: a loss jump means little without the level.
+    PlotSpec("resolution", "Growth: resolution (px)", ("progress/resolution",)),
+    PlotSpec("fade", "Growth: fade-in alpha", ("progress/alpha",)),
     PlotSpec("wasserstein", "Wasserstein estimate", ("wasserstein",)),
     PlotSpec("penalties", "Penalties (GP, R1, PL)", ("gp", "r1", "pl")),
     PlotSpec("lr", "Learning rates", ("lr/G", "lr/D")),
     PlotSpec("speed", "Speed (img/s)", ("speed/img_s",)),
     # ADA's p beside r_t, the overfitting signal that moves it (p in [0, 1], r_t in [-1, 1], target 0.6)
     PlotSpec("ada", "ADA: augment p, r_t", ("ada/p", "ada/rt")),
-    # Progressive growing (progan, stylegan1): the resolution of the moment steps up from 4 px; alpha
-    # climbs from 0 to 1 while each new resolution fades in (separate plots: their scales differ 30-fold)
-    PlotSpec("resolution", "Growth: resolution (px)", ("progress/resolution",)),
-    PlotSpec("fade", "Growth: fade-in alpha", ("progress/alpha",)),
     PlotSpec("fid", "FID", metrics="fid"),
     PlotSpec("kid", "KID", metrics="kid"),
     # The collapse alarm's figures beside recall, so a researcher sees diversity fall as it falls.

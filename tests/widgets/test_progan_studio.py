@@ -61,3 +61,6 @@ def test_monitor_plots_the_growth_of_a_real_run(qtbot, make_window, tmp_path):
     plots.set_smoothing(0.0)   # the resolution's steps as logged
     _, resolution = plots.curve_data(run, "progress/resolution")
     assert resolution.tolist() == [4, 4, 8, 8]   # 4x4 for a phase of 16 images, then 8x8
+    shown = plots.shown_plots()   # the growth beside the losses, before the penalties and rates
+    assert shown.index("fade") == shown.index("resolution") + 1
+    assert shown.index("resolution") < min(shown.index(key) for key in ("penalties", "lr", "speed") if key in shown)
