@@ -14,7 +14,8 @@ from trainer.checkpoint import load_state
 from trainer.events import read_events
 from trainer.latents.space import sample_z
 from trainer.models import build_discriminator, build_generator
-from trainer.models.biggan import BigGANDiscriminator, BigGANGenerator, orthogonal_penalty, z_chunk_sizes
+from trainer.models.biggan import BigGANDiscriminator, BigGANGenerator, z_chunk_sizes
+from trainer.training.losses import orthogonal_penalty
 from trainer.training.loop import train
 from trainer.training.presets import preset_config
 

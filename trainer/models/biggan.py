@@ -46,23 +46,6 @@ def _orthogonal_init_and_spectral_norm(module: nn.Module, skip: tuple[str, ...] 
             spectral_norm(m, eps=1e-6)
 
 
-def orthogonal_penalty(G: nn.Module) -> torch.Tensor:
-    """BigGAN's orthogonal regularisation: sum over G's weight matrices W (conv kernels as
-    [out, in*k*k]) of ||W W^T * (1 - I)||_F^2, only the off-diagonal terms, so filters are pushed
-    apart without fixing their norms. Spectral-normed layers are penalised on their raw weight,
-    as BigGAN-PyTorch does; modules named in G's `ortho_skip` (BigGAN: the shared embedding) are left out."""
-    skip = getattr(G, "ortho_skip", ())
-    total = None
-    for name, p in G.named_parameters():
-        if p.ndim < 2 or any(name.startswith(s) for s in skip):
-            continue
-        w = p.flatten(1)
-        gram = w @ w.t()
-        term = (gram - torch.diag_embed(torch.diagonal(gram))).square().sum()
-        total = term if total is None else total + term
-    return total if total is not None else torch.zeros([])
-
-
 class ConditionalBatchNorm(nn.Module):
     """Batch norm whose per-channel gain (1 + a linear map) and bias come from a conditioning vector."""
 

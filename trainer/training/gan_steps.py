@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer.models.biggan import orthogonal_penalty
 from trainer.training import losses
 from trainer.training.augment import diff_augment
 from trainer.training.distributed import average_, micro_batch_seed, sync_unless_accumulating
@@ -236,7 +235,7 @@ class GanSteps:
         if aux_fake is not None:
             loss_g = loss_g + t.acgan_weight * F.cross_entropy(aux_fake, c_fake)
         if t.ortho_reg > 0:   # BigGAN's orthogonal regularisation of G's weights
-            ortho = orthogonal_penalty(self.G)
+            ortho = losses.orthogonal_penalty(self.G)
             stats["ortho"] = ortho.item()
             loss_g = loss_g + t.ortho_reg * ortho
         return loss_g + self.remedies.g_terms(self.G, self.D, kind, z, fake, self._augment(real), c_seen, c_fake,

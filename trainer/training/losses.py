@@ -68,3 +68,20 @@ def r1_penalty(D, real: torch.Tensor, c, augment=None) -> torch.Tensor:
     logits, _ = D(augment(real) if augment else real, c)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return grad.flatten(1).square().sum(dim=1).mean()
+
+
+def orthogonal_penalty(G: torch.nn.Module) -> torch.Tensor:
+    """BigGAN's orthogonal regularisation: sum over G's weight matrices W (conv kernels as
+    [out, in*k*k]) of ||W W^T * (1 - I)||_F^2, only the off-diagonal terms, so filters are pushed
+    apart without fixing their norms. Spectral-normed layers are penalised on their raw weight,
+    as BigGAN-PyTorch does; modules named in G's `ortho_skip` (BigGAN: the shared embedding) are left out."""
+    skip = getattr(G, "ortho_skip", ())
+    total = None
+    for name, p in G.named_parameters():
+        if p.ndim < 2 or any(name.startswith(s) for s in skip):
+            continue
+        w = p.flatten(1)
+        gram = w @ w.t()
+        term = (gram - torch.diag_embed(torch.diagonal(gram))).square().sum()
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros([])
