@@ -59,15 +59,17 @@ def fir(x: torch.Tensor,                      # [N, C, H, W]
         pad: tuple[int, int, int, int],       # zero padding (left, right, top, bottom) before filtering
         gain: float = 1.0,                    # overall gain of the 2-D filter
         down: int = 1,                        # keep every down-th output pixel
+        bias: torch.Tensor | None = None,     # [C] added to the output (by the convolution itself)
         ) -> torch.Tensor:
     """NVlabs' upfirdn2d without upsampling, as one depthwise convolution: pad, convolve with f
     (a true convolution, so f is flipped for conv2d's correlation), subsample."""
     c, x = x.shape[1], conv_ready(x)
+    bias = None if bias is None else bias.to(x.dtype)
     weight = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(c, 1, -1, -1)
     left, right, top, bottom = pad
     if left == right and top == bottom and left >= 0 and top >= 0:
-        return F.conv2d(x, weight, stride=down, padding=(top, left), groups=c)
-    return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, stride=down, groups=c)
+        return F.conv2d(x, weight, bias, stride=down, padding=(top, left), groups=c)
+    return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride=down, groups=c)
 
 
 def upsample_fir(x: torch.Tensor,             # [N, C, H, W]
@@ -98,20 +100,24 @@ class PreparedWeight:
 
     def __call__(self, weight: torch.Tensor, up: bool, dtype: torch.dtype):
         """weight as stored -> (weight in `dtype`, squares [O, I], transposed [I, O, k, k] or None,
-        phase_kernels or None), all in `dtype`."""
+        phase_kernels or None), all in `dtype` (the squares in fp32 where cached on CPU)."""
         if weight.requires_grad and torch.is_grad_enabled():
             return self._compute(weight, up, dtype)
         # keyed on the stored weight (a blend writes it in place), never on a converted copy
         version = 0 if weight.is_inference() else weight._version
         key = (weight.data_ptr(), version, dtype, weight.device, up, torch.is_inference_mode_enabled())
-        if key != self._key:
-            self._values, self._key = self._compute(weight.detach(), up, dtype), key
+        if key != self._key:   # on CPU kept channels-last: scaling them by the styles then runs ~10x faster
+            self._values, self._key = self._compute(weight.detach(), up, dtype, cpu=weight.device.type == "cpu"), key
         return self._values
 
     @staticmethod
-    def _compute(weight: torch.Tensor, up: bool, dtype: torch.dtype):
+    def _compute(weight: torch.Tensor, up: bool, dtype: torch.dtype, cpu: bool = False):
         weight = weight.to(dtype)
-        squares = weight.float().square().sum(dim=[2, 3]).to(dtype)
+        squares = weight.float().square().sum(dim=[2, 3])
+        if cpu:
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        else:
+            squares = squares.to(dtype)
         if not up:
             return weight, squares, None, None
         return (weight, squares, weight.transpose(0, 1).contiguous(),
@@ -155,18 +161,37 @@ def conv_ready(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def phase_output(x: torch.Tensor, o: int, h: int, w: int, pad: tuple[int, int]) -> torch.Tensor:
+def phase_output(x: torch.Tensor, o: int, h: int, w: int, pad: tuple[int, int],
+                 memory_format: torch.memory_format) -> torch.Tensor:
     """Where the phase convolutions write: the FIR's input, zero-padded by `pad` (before, after)
-    around the transposed convolution's [2h + 1, 2w + 1], in x's memory format (a channels-last
-    model stays channels-last: oneDNN's depthwise FIR then runs ~20x faster than on channels-first
-    bf16, and no separate pad is made). Only the padding is zeroed: the phases fill the rest."""
+    around the transposed convolution's [2h + 1, 2w + 1] (no separate pad is made), channels-last
+    where the caller can (oneDNN's depthwise FIR runs 4-20x faster so than channels-first, fp32 and
+    bf16). Only the padding is zeroed: the phases fill the rest."""
     before, after = pad
     out = torch.empty([x.shape[0], o, before + 2 * h + 1 + after, before + 2 * w + 1 + after], dtype=x.dtype,
-                      device=x.device, memory_format=_memory_format(x))
+                      device=x.device, memory_format=memory_format)
     for view in (out[:, :, :before], out[:, :, out.shape[2] - after:], out[:, :, :, :before],
                  out[:, :, :, out.shape[3] - after:]):
         view.zero_()
     return out
+
+
+def rendering_on_cpu(x: torch.Tensor) -> bool:
+    """Inference on CPU, not traced for export: where the faster layouts below are taken (they change
+    results only by float rounding; training and exported graphs keep NVlabs' order of operations)."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
+def conv1x1_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [N, I, H, W] (either memory format) times weight [N, O, I] -> [N, O, H, W], as one
+    matmul over x's own layout (no copy of x)."""
+    n, i, h, w = x.shape
+    if _memory_format(x) != torch.channels_last:
+        return torch.matmul(weight, x.reshape(n, i, h * w)).reshape(n, -1, h, w)
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, i).transpose(1, 2)   # [N, I, H*W], strided
+    if n == 1:   # a 2-D product reads the strided operand as it is; bmm would copy it first
+        return torch.mm(weight[0], pixels[0]).reshape(1, -1, h, w)
+    return torch.matmul(weight, pixels).reshape(n, -1, h, w)
 
 
 def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
@@ -176,6 +201,7 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
                    up_filter: torch.Tensor | None = None,  # [k, k] FIR: upsample x2 (transposed conv + FIR)
                    out_gain: float = 1.0,          # multiplies the output (folded into the scaling)
                    prepared: PreparedWeight | None = None,  # cache of weight-only terms
+                   bias: torch.Tensor | None = None,  # [O] added to the output, inside the last convolution where it can
                    ) -> torch.Tensor:
     """Modulated convolution -> [N, O, H', W'] (H' = 2H with up_filter, else H).
 
@@ -189,13 +215,20 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
     if x.shape[:2] != (n, i):
         raise ValueError(f"modulated conv: input {tuple(x.shape)} does not match styles {tuple(styles.shape)}")
     up = up_filter is not None
-    styles = styles.to(x.dtype)
+    rendering = rendering_on_cpu(x)
     weight, squares, weight_t, phases = (prepared or PreparedWeight())(weight, up, x.dtype)
-    if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
-        out_scale = (styles.square() @ squares.t() + 1e-8).rsqrt() * out_gain           # [N, O]
-    else:
-        out_scale = styles.new_full([n, o], out_gain)
+    # styles and demodulation in x's precision, or in fp32 when rendering (the weights scaled, then rounded once)
+    styles = styles.float() if rendering else styles.to(x.dtype)
+    with torch.autocast(x.device.type, enabled=not rendering and torch.is_autocast_enabled(x.device.type)):
+        if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
+            out_scale = (styles.square() @ squares.to(styles.dtype).t() + 1e-8).rsqrt() * out_gain    # [N, O]
+        else:
+            out_scale = styles.new_full([n, o], out_gain)
+    weight_scale = lambda: (out_scale[:, :, None] * styles[:, None, :]).to(weight.dtype)   # [N, O, I]
     h, w = x.shape[2:]
+    if rendering and kh == kw == 1 and not up:   # toRGB: oneDNN's 1x1 convolution to 3 maps runs ~5x slower than a matmul
+        return conv1x1_matmul(x, weight.reshape(o, i)[None] * weight_scale())
+    styles, out_scale = styles.to(x.dtype), out_scale.to(x.dtype)   # where they scale activations
     out_pixels = (2 * h) * (2 * w) if up else h * w
     if EXECUTION == "nvlabs":
         fused = True
@@ -210,11 +243,12 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
         fir_pad = (kh // 2 + (k + 1) // 2 - (kh - 1), kh // 2 + (k - 2) // 2 - (kh - 2))
     if polyphase:   # one ordinary convolution per output phase (9 taps in all), written interleaved
         if fused:   # one image, kernels smaller than its activations: styles and demodulation scale the kernels
-            scale = out_scale[0][:, None, None, None] * styles[0][None, :, None, None]
+            scale = weight_scale()[0, :, :, None, None]
             kernels, xs = [kernel * scale for kernel in phases], conv_ready(x)
         else:
             kernels, xs = phases, conv_ready(x * styles[:, :, None, None])
-        x, start = phase_output(x, o, h, w, fir_pad), fir_pad[0]
+        layout = torch.channels_last if rendering else _memory_format(x)
+        x, start = phase_output(x, o, h, w, fir_pad, layout), fir_pad[0]
         for (py, px), kernel in zip(((0, 0), (0, 1), (1, 0), (1, 1)), kernels):
             z = F.conv2d(xs, kernel, padding=(1 - py, 1 - px))
             if not fused:
@@ -225,11 +259,13 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
     elif fused:
         x = conv_ready(x.reshape(1, n * i, h, w))
         if up:      # [N, I, O, k, k] -> groups of [I, O, k, k]
-            wn = weight_t[None] * (styles[:, :, None] * out_scale[:, None, :])[..., None, None]
+            wn = weight_t[None] * weight_scale().transpose(1, 2)[..., None, None]
             x = F.conv_transpose2d(x, wn.reshape(n * i, o, kh, kw), stride=2, groups=n)
         else:       # [N, O, I, k, k] -> groups of [O, I, k, k]
-            wn = weight[None] * (out_scale[:, :, None] * styles[:, None, :])[..., None, None]
-            x = F.conv2d(x, wn.reshape(n * o, i, kh, kw), padding=kh // 2, groups=n)
+            wn = weight[None] * weight_scale()[..., None, None]
+            x = F.conv2d(x, wn.reshape(n * o, i, kh, kw), None if bias is None else bias.to(x.dtype).repeat(n),
+                         padding=kh // 2, groups=n)
+            bias = None
         x = x.reshape(n, o, *x.shape[2:])
     else:
         x = conv_ready(x * styles[:, :, None, None])
@@ -238,8 +274,10 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
         else:
             x = F.conv2d(x, weight, padding=kh // 2)
         x = x * out_scale[:, :, None, None]
+    if bias is not None and not up:
+        x = x + bias.to(x.dtype).reshape(1, -1, 1, 1)
     if up:          # [N, O, 2H + kh - 2] -> FIR -> [N, O, 2H]
-        x = fir(x, up_filter, (fir_pad[0], fir_pad[1], fir_pad[0], fir_pad[1]), gain=4.0)
+        x = fir(x, up_filter, (fir_pad[0], fir_pad[1], fir_pad[0], fir_pad[1]), gain=4.0, bias=bias)
     return x
 
 

@@ -30,7 +30,8 @@ from trainer.config import _Config, ConfigError, _opt
 from trainer.latents import truncate
 from trainer.models.common import as_onehot
 from trainer.models.nvlabs_ops import (LRELU_GAIN, MinibatchStdLayer, PreparedWeight, bias_act, filter_2d, fir,
-                                      modulated_conv, normalize_2nd_moment, upsample_fir)
+                                      modulated_conv, normalize_2nd_moment, rendering_on_cpu,
+                                      upsample_fir)
 
 ARCH_NAME = "stylegan2"
 # ----------------------------------------------------------------------------------------------
@@ -202,8 +203,10 @@ class SynthesisLayer(nn.Module):
         # NVlabs: lrelu(conv + noise + bias) * sqrt(2) * gain, clamped. The gain is positive, so it
         # is folded into the convolution's output scale, the noise and the bias (one pass fewer).
         g = LRELU_GAIN * gain
+        rendering = rendering_on_cpu(x)   # the bias then goes into the convolution (one pass fewer)
         x = modulated_conv(x, self.weight, self.affine(w), demodulate=True,
-                           up_filter=self.resample_filter if self.up else None, out_gain=g, prepared=self.prepared)
+                           up_filter=self.resample_filter if self.up else None, out_gain=g, prepared=self.prepared,
+                           bias=self.bias * g if rendering else None)
         noise = None
         if self.use_noise and noise_mode == "const":
             noise = self.noise_const.to(x.dtype) * (self.noise_strength.to(x.dtype) * g)
@@ -216,7 +219,9 @@ class SynthesisLayer(nn.Module):
             return x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain) if self.conv_clamp else x
         if noise is not None:
             x.add_(noise)
-        x = F.leaky_relu_(x.add_(bias), 0.2)
+        if not rendering:
+            x.add_(bias)
+        x = F.leaky_relu_(x, 0.2)
         if self.conv_clamp:
             x = x.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
         return x
@@ -281,6 +286,9 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
+        if rendering_on_cpu(y):   # the image stays fp32, as NVlabs keeps it; 3 maps gain nothing from bf16
+            with torch.autocast("cpu", enabled=False):
+                return x, y.float() if img is None else upsample_fir(img, self.resample_filter).add_(y.float())
         img = y if img is None else upsample_fir(img, self.resample_filter) + y.to(img.dtype)
         return x, img
 
