@@ -123,9 +123,10 @@ class FullyConnectedLayer(nn.Module):
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
+        self._rendering_weight = (None, None)   # (key, scaled weight) kept between renders
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, in] -> [N, out]
-        w = self.weight.to(x.dtype) * self.weight_gain
+        w = self.scaled_weight(x) if rendering_on_cpu(x) else self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
@@ -134,6 +135,16 @@ class FullyConnectedLayer(nn.Module):
         if not self.lrelu and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, self.lrelu)
+
+    def scaled_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """weight * weight_gain, kept while the stored weight is unchanged, already in the precision
+        autocast would cast it to (the same values, without a multiply and a cast per render)."""
+        weight = self.weight
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        key = (weight.data_ptr(), 0 if weight.is_inference() else weight._version, dtype)
+        if self._rendering_weight[0] != key:
+            self._rendering_weight = key, (weight.detach().to(x.dtype) * self.weight_gain).to(dtype)
+        return self._rendering_weight[1]
 
 
 class Conv2dLayer(nn.Module):
