@@ -200,7 +200,8 @@ def static_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int
                   prepared: PreparedWeight | None) -> torch.Tensor:
     """F.conv2d where the weight is kept between renders: oneDNN's reordered copy of it is kept too
     (F.conv2d reorders the kernel on every call: ~0.6 ms of a 512x512 3x3 kernel's ~1-3 ms at
-    4-16 px). The same arithmetic, bit for bit; plain F.conv2d where that op is missing."""
+    4-16 px). The same result up to float rounding (bit for bit in the bf16 256 px model); plain
+    F.conv2d where that op is missing."""
     if prepared is None or not hasattr(torch.ops.mkldnn, "_reorder_convolution_weight") or x.dtype != weight.dtype:
         return F.conv2d(x, weight, padding=padding)
     x = conv_ready(x.contiguous(memory_format=torch.channels_last))
