@@ -207,8 +207,13 @@ def static_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int
     x = conv_ready(x.contiguous(memory_format=torch.channels_last))
     key, padding = (weight.data_ptr(), tuple(x.shape), padding), list(padding)
     if key not in prepared.packed:
-        prepared.packed[key] = torch.ops.mkldnn._reorder_convolution_weight(weight, padding, [1, 1], [1, 1], 1,
-                                                                             list(x.shape))
+        try:
+            prepared.packed[key] = torch.ops.mkldnn._reorder_convolution_weight(weight, padding, [1, 1], [1, 1], 1,
+                                                                                 list(x.shape))
+        except RuntimeError:   # a precision this CPU's oneDNN cannot prepare (fp16 without AVX512-FP16)
+            prepared.packed[key] = None
+    if prepared.packed[key] is None:
+        return F.conv2d(x, weight, padding=padding)
     return torch.ops.mkldnn._convolution_pointwise(x, prepared.packed[key], None, padding, [1, 1], [1, 1], 1,
                                                    "none", [], "")
 
