@@ -3,6 +3,7 @@ tracking and truncation, style mixing that splits coarse layout from fine detail
 the level of detail of progressive growing, checkpoints with its own config, and a tiny
 `--preset stylegan1` run that resumes exactly mid-fade."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,7 +86,7 @@ def test_truncation_psi_zero_draws_the_mean_and_cutoff_keeps_later_layers():
 def _layout_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """1 - correlation of the 4x4-pooled images [N]: how much the layout moved, blind to overall
     brightness and contrast (which the fine styles are expected to change)."""
-    a, b = F.avg_pool2d(a, 8).flatten(1), F.avg_pool2d(b, 8).flatten(1)
+    a, b = F.avg_pool2d(a, a.shape[-1] // 4).flatten(1), F.avg_pool2d(b, b.shape[-1] // 4).flatten(1)
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
     return 1 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
 
@@ -107,6 +108,23 @@ def test_style_mixing_coarse_layers_carry_the_layout_fine_ones_do_not(seed):
     moved_coarse, moved_fine = _layout_change(own, coarse).mean(), _layout_change(own, fine).mean()
     assert moved_coarse > 1.5 * moved_fine
     # and the coarse mix takes its layout from the style source, the fine mix keeps its own
+    assert _layout_change(other, coarse).mean() < _layout_change(other, fine).mean()
+
+
+# A trained StyleGAN v1 (tests/data/make_stylegan1_mixing.py: the preset narrowed, 16 px, 4 kimg) learns
+# the split the other way round: coarse (4 px) ws move the layout 0.08, fine (16 px) 0.32 (a StyleGAN2 of
+# the same size and kimg: 0.19 and 0.05). Issue 29, open: strict, so the fix that ends it must drop this mark.
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 29: the trained StyleGAN v1's mixing split is reversed")
+def test_style_mixing_on_a_trained_checkpoint_gives_the_coarse_fine_split():
+    G = load_generator(Path(__file__).parents[1] / "data" / "stylegan1-fmnist16.safetensors").eval()
+    groups = layer_groups((4, 4, 8, 8, 16, 16))
+    with torch.no_grad():
+        base, style = G.mapping(z(200, 0, G.z_dim), None), G.mapping(z(200, 1, G.z_dim), None)
+        own, other = G.synthesis(base), G.synthesis(style)
+        coarse = G.synthesis(mix_layers(base, style, groups["coarse"]))
+        fine = G.synthesis(mix_layers(base, style, groups["fine"]))
+    assert _layout_change(own, coarse).mean() > 1.5 * _layout_change(own, fine).mean()
     assert _layout_change(other, coarse).mean() < _layout_change(other, fine).mean()
 
 
@@ -172,7 +190,7 @@ def test_preset_builds_progans_discriminator_and_grows():
 
 def _run_config(tiny, kimg):
     # 16 px: 4x4 for one step of 8 images, then 8x8 fades in over three steps, and so on
-    return tiny("stylegan1", train={"kimg": kimg, "threads": 1, "grow_kimg": 0.008, "fade_kimg": 0.024,
+    return tiny("stylegan1", train={"kimg": kimg, "threads": 1, "grow_kimg": 0.008, "fade_kimg": 0.024, "grow_start": 4,
                                     "snapshot_kimg": 0.064, "sample_kimg": 0.064, "r1_every": 2})
 
 
