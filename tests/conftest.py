@@ -88,6 +88,13 @@ def make_window(qtbot, tmp_path):
     yield make
     for window in windows:
         window.close()
+        window.deleteLater()
+    # Delete them now, not during a later test's event loop, where a window of this test went
+    # half-destroyed while the next one painted (a native crash in QGraphicsView::paintEvent).
+    from PySide6.QtCore import QCoreApplication, QEvent
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    import gc
+    gc.collect()
 
 
 @pytest.fixture
