@@ -12,6 +12,8 @@ are checked to agree before anything is timed). Columns:
   compact    StyleGAN2 only: the older look-alike `stylegan2-compact` (bilinear, unfused)
   bf16       ours with the synthesis under bf16 autocast and the mapping in fp32, as the studio renders
              where the CPU has native bf16 (CPU only), with its PSNR against ours in fp32 (uint8 images)
+  CPU-time   at the end of a row: ours / NVlabs and bf16 / NVlabs in this thread's CPU time (medians),
+             which leaves out the time other jobs held the core (a loaded machine moves wall times a lot)
   GFLOP/s    of the quicker of ours and bf16 (convolution and matmul FLOPs of G(z), torch.utils.flop_counter),
              and its fraction of the machine's peak in its precision (a plain matmul and 3x3 convolution
              measured at the start and the end of this run: the better of the two)
@@ -67,14 +69,14 @@ def build(model: str, res: int, divide: tuple[int, int]) -> dict:
     return {"ours": (G, "fastest"), "bf16": (G, "bf16")}
 
 
-def time_once(G, z, c, execution: str, device: str, images: dict, name: str) -> float:
-    """One G(z) under `execution` ("bf16": ours, the synthesis under bf16 autocast); the first image of each
-    row is kept."""
+def time_once(G, z, c, execution: str, device: str, images: dict, name: str) -> tuple[float, float]:
+    """One G(z) under `execution` ("bf16": ours, the synthesis under bf16 autocast) -> (wall, this thread's
+    CPU seconds); the first image of each row is kept."""
     nv_ops.EXECUTION = "fastest" if execution == "bf16" else execution
     try:
         if device == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         if execution == "bf16":
             ws = G.mapping(z, c)
             with torch.autocast("cpu", torch.bfloat16):   # the mapping stays fp32, as in the studio
@@ -83,7 +85,7 @@ def time_once(G, z, c, execution: str, device: str, images: dict, name: str) -> 
             image = G(z, c, noise_mode="const")
         if device == "cuda":
             torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start, time.thread_time() - cpu
         images.setdefault(name, to_uint8(image))
         return elapsed
     finally:
@@ -130,15 +132,17 @@ def main():
                 for batch in args.batches:
                     z = torch.randn(batch, LATENT, device=device)
                     c = torch.zeros(batch, 0, device=device)
-                    times, images = {name: [] for name in runs}, {}
+                    times, cpu, images = {name: [] for name in runs}, {name: [] for name in runs}, {}
                     with torch.inference_mode():
                         for name, (G, execution) in runs.items():   # warm-up: allocations, caches, kernel choice
                             time_once(G, z, c, execution, device, images, name)
                         for _ in range(args.reps):           # interleaved, so load changes hit all rows alike
                             for name, (G, execution) in runs.items():
-                                times[name].append(time_once(G, z, c, execution, device, images, name))
+                                wall, cpu_s = time_once(G, z, c, execution, device, images, name)
+                                times[name].append(wall)
+                                cpu[name].append(cpu_s)
                     count = flops(lambda: without_grad(runs["ours"][0])(z, c, noise_mode="const")) / batch
-                    rows.append((model, device, res, batch, times, images, count, diff, os.getloadavg()[0]))
+                    rows.append((model, device, res, batch, times, cpu, images, count, diff, os.getloadavg()[0]))
     peak = best_peak(peak, machine_peak())   # the load only ever takes away
     say_rows(say, rows, peak)
     say(f"peak GFLOP/s, the better of the start and the end of this run: {describe_peak(peak)}")
@@ -147,19 +151,22 @@ def main():
 
 
 def say_rows(say, rows, peak) -> None:
-    for model, device, res, batch, times, images, count, diff, load in rows:
+    for model, device, res, batch, times, cpu, images, count, diff, load in rows:
         ms = {name: 1000 * statistics.median(t) / batch for name, t in times.items()}
         cell = {name: f"{ms[name]:9.1f}" if name in ms else f"{'-':>9s}"
                 for name in ("ours", "NVlabs", "nv-path", "compact", "bf16")}
         ratio = {name: f"{ms[name] / ms['NVlabs']:7.2f}" if name in ms and "NVlabs" in ms else f"{'-':>7s}"
                  for name in ("ours", "bf16")}
+        on_cpu = {name: statistics.median(t) for name, t in cpu.items()}   # not counting time other jobs took
+        cpu_ratio = " ".join(f"{on_cpu[name] / on_cpu['NVlabs']:.2f}" if name in on_cpu and "NVlabs" in on_cpu
+                             else "-" for name in ("ours", "bf16"))
         db = f"{psnr(images['bf16'], images['ours']):5.1f}" if "bf16" in images else f"{'-':>5s}"
         best = min((n for n in ("ours", "bf16") if n in times), key=lambda n: min(times[n]))
         gflops = count * batch / min(times[best]) / 1e9   # the quickest run, as the peak: load only takes away
         fraction = of_peak(gflops, peak, "bf16" if best == "bf16" else "fp32") if device == "cpu" else float("nan")
         say(f"{model:11s} {device:6s} {res:4d} {batch:5d} {cell['ours']} {cell['NVlabs']} {ratio['ours']} "
             f"{cell['nv-path']} {cell['compact']} {cell['bf16']} {ratio['bf16']} {db} {gflops:8.1f} {fraction:7.0%}"
-            f"   {diff} (load {load:.2f})")
+            f"   {diff} (load {load:.2f}; CPU-time ours/NV, bf16/NV {cpu_ratio})")
 
 
 if __name__ == "__main__":

@@ -94,10 +94,11 @@ class PreparedWeight:
     transposed convolution and the polyphase kernel. Kept between calls while the weight is
     unchanged and no gradient must flow into it (renders, inversion); recomputed otherwise."""
 
+    KEEP = 2   # entries kept: fp32 and bf16 renders taking turns (a probe, a benchmark) do not recompute
+
     def __init__(self):
-        self._key = None
-        self._values = None
-        self.packed: dict = {}   # oneDNN's reordered copies of the kernels, by kernel and input shape (static_conv2d)
+        self._entries: dict = {}   # key -> (values, packed)
+        self.packed: dict = {}     # the current entry's oneDNN copies of its kernels, by kernel and input shape
 
     def __call__(self, weight: torch.Tensor, up: bool, dtype: torch.dtype):
         """weight as stored -> (weight in `dtype`, squares [O, I], transposed [I, O, k, k] or None,
@@ -107,10 +108,12 @@ class PreparedWeight:
         # keyed on the stored weight (a blend writes it in place), never on a converted copy
         version = 0 if weight.is_inference() else weight._version
         key = (weight.data_ptr(), version, dtype, weight.device, up, torch.is_inference_mode_enabled())
-        if key != self._key:   # on CPU kept channels-last: scaling them by the styles then runs ~10x faster
-            self._values, self._key = self._compute(weight.detach(), up, dtype, cpu=weight.device.type == "cpu"), key
-            self.packed = {}
-        return self._values
+        if key not in self._entries:   # on CPU kept channels-last: scaling them by the styles then runs ~10x faster
+            while len(self._entries) >= self.KEEP:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = self._compute(weight.detach(), up, dtype, cpu=weight.device.type == "cpu"), {}
+        values, self.packed = self._entries[key]
+        return values
 
     @staticmethod
     def _compute(weight: torch.Tensor, up: bool, dtype: torch.dtype, cpu: bool = False):
