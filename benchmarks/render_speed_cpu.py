@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -67,16 +68,21 @@ def model_flops(G, ws) -> float:
 
 
 class Row:
-    """One way of drawing the model: a callable on ws under settings (format, threads, precision)."""
+    """One way of drawing the model: a callable on ws under settings (format, threads, precision). A
+    row of our model draws its own copy, set to its memory format once, so what it keeps between
+    frames (converted kernels) stays as in the studio, which renders with one setting."""
 
     def __init__(self, name, G, settings: rs.RenderSettings, fn=None):
-        self.name, self.G, self.settings = name, G, settings
-        self.fn = G.synthesis if fn is None else fn
+        self.name, self.settings = name, settings
+        self.G = copy.deepcopy(G) if G is not None and fn is None else G
+        if self.G is not None:
+            rs.set_channels_last(self.G.synthesis, settings.channels_last)
+        self.fn = self.G.synthesis if fn is None else fn
         self.times: list[float] = []
         self.image = None
 
     def run(self, ws) -> float:
-        if self.G is not None:
+        if self.G is not None:   # a no-op but for a compiled row, which draws the shared model
             rs.set_channels_last(self.G.synthesis, self.settings.channels_last)
         with rs.threads(self.settings.threads), torch.inference_mode(), self.settings.autocast():
             start = time.perf_counter()

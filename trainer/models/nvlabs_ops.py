@@ -88,7 +88,33 @@ def upsample_fir(x: torch.Tensor,             # [N, C, H, W]
     return y[:, :, start:start + 2 * h, start:start + 2 * w]
 
 
-class PreparedWeight:
+class RenderCache:
+    """Base of what a layer keeps between renders: a copy or a pickle of the model starts with it
+    empty (its keys name this model's storage, and oneDNN's kernels cannot be copied)."""
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+class ScaledWeight(RenderCache):
+    """weight * gain, kept while the stored weight is unchanged, already in the precision autocast
+    would cast it to (the same values, without a multiply and a cast per render)."""
+
+    def __init__(self):
+        self._key, self._value = None, None
+
+    def __call__(self, weight: torch.Tensor, gain: float, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        key = (weight.data_ptr(), 0 if weight.is_inference() else weight._version, dtype)
+        if key != self._key:
+            self._key, self._value = key, (weight.detach().to(x.dtype) * gain).to(dtype)
+        return self._value
+
+
+class PreparedWeight(RenderCache):
     """What a modulated convolution needs from its weight alone: the squared norms per output and
     input channel (for demodulation) and, for upsampling layers, the [I, O, k, k] layout of the
     transposed convolution and the polyphase kernel. Kept between calls while the weight is

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from trainer.config import _Config, ConfigError, _opt
 from trainer.latents import truncate
 from trainer.models.common import as_onehot
-from trainer.models.nvlabs_ops import (LRELU_GAIN, MinibatchStdLayer, PreparedWeight, bias_act, filter_2d, fir,
-                                      modulated_conv, normalize_2nd_moment, rendering_on_cpu,
+from trainer.models.nvlabs_ops import (LRELU_GAIN, MinibatchStdLayer, PreparedWeight, ScaledWeight, bias_act,
+                                      filter_2d, fir, modulated_conv, normalize_2nd_moment, rendering_on_cpu,
                                       upsample_fir)
 
 ARCH_NAME = "stylegan2"
@@ -123,10 +123,11 @@ class FullyConnectedLayer(nn.Module):
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
-        self._rendering_weight = (None, None)   # (key, scaled weight) kept between renders
+        self.scaled_weight = ScaledWeight()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, in] -> [N, out]
-        w = self.scaled_weight(x) if rendering_on_cpu(x) else self.weight.to(x.dtype) * self.weight_gain
+        w = self.scaled_weight(self.weight, self.weight_gain, x) if rendering_on_cpu(x) \
+            else self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
@@ -135,16 +136,6 @@ class FullyConnectedLayer(nn.Module):
         if not self.lrelu and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, self.lrelu)
-
-    def scaled_weight(self, x: torch.Tensor) -> torch.Tensor:
-        """weight * weight_gain, kept while the stored weight is unchanged, already in the precision
-        autocast would cast it to (the same values, without a multiply and a cast per render)."""
-        weight = self.weight
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-        key = (weight.data_ptr(), 0 if weight.is_inference() else weight._version, dtype)
-        if self._rendering_weight[0] != key:
-            self._rendering_weight = key, (weight.detach().to(x.dtype) * self.weight_gain).to(dtype)
-        return self._rendering_weight[1]
 
 
 class Conv2dLayer(nn.Module):
