@@ -88,6 +88,18 @@ def upsample_fir(x: torch.Tensor,             # [N, C, H, W]
     return y[:, :, start:start + 2 * h, start:start + 2 * w]
 
 
+def skip_image(img: torch.Tensor | None,     # [N, C, H/2, W/2] image so far, or None (the first block)
+               y: torch.Tensor,                # [N, C, H, W] this block's toRGB
+               f: torch.Tensor,                # [k, k] FIR (resample_filter)
+               ) -> torch.Tensor:
+    """The skip generator's image: img upsampled through the FIR, plus y. Rendering on CPU it stays
+    fp32 outside autocast, as NVlabs keeps it (3 maps gain nothing from bf16: 3x slower there)."""
+    if rendering_on_cpu(y):
+        with torch.autocast("cpu", enabled=False):
+            return y.float() if img is None else upsample_fir(img, f).add_(y.float())
+    return y if img is None else upsample_fir(img, f) + y.to(img.dtype)
+
+
 class RenderCache:
     """Base of what a layer keeps between renders: a copy or a pickle of the model starts with it
     empty (its keys name this model's storage, and oneDNN's kernels cannot be copied)."""

@@ -30,8 +30,7 @@ from trainer.config import _Config, ConfigError, _opt
 from trainer.latents import truncate
 from trainer.models.common import as_onehot
 from trainer.models.nvlabs_ops import (LRELU_GAIN, MinibatchStdLayer, PreparedWeight, ScaledWeight, bias_act,
-                                      filter_2d, fir, modulated_conv, normalize_2nd_moment, rendering_on_cpu,
-                                      upsample_fir)
+                                      filter_2d, fir, modulated_conv, normalize_2nd_moment, rendering_on_cpu, skip_image)
 
 ARCH_NAME = "stylegan2"
 # ----------------------------------------------------------------------------------------------
@@ -128,11 +127,8 @@ class FullyConnectedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # [N, in] -> [N, out]
         w = self.scaled_weight(self.weight, self.weight_gain, x) if rendering_on_cpu(x) \
             else self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
+        b = None if self.bias is None else self.bias.to(x.dtype)
+        b = b * self.bias_gain if b is not None and self.bias_gain != 1 else b
         if not self.lrelu and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, self.lrelu)
@@ -219,11 +215,8 @@ class SynthesisLayer(nn.Module):
         if torch.is_grad_enabled():   # the same sums, out of place: autograd keeps what it needs
             x = F.leaky_relu((x if noise is None else x + noise) + bias, 0.2)
             return x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain) if self.conv_clamp else x
-        if noise is not None:
-            x.add_(noise)
-        if not rendering:
-            x.add_(bias)
-        x = F.leaky_relu_(x, 0.2)
+        x = x if noise is None else x.add_(noise)
+        x = F.leaky_relu_(x if rendering else x.add_(bias), 0.2)
         if self.conv_clamp:
             x = x.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
         return x
@@ -288,11 +281,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
-        if rendering_on_cpu(y):   # the image stays fp32, as NVlabs keeps it; 3 maps gain nothing from bf16
-            with torch.autocast("cpu", enabled=False):
-                return x, y.float() if img is None else upsample_fir(img, self.resample_filter).add_(y.float())
-        img = y if img is None else upsample_fir(img, self.resample_filter) + y.to(img.dtype)
-        return x, img
+        return x, skip_image(img, y, self.resample_filter)
 
 
 class SynthesisNetwork(nn.Module):
