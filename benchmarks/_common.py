@@ -85,8 +85,10 @@ def of_peak(gflops: float, peak: dict, precision: str = "fp32") -> float:
 
 
 def flops(fn) -> float:
-    """The convolution and matmul FLOPs of one call of `fn()` (torch.utils.flop_counter)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    """The convolution and matmul FLOPs of one call of `fn()` (torch.utils.flop_counter), counted with
+    grad mode on (no weight wants a gradient, so nothing is recorded): the renderers' no-grad paths
+    call oneDNN ops the counter does not know (kept kernels), the model's arithmetic is the same."""
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         fn()
     return float(counter.get_total_flops())
 
