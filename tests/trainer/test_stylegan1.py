@@ -186,6 +186,7 @@ def test_preset_builds_progans_discriminator_and_grows():
     m = ModelConfig.from_dict({**cfg.model.to_dict(), "img_resolution": 16, "img_channels": 1})
     assert isinstance(build_discriminator(m), ProGANDiscriminator)
     assert cfg.train.grow_kimg > 0 and cfg.train.style_mixing == 0.9 and cfg.train.loss == "nonsat"
+    assert cfg.train.grow_start == 8                             # NVlabs' lod_initial_resolution
 
 
 def _run_config(tiny, kimg):

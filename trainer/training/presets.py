@@ -48,14 +48,16 @@ _PROGAN = {"model": {"arch": "progan", "z_dim": 128, "channel_base": 2048, "chan
 # 8 mapping layers, ProGAN's D (mbstd group 4), progressive growing. For this CPU at 32 px: the
 # stylegan2 preset's widths (channel_base 2048 / max 256, z = w = 128) and batch 32, so the two
 # compare architecture for architecture; R1 gamma 0.1, the stylegan2 preset's (the paper's 10 at
-# 1024 px scales with resolution^2 to 0.01 at 32 px), lazy every 16 D steps as there; the progan
-# preset's 3 + 3 kimg per level (the paper: 600k + 600k images), fully grown at 18 kimg. Display
-# truncation is the studio's (psi 0.7; the paper's cutoff 8 is every layer at 32 px).
+# 1024 px scales with resolution^2 to 0.01 at 32 px), lazy every 16 D steps as there; growing from
+# 8x8 as NVlabs' train.py (lod_initial_resolution 8) with the progan preset's 3 + 3 kimg per level
+# (the paper: 600k + 600k images), fully grown at 12 kimg (measured: centred garments at 20 kimg
+# where growing from 4x4 drew framed boxes; docs/stylegan1.md). Display truncation is the studio's
+# (psi 0.7; the paper's cutoff 8 is every layer at 32 px).
 _STYLEGAN1 = {"model": {"arch": "stylegan1", "z_dim": 128, "w_dim": 128, "channel_base": 2048, "channel_max": 256,
                         "mapping_layers": 8, "mbstd_group": 4},
               "train": {"loss": "nonsat", "optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0,
                         "beta2": 0.99, "batch": 32, "r1_gamma": 0.1, "r1_every": 16, "style_mixing": 0.9,
-                        "ema_kimg": 10.0, "ema_rampup": 0.05, "grow_kimg": 3.0, "fade_kimg": 3.0,
+                        "ema_kimg": 10.0, "ema_rampup": 0.05, "grow_kimg": 3.0, "fade_kimg": 3.0, "grow_start": 8,
                         "sample_kimg": 2.0, "snapshot_kimg": 5.0}}
 _TOY_MODEL = {"arch": "mlp", "z_dim": 16, "hidden": 256, "depth": 3}
 # Measured on grid25 (benchmarks/collapse.py): batch 256, lr 1e-3 and an EMA of G sharpen the
