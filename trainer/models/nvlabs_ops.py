@@ -4,6 +4,7 @@ fused or shared, and the discriminator's minibatch standard deviation. The modul
 stylegan2_nvlabs.py are built from these."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -286,7 +287,7 @@ def modulated_conv(x: torch.Tensor,                # [N, I, H, W]
     weight, squares, weight_t, phases = (prepared or PreparedWeight())(weight, up, x.dtype)
     # styles and demodulation in x's precision, or in fp32 when rendering (the weights scaled, then rounded once)
     styles = styles.float() if rendering else styles.to(x.dtype)
-    with torch.autocast(x.device.type, enabled=not rendering and torch.is_autocast_enabled(x.device.type)):
+    with torch.autocast("cpu", enabled=False) if rendering else contextlib.nullcontext():
         if demodulate:  # 1 / ||w * s|| per sample and output map, without forming [N, O, I, k, k]
             out_scale = (styles.square() @ squares.to(styles.dtype).t() + 1e-8).rsqrt() * out_gain    # [N, O]
         else:
