@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ganstudio.engine.layers import LayerChoice, list_layers   # noqa: E402
 from ganstudio.engine.renderer import Renderer, RenderRequest   # noqa: E402
 from trainer.latents import LatentState   # noqa: E402
+from ganstudio.engine.demo import find_demo_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+DEMO = find_demo_checkpoint()
 
 
 def models(nvlabs: Path | None, folder: Path) -> list[tuple[str, Path]]:

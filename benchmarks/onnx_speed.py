@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ganstudio.engine.demo import find_demo_checkpoint  # noqa: E402
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+DEMO = find_demo_checkpoint()
 PSI = 0.7
 
 

@@ -2,7 +2,6 @@
 imported StyleGAN3 is listed and drawn from the same render as the image; the channels follow
 the seed; the hook is put on once per layer choice; the spectrum of a known pattern peaks where
 it should."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +14,11 @@ from ganstudio.engine.layers import (LayerChoice, channel_grid, draw_layer, expo
                                      normalise_channels, power_spectrum_db)
 from ganstudio.engine.renderer import Renderer
 from ganstudio.engine.workspace import Workspace
+from ganstudio.engine.demo import find_demo_checkpoint
 
-DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+DEMO = find_demo_checkpoint()
 pytestmark = pytest.mark.usefixtures("one_thread")   # a shared machine: two threads spin against other work
-DEMO_LAYERS = ["blocks.0.conv1", "blocks.0.torgb"] + [f"blocks.{b}.{m}" for b in (1, 2, 3)
-                                                      for m in ("conv0", "conv1", "torgb")]
+DEMO_LAYERS = ["b4.conv1", "b4.torgb"] + [f"b{r}.{m}" for r in (8, 16, 32) for m in ("conv0", "conv1", "torgb")]
 
 
 def opened(path) -> RenderController:
@@ -81,14 +80,14 @@ def test_every_layer_of_an_imported_stylegan3_is_listed_and_drawn(sg3_fixtures):
 def test_the_channels_follow_the_seed_and_the_hook_is_put_on_once_per_choice():
     controller = opened(DEMO)
     capture = controller.backend.renderer.layer_capture
-    controller.layer_view.choose(LayerChoice("blocks.2.conv0"))
+    controller.layer_view.choose(LayerChoice("b16.conv0"))
     first = controller.last_result.layer.features
     controller.workspace.seed = 5
     second = controller.last_result.layer.features
     assert (first != second).mean() > 0.3
     controller.workspace.psi = 0.5
     assert capture.hooks_registered == 1   # three renders, one hook
-    controller.layer_view.choose(LayerChoice("blocks.3.conv1", channel=4))
+    controller.layer_view.choose(LayerChoice("b32.conv1", channel=4))
     controller.workspace.seed = 6
     assert capture.hooks_registered == 2
     controller.layer_view.choose(None)   # the view closed: the hook goes, the images come without a layer
@@ -97,13 +96,13 @@ def test_the_channels_follow_the_seed_and_the_hook_is_put_on_once_per_choice():
 
 
 def test_the_view_shows_the_layers_own_feature_maps():
-    """One channel of blocks.0.conv1, drawn by the view, equals that layer run by hand on the
-    rendered W+ (const input, first w)."""
+    """One channel of b4.conv1, drawn by the view, equals that layer run by hand on the rendered
+    W+ (const input, first w)."""
     controller = opened(DEMO)
     controller.workspace.seed = 3
-    controller.layer_view.choose(LayerChoice("blocks.0.conv1", channel=7))
+    controller.layer_view.choose(LayerChoice("b4.conv1", channel=7))
     view, ws = controller.last_result.layer, controller.last_result.ws
-    block = controller.backend.renderer.G.synthesis.blocks[0]
+    block = controller.backend.renderer.G.synthesis.b4
     with torch.inference_mode():
         maps = block.conv1(block.const[None], torch.from_numpy(ws[None, 0]), "const")[0]
     assert view.channel == 7
@@ -147,7 +146,7 @@ def test_channels_are_normalised_each_on_its_own_and_laid_out_in_a_grid():
 
 def test_the_view_exports_as_png(tmp_path):
     controller = opened(DEMO)
-    controller.layer_view.choose(LayerChoice("blocks.1.conv1"))
+    controller.layer_view.choose(LayerChoice("b8.conv1"))
     view = controller.last_result.layer
     export_layer_view(tmp_path / "layer.png", view)
     saved = np.asarray(Image.open(tmp_path / "layer.png"))

@@ -35,7 +35,8 @@ def test_round_trip_and_run_layout(tiny, tmp_path):
     cfg = RunConfig.from_json((run / "config.json").read_text())
     G2 = build_generator(cfg.model).eval()
     G2.load_state_dict(expected)
-    assert torch.equal(G(z, c), G2(z, c))
+    with torch.no_grad():   # both on the same (rendering) path: it rounds differently from the training path
+        assert torch.equal(G(z, c), G2(z, c))
     kinds = [e["kind"] for e in read_events(run / "events.jsonl")]
     assert kinds[0] == "status" and kinds[-1] == "status"
     assert {"scalars", "samples", "checkpoint"} <= set(kinds)
@@ -213,7 +214,8 @@ def test_an_unexpected_error_ends_the_log_as_failed(tiny, tmp_path):
     assert loop.writer._file.closed
 
 
-DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+# the demo shipped until 2026-12-07 (the compact model), kept as a user's old checkpoint would be
+DEMO = __import__("pathlib").Path(__file__).resolve().parent / "data" / "old-demo-compact-step-020209.safetensors"
 
 
 @pytest.mark.slow
@@ -273,5 +275,5 @@ def test_checkpoints_written_under_older_names_open(tmp_path):
     assert type(older).__name__ == "StyleGAN2Generator" and torch.equal(older(z), load_generator(compact)(z))
     # and such a run's config.json still describes the compact model (so the run resumes as it was)
     from trainer.config import RunConfig
-    run_config = json.loads((DEMO.parents[1] / "config.json").read_text())
+    run_config = json.loads((DEMO.parent / "old-demo-compact-config.json").read_text())   # its run's config.json
     assert RunConfig.from_dict(run_config).model.arch == "stylegan2-compact"

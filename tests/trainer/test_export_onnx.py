@@ -18,9 +18,10 @@ from trainer.export import OnnxSettings, check_onnx, export_onnx  # noqa: E402
 from trainer.latents import (LatentMapper, input_transform, noise_layers, noise_override,  # noqa: E402
                              stylegan3_transform, truncate)
 from trainer.models import build_generator  # noqa: E402
+from ganstudio.engine.demo import find_demo_checkpoint  # noqa: E402
 
 TOLERANCE = 1e-3
-DEMO = "assets/demo/checkpoints/step-020209.safetensors"
+DEMO = str(find_demo_checkpoint())
 
 
 @functools.lru_cache(maxsize=4)

@@ -86,9 +86,12 @@ def test_the_reconstruction_is_what_the_latent_draws(demo, fashion_test):
     assert np.allclose(psnr(redrawn, targets[:2]).numpy(), result.psnr, atol=1e-3)
     record = result.record
     assert list(record["step"]) == [40] and record["psnr"].shape == (1, 2)
-    # the fitted maps are part of the result: the latent alone, on the model's own noise, draws less
-    # (by little after these 40 steps on the demo, whose noise strengths are small; the maps earn more in longer fits)
-    assert psnr(redraw(demo, result, with_noise=False), targets[:2]).numpy().mean() < result.psnr.mean() - 0.05
+    # the fitted maps are part of the result: the latent alone, on the model's own noise, draws other
+    # pixels and less well (by 0.002 dB after these 40 steps on the exact demo, whose noise strengths
+    # are tiny; 0.05 dB or more on the compact demo before it)
+    alone = redraw(demo, result, with_noise=False)
+    assert not torch.equal(alone, redrawn)
+    assert psnr(alone, targets[:2]).numpy().mean() < result.psnr.mean()
 
 
 def redraw(G, result, with_noise=True):

@@ -1,7 +1,6 @@
 """The Layer view dock: hidden and free at start; shown, it lists every layer of the open model
 (the demo, an imported StyleGAN3), draws the chosen one with every image so it follows the seed,
 one channel at a time or all, and exports what it shows as PNG."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +8,9 @@ from PIL import Image
 
 from conftest import TIMEOUT_MS, needs_nvlabs_fixtures, wait_shown
 from ganstudio.engine.layers import layer_view_image
+from ganstudio.engine.demo import find_demo_checkpoint
 
-DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "checkpoints" / "step-020209.safetensors"
+DEMO = find_demo_checkpoint()
 
 
 def show_dock(qtbot, window):
@@ -32,11 +32,11 @@ def test_the_dock_lists_the_demos_layers_and_follows_the_seed(make_window, qtbot
     assert window.controller.last_result.layer is None   # hidden: no layer drawn
     panel = show_dock(qtbot, window)
     assert names(panel) == [layer.name for layer in window.controller.layer_view.layers]
-    assert names(panel)[0] == "blocks.0.conv1" and names(panel)[-1] == "blocks.3.torgb" and len(names(panel)) == 11
+    assert names(panel)[0] == "b4.conv1" and names(panel)[-1] == "b32.torgb" and len(names(panel)) == 11
     assert panel.view.name == names(panel)[len(names(panel)) // 2]   # a layer in the middle at first
     assert np.array_equal(panel.features_view.image, panel.view.features)
-    panel.layer_box.setCurrentIndex(names(panel).index("blocks.2.conv1"))
-    qtbot.waitUntil(lambda: panel.view.name == "blocks.2.conv1", timeout=TIMEOUT_MS)
+    panel.layer_box.setCurrentIndex(names(panel).index("b16.conv1"))
+    qtbot.waitUntil(lambda: panel.view.name == "b16.conv1", timeout=TIMEOUT_MS)
     before = panel.features_view.image.copy()
     window.latent_panel.seed.setValue(window.workspace.seed + 1)
     wait_shown(qtbot, window)
