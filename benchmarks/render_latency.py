@@ -15,10 +15,14 @@ window's, above), and the synthesis' achieved GFLOP/s with its fraction of this 
 matmul and convolution measured in the same run, benchmarks/_common.py). On the CPU: the demo and
 the 256 px model, fp32 and bf16 (where the CPU has it). Where CUDA exists, GPU rows too: NVlabs-exact
 StyleGAN2 (config-f widths, random weights) at 512 and 1024 px, fp32 and fp16, CUDA graphs off and
-on (goal on an H100-class GPU: >= 120 fps at 512 px, >= 60 at 1024 px).
+on (goal on an H100-class GPU: >= 120 fps at 512 px, >= 60 at 1024 px). With NVlabs' code (--nvlabs
+DIR or $NVLABS_STYLEGAN3), the CPU rows add the NVlabs-exact StyleGAN2 at 256 px with paper256
+widths and NVlabs' own synthesis of the same weights (its reference ops), timed before and after
+ours in the same process: the synthesis column over NVlabs' (issue 28's goal: at most 0.5x).
 
   python benchmarks/render_latency.py [--model demo|PATH] [--changes 200] [--device auto] [--half]
                                       [--threads 0] [--skip-256] [--skip-window] [--loop-frames 20]
+                                      [--nvlabs DIR]
 
 Models: the bundled demo (assets/demo; or --model PATH), and a 256x256 stylegan2 built from the
 registry with random weights and exported to a temporary directory (weights do not change speed).
@@ -48,19 +52,21 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def make_256_model(directory: Path, resolution: int = 256, arch: str = "stylegan2-compact") -> Path:
+def make_256_model(directory: Path, resolution: int = 256, arch: str = "stylegan2-compact",
+                   channel_base: int = 32768) -> Path:
     """Random weights exported as a checkpoint: the compact StyleGAN2, or NVlabs-exact ("stylegan2",
-    config-f widths)."""
+    config-f widths; channel_base 16384: paper256's)."""
     from trainer.checkpoint import export_generator
     from trainer.config import ModelConfig
-    from trainer.models import build_generator
+    from trainer.models import build_generator, generator_config
     cfg = ModelConfig(arch=arch, z_dim=512, w_dim=512, c_dim=0, img_resolution=resolution, img_channels=3,
-                      width=64, max_width=512, mapping_layers=8, channel_base=32768, channel_max=512)
+                      width=64, max_width=512, mapping_layers=8, channel_base=channel_base, channel_max=512)
     torch.manual_seed(0)
     G = build_generator(cfg)
-    path = directory / f"random-{arch}-{resolution}.safetensors"
-    export_generator(G, path, cfg, 0, 0.0, {"name": "random weights", "resolution": resolution, "channels": 3,
-                                             "class_names": [], "size": 0})
+    path = directory / f"random-{arch}-{resolution}-{channel_base}.safetensors"
+    # the arch's own config, as the trainer exports it (a ModelConfig with `width` reads as the compact model)
+    export_generator(G, path, generator_config(cfg), 0, 0.0, {"name": "random weights", "resolution": resolution,
+                                                              "channels": 3, "class_names": [], "size": 0})
     return path
 
 
@@ -113,24 +119,57 @@ def loop_row(path, device: str, precision: str = "fp32", graphs: bool = False, f
             "gflops": count / stages["synthesis"] / 1e6 if stages["synthesis"] else 0.0}
 
 
+def nvlabs_synthesis_ms(nv, path, frames: int) -> float:
+    """NVlabs' own synthesis (reference ops, fp32) of the checkpoint's weights, after checking it draws
+    our images: median ms per frame, batch 1, a new latent each frame, as the live loop."""
+    import nvlabs_reference
+    from trainer.checkpoint import load_generator
+    ours = load_generator(path)
+    theirs = nvlabs_reference.generator(nv, ours).eval()
+    nvlabs_reference.check_generators(ours, theirs)
+    times = []
+    with torch.inference_mode():
+        for i in range(LOOP_WARMUP + frames):
+            ws = theirs.mapping(torch.randn(1, ours.z_dim, generator=torch.Generator().manual_seed(i)), None)
+            start = time.perf_counter()
+            theirs.synthesis(ws, noise_mode="const")
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[LOOP_WARMUP:])
+
+
 def loop_table(rows, peak: dict | None = None) -> list[str]:
     """The live loop's rows as text; the fraction of peak where the CPU's was measured."""
-    lines = [f"{'device':6s} {'size':>5s} {'precision':9s} {'graphs':6s} {'fps':>7s} {'request':>8s} {'mapping':>8s} "
-             f"{'synthesis':>9s} {'copy':>6s} {'GFLOP/s':>8s} {'of peak':>7s}   (stage ms: median per frame)"]
+    lines = [f"{'model':14s} {'device':6s} {'size':>5s} {'precision':9s} {'graphs':6s} {'fps':>7s} {'request':>8s} "
+             f"{'mapping':>8s} {'synthesis':>9s} {'copy':>6s} {'GFLOP/s':>8s} {'of peak':>7s} {'/ NVlabs':>8s}"
+             f"   (stage ms: median per frame)"]
     for r in rows:
         fraction = f"{of_peak(r['gflops'], peak, 'bf16' if r['precision'] == 'bf16' else 'fp32'):7.0%}" \
             if peak and r["device"] == "cpu" else f"{'-':>7s}"
-        lines.append(f"{r['device']:6s} {r['size']:5d} {r['precision']:9s} {'on' if r['graphs'] else 'off':6s} "
-                     f"{r['fps']:7.1f} {r['request']:8.2f} {r['mapping']:8.2f} {r['synthesis']:9.2f} {r['copy']:6.2f} "
-                     f"{r['gflops']:8.1f} {fraction}")
+        versus = f"{r['synthesis'] / r['nvlabs_ms']:8.2f}" if r.get("nvlabs_ms") else f"{'-':>8s}"
+        lines.append(f"{r.get('label', '')[:14]:14s} {r['device']:6s} {r['size']:5d} {r['precision']:9s} "
+                     f"{'on' if r['graphs'] else 'off':6s} {r['fps']:7.1f} {r['request']:8.2f} {r['mapping']:8.2f} "
+                     f"{r['synthesis']:9.2f} {r['copy']:6.2f} {r['gflops']:8.1f} {fraction} {versus}")
+    for r in rows:
+        if r.get("nvlabs_ms"):
+            lines.append(f"NVlabs' synthesis, {r['label']}: {r['nvlabs_ms']:.1f} ms (median of its two timings, "
+                         f"{r['nvlabs_times'][0]:.1f} before ours and {r['nvlabs_times'][1]:.1f} after)")
+            break
     return lines
 
 
-def loop_rows(models, tmp: Path, frames: int) -> list[dict]:
-    """CPU rows for `models` ((label, path)); GPU rows at 512 and 1024 px wherever CUDA exists."""
+def loop_rows(models, tmp: Path, frames: int, nv=None) -> list[dict]:
+    """CPU rows for `models` ((label, path)), and with NVlabs' code (`nv`) the exact 256 px paper256
+    model beside NVlabs' synthesis; GPU rows at 512 and 1024 px wherever CUDA exists."""
     from ganstudio.engine.render_settings import native_bf16
-    rows = [loop_row(path, "cpu", precision, False, frames)
-            for _, path in models for precision in ("fp32", "bf16")[:1 + native_bf16()]]
+    precisions = ("fp32", "bf16")[:1 + native_bf16()]
+    rows = [{**loop_row(path, "cpu", precision, False, frames), "label": label}
+            for label, path in models for precision in precisions]
+    if nv is not None:
+        exact = make_256_model(tmp, 256, "stylegan2", channel_base=16384)
+        before = nvlabs_synthesis_ms(nv, exact, frames)
+        ours = [{**loop_row(exact, "cpu", precision, False, frames), "label": "exact paper256"} for precision in precisions]
+        after = nvlabs_synthesis_ms(nv, exact, frames)
+        rows += [{**r, "nvlabs_ms": (before + after) / 2, "nvlabs_times": (before, after)} for r in ours]
     if torch.cuda.is_available():
         for size in (512, 1024):
             path = make_256_model(tmp, size, "stylegan2")
@@ -240,6 +279,8 @@ def main():
     p.add_argument("--skip-256", action="store_true")
     p.add_argument("--skip-window", action="store_true", help="only the live loop's rows (no window, no opening)")
     p.add_argument("--loop-frames", type=int, default=20, help="timed frames per live-loop row (GPU rows: 5x)")
+    p.add_argument("--nvlabs", default=None, help="NVlabs stylegan3 checkout for the exact 256 px rows against "
+                                                 "NVlabs' synthesis (default: $NVLABS_STYLEGAN3; none: no such rows)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -266,7 +307,9 @@ def main():
     peak = machine_peak()
     print(f"CPU peak GFLOP/s in this run: {describe_peak(peak)}; load average {load_average()}")
     print("the live loop (renderer alone, a new latent each frame):")
-    print("\n".join(loop_table(loop_rows([(label, path) for label, path, _ in models], tmp, args.loop_frames), peak)))
+    from _common import nvlabs
+    nv = nvlabs(args.nvlabs, print)
+    print("\n".join(loop_table(loop_rows([(label, path) for label, path, _ in models], tmp, args.loop_frames, nv), peak)))
     print(f"load average after the loop rows {load_average()}")
     if args.skip_window:
         return

@@ -151,4 +151,8 @@ def test_the_benchmark_builds_live_loop_rows_from_the_engines_stages(tmp_path):
     peak = {"matmul fp32": 10.0, "conv fp32": 20.0}
     header, line = render_latency.loop_table([row], peak)
     assert "synthesis" in header and line.split()[:4] == ["cpu", "16", "fp32", "off"]
-    assert line.endswith(f"{row['gflops'] / 20:7.0%}")
+    assert line.endswith(f"{row['gflops'] / 20:7.0%} {'-':>8s}")   # no NVlabs timing for this model
+    versus = {**row, "label": "exact paper256", "nvlabs_ms": 4 * row["synthesis"], "nvlabs_times": (3.0, 5.0)}
+    _, line, note = render_latency.loop_table([versus], peak)
+    assert line.startswith("exact paper256") and line.endswith("    0.25")
+    assert note.startswith("NVlabs' synthesis, exact paper256") and "3.0 before ours and 5.0 after" in note
