@@ -27,47 +27,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer.config import _Config, ConfigError, ModelConfig, _opt
+from trainer.config import ConfigError, ModelConfig, _opt
 from trainer.models.growing import SQRT2, EqualizedConv2d, EqualizedLinear, Growing, fade, upscale_nearest
 from trainer.models.nvlabs_ops import filter_2d, fir
-from trainer.models.stylegan2_nvlabs import MappingNetwork, channels_at
+from trainer.models.stylegan2_nvlabs import MappingNetwork, StyleGeneratorConfig, channels_at
 
 ARCH_NAME = "stylegan1"
 
 
 @dataclass
-class StyleGAN1GeneratorConfig(_Config):
+class StyleGAN1GeneratorConfig(StyleGeneratorConfig):
     arch: str = _opt(ARCH_NAME, "architecture name in the registry", choices=(ARCH_NAME,))
-    z_dim: int = _opt(512, "input latent dimensions")
-    c_dim: int = _opt(0, "classes (one-hot label length); 0 = unconditional")
-    w_dim: int = _opt(512, "intermediate latent dimensions")
-    img_resolution: int = _opt(1024, "output resolution, a power of two")
-    img_channels: int = _opt(3, "output channels")
-    mapping_layers: int = _opt(8, "fully connected layers in the mapping network")
-    embed_features: int = _opt(0, "label embedding width (0 for unconditional models)")
-    layer_features: int = _opt(512, "width of the hidden mapping layers")
-    mapping_lr_multiplier: float = _opt(0.01, "the mapping network's learning-rate multiplier (scales its weights)")
     w_avg_beta: float = _opt(0.995, "decay of the w_avg tracking during training (NVlabs' dlatent_avg_beta)")
     channel_base: int = _opt(16384, "feature maps at resolution r are min(channel_base // r, channel_max) "
                                     "(NVlabs' fmap_base 8192 counts stages from 2x2)")
-    channel_max: int = _opt(512, "cap on feature maps")
-    use_noise: bool = _opt(True, "per-layer noise inputs")
     blur_filter: list = field(default_factory=lambda: [1.0, 2.0, 1.0],
                               metadata={"help": "1-D taps of the blur after each upsampling (empty: no blur)"})
 
     def validate(self) -> None:
         super().validate()
-        r = self.img_resolution
-        if r < 4 or r & (r - 1):
-            raise ConfigError(f"img_resolution must be a power of two >= 4, got {r}")
-        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "layer_features", "channel_base",
-                     "channel_max"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.c_dim < 0 or self.embed_features < 0:
-            raise ConfigError("c_dim and embed_features cannot be negative")
-        if self.c_dim and not self.embed_features:
-            raise ConfigError("a conditional model needs embed_features > 0")
         if self.blur_filter and sum(self.blur_filter) == 0:
             raise ConfigError(f"blur_filter must have a non-zero sum, got {self.blur_filter}")
 

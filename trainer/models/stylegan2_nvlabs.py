@@ -37,8 +37,11 @@ ARCH_NAME = "stylegan2"
 # Configuration (stored as JSON in the checkpoint's metadata)
 
 @dataclass
-class NVlabsGeneratorConfig(_Config):
-    arch: str = _opt(ARCH_NAME, "architecture name in the registry", choices=(ARCH_NAME,))
+class StyleGeneratorConfig(_Config):
+    """What NVlabs' style-based generators (StyleGAN and StyleGAN2) share: a mapping network from z
+    (and a class) to w, and a synthesis network over power-of-two resolutions whose feature maps
+    at resolution r are min(channel_base // r, channel_max). Each arch's config adds its own fields."""
+    arch: str = _opt("", "architecture name in the registry")
     z_dim: int = _opt(512, "input latent dimensions")
     c_dim: int = _opt(0, "classes (one-hot label length); 0 = unconditional")
     w_dim: int = _opt(512, "intermediate latent dimensions")
@@ -48,14 +51,10 @@ class NVlabsGeneratorConfig(_Config):
     embed_features: int = _opt(0, "label embedding width (0 for unconditional models)")
     layer_features: int = _opt(512, "width of the hidden mapping layers")
     mapping_lr_multiplier: float = _opt(0.01, "the mapping network's learning-rate multiplier (scales its weights)")
-    w_avg_beta: float = _opt(0.995, "decay of the w_avg tracking during training (stylegan2-ada-pytorch's)")
+    w_avg_beta: float = _opt(0.995, "decay of the w_avg tracking during training")
     channel_base: int = _opt(32768, "feature maps at resolution r are min(channel_base // r, channel_max)")
     channel_max: int = _opt(512, "cap on feature maps")
-    num_fp16_res: int = _opt(0, "resolutions NVlabs ran in float16 (informational: float32 here)")
-    conv_clamp: float = _opt(0.0, "clamp conv outputs to +-this value; 0 = no clamping")
     use_noise: bool = _opt(True, "per-layer noise inputs")
-    resample_filter: list = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0],
-                                  metadata={"help": "1-D low-pass filter taps for up/downsampling"})
 
     def validate(self) -> None:
         super().validate()
@@ -66,10 +65,25 @@ class NVlabsGeneratorConfig(_Config):
                      "channel_max"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.c_dim < 0 or self.conv_clamp < 0 or self.embed_features < 0:
-            raise ConfigError("c_dim, embed_features and conv_clamp cannot be negative")
+        if self.c_dim < 0 or self.embed_features < 0:
+            raise ConfigError("c_dim and embed_features cannot be negative")
         if self.c_dim and not self.embed_features:
             raise ConfigError("a conditional model needs embed_features > 0")
+
+
+@dataclass
+class NVlabsGeneratorConfig(StyleGeneratorConfig):
+    arch: str = _opt(ARCH_NAME, "architecture name in the registry", choices=(ARCH_NAME,))
+    w_avg_beta: float = _opt(0.995, "decay of the w_avg tracking during training (stylegan2-ada-pytorch's)")
+    num_fp16_res: int = _opt(0, "resolutions NVlabs ran in float16 (informational: float32 here)")
+    conv_clamp: float = _opt(0.0, "clamp conv outputs to +-this value; 0 = no clamping")
+    resample_filter: list = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0],
+                                  metadata={"help": "1-D low-pass filter taps for up/downsampling"})
+
+    def validate(self) -> None:
+        super().validate()
+        if self.conv_clamp < 0:
+            raise ConfigError(f"conv_clamp cannot be negative, got {self.conv_clamp}")
         if not self.resample_filter or sum(self.resample_filter) == 0:
             raise ConfigError(f"resample_filter must be non-empty with a non-zero sum, got {self.resample_filter}")
 
