@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from trainer.config import ConfigError, ModelConfig, _opt
 from trainer.models.growing import SQRT2, EqualizedConv2d, EqualizedLinear, Growing, fade, upscale_nearest
 from trainer.models.nvlabs_ops import filter_2d, fir
-from trainer.models.stylegan2_nvlabs import MappingNetwork, StyleGeneratorConfig, channels_at
+from trainer.models.style_config import StyleGeneratorConfig
+from trainer.models.stylegan2_nvlabs import MappingNetwork, channels_at
 
 ARCH_NAME = "stylegan1"
 
