@@ -105,6 +105,11 @@ class RenderCache:
     """Base of what a layer keeps between renders: a copy or a pickle of the model starts with it
     empty (its keys name this model's storage, and oneDNN's kernels cannot be copied)."""
 
+    @staticmethod
+    def stored_key(weight: torch.Tensor) -> tuple:
+        """Names the stored weight and its contents: an in-place edit (a blend) bumps the version."""
+        return weight.data_ptr(), 0 if weight.is_inference() else weight._version
+
     def __getstate__(self):
         return {}
 
@@ -121,7 +126,7 @@ class ScaledWeight(RenderCache):
 
     def __call__(self, weight: torch.Tensor, gain: float, x: torch.Tensor) -> torch.Tensor:
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-        key = (weight.data_ptr(), 0 if weight.is_inference() else weight._version, dtype)
+        key = (*self.stored_key(weight), dtype)
         if key != self._key:
             self._key, self._value = key, (weight.detach().to(x.dtype) * gain).to(dtype)
         return self._value
@@ -145,8 +150,7 @@ class PreparedWeight(RenderCache):
         if weight.requires_grad and torch.is_grad_enabled():
             return self._compute(weight, up, dtype)
         # keyed on the stored weight (a blend writes it in place), never on a converted copy
-        version = 0 if weight.is_inference() else weight._version
-        key = (weight.data_ptr(), version, dtype, weight.device, up, torch.is_inference_mode_enabled())
+        key = (*self.stored_key(weight), dtype, weight.device, up, torch.is_inference_mode_enabled())
         if key not in self._entries:   # on CPU kept channels-last: scaling them by the styles then runs ~10x faster
             while len(self._entries) >= self.KEEP:
                 self._entries.pop(next(iter(self._entries)))
