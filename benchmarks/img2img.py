@@ -54,8 +54,8 @@ def pix2pix(args, out: list[str]) -> None:
     held = load_translation_data(held_out_config(cfg.data), paired=True)
     inputs, targets = held.a[:args.images], held.b[:args.images]
     outputs = translate_images(G.translate, inputs, "cpu")
-    train = load_translation_data(cfg.data, paired=True)
-    mean_image = train.b.float().mean(dim=0, keepdim=True).round().to(torch.uint8)
+    training_pairs = load_translation_data(cfg.data, paired=True)
+    mean_image = training_pairs.b.float().mean(dim=0, keepdim=True).round().to(torch.uint8)
     rows = {"pix2pix": outputs, "identity (the edge drawing)": inputs,
             "mean training image": mean_image.expand(len(inputs), -1, -1, -1)}
     fid_n = min(args.fid_images, len(inputs))

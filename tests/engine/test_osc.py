@@ -12,7 +12,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from ganstudio.engine.controller import RenderController
-from ganstudio.engine.live import FRAME_ADDRESS, LOOP_ADDRESS, MALFORMED, LiveActions, LiveControl
+from ganstudio.engine.live import FRAME_ADDRESS, LOOP_ADDRESS, MALFORMED, LiveControl
 from ganstudio.engine.midi import MidiMapper, MidiMapping, MidiMappingError, encoder_ticks, midi_input_names
 from ganstudio.engine.osc_server import OscSender, OscServer, parse_host_port
 from ganstudio.engine.renderer import Renderer
