@@ -242,7 +242,9 @@ def test_bundled_demo_opens_as_the_compact_model_and_renders_the_same_pixels():
         same.load_state_dict(tensors)
         direct = torch.cat([same.eval()(z, c, truncation_psi=float(psi)) for psi in golden["psi"]])
     assert torch.equal(images, direct)
-    assert np.abs(images.numpy() - golden["images"]).max() < 1e-5   # thread-count rounding only
+    # rounding only: thread counts, and the CPU's kernels (an AMX / AVX512-FP16 Xeon differs from the
+    # machine that wrote the golden file by 3.1e-5 at 1 and 2 threads); 1e-4 is 0.013 of a uint8 level
+    assert np.abs(images.numpy() - golden["images"]).max() < 1e-4
 
 
 def _rewritten(path, out, **metadata):
