@@ -38,6 +38,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def demo_and_test_images(n: int):
+    """The demo as the studio finds it and the first n Fashion-MNIST test images at its resolution
+    -> (checkpoint path, G, the test split, targets [n, C, H, W] in [-1, 1])."""
+    from ganstudio.engine.demo import find_demo_checkpoint
+    from trainer import load_generator
+    from trainer.config import DataConfig
+    from trainer.data.datasets import load_dataset
+    checkpoint = find_demo_checkpoint()
+    G = load_generator(checkpoint)
+    test = load_dataset(DataConfig(source="fashion-mnist", split="test", resolution=G.img_resolution,
+                                   channels=G.img_channels))
+    return checkpoint, G, test, test.data[:n].float() / 127.5 - 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=100, help="first N Fashion-MNIST test images to invert")
@@ -59,24 +73,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from trainer import load_generator
-    from trainer.config import DataConfig
-    from trainer.data.datasets import load_dataset
     from trainer.images import make_grid, save_png
     from trainer.inversion.project import ProjectionSettings, noise_override, project
     from trainer.inversion.pti import PTISettings, pivotal_tuning
     from trainer.latents import layer_groups, truncate
     from trainer.metrics.distances import kernel_inception_distance
     from trainer.metrics.inception import load_inception
-    from ganstudio.engine.demo import find_demo_checkpoint
     from ganstudio.engine.model_info import layer_resolutions
 
-    checkpoint = find_demo_checkpoint()
-    G = load_generator(checkpoint)
+    checkpoint, G, test, targets = demo_and_test_images(args.images)
     n = args.images
-    test = load_dataset(DataConfig(source="fashion-mnist", split="test", resolution=G.img_resolution,
-                                   channels=G.img_channels))
-    targets = test.data[:n].float() / 127.5 - 1
     labels = test.labels[:n].tolist()
     reference = test.data[n:n + args.kid_reference]          # held out from the inverted images too
     steps_list = [int(s) for s in args.steps.split(",")]

@@ -17,6 +17,7 @@ Prints one line per setting: mean PSNR (dB), function evaluations, seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main(argv=None) -> int:
@@ -36,25 +38,18 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     import trainer.inversion.project as projection
-    from ganstudio.engine.demo import find_demo_checkpoint
-    from trainer import load_generator
-    from trainer.config import DataConfig
-    from trainer.data.datasets import load_dataset
+    from inversion import demo_and_test_images   # benchmarks/inversion.py: the same demo and images
     from trainer.inversion.encoder import encoder_for_inversion, predicted_start
     from trainer.inversion.losses import psnr
     from trainer.inversion.project import ProjectionSettings, StylePreconditioner, project
     from trainer.latents import estimate_class_means
 
-    checkpoint = find_demo_checkpoint()
-    G = load_generator(checkpoint)
+    checkpoint, G, _, targets = demo_and_test_images(args.images)
     n = args.images
-    test = load_dataset(DataConfig(source="fashion-mnist", split="test", resolution=G.img_resolution,
-                                   channels=G.img_channels))
-    targets = test.data[:n].float() / 127.5 - 1
     defaults = ProjectionSettings()
     probes = set(args.probes.split(","))
     print(f"demo {Path(checkpoint).name}, {n} test images, {torch.get_num_threads()} thread(s), "
-          f"load average {Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'}")
+          f"load average {os.getloadavg()[0]:.2f}")
 
     started = time.perf_counter()
     reference = project(G, targets, defaults)
