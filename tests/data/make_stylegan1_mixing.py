@@ -1,9 +1,9 @@
-"""Makes tests/data/stylegan1-fmnist16.safetensors, the trained StyleGAN v1 checkpoint that
-tests/trainer/test_stylegan1_mixing.py measures style mixing on: the `stylegan1` preset at 16 px,
-narrowed (32 maps, z = w = 32) to a few hundred kB, grown from 8x8 with 20 + 20 kimg per level and
-trained 80 kimg on Fashion-MNIST (about three minutes on one thread). With 1 + 1 kimg per level and
-4 kimg (this checkpoint until 2026-12-07) the split came out reversed: the newest layers take the
-layout until the levels below have trained long enough (benchmarks/results/stylegan1.md). Run from the repository root:
+"""Makes tests/data/stylegan1-fmnist16.safetensors, the trained StyleGAN v1 checkpoint on which
+tests/trainer/test_stylegan1.py measures style mixing: the `stylegan1` preset at 16 px, narrowed
+(32 maps, z = w = 32) to a few hundred kB, grown from 8x8 with 20 + 20 kimg per level and trained
+80 kimg on Fashion-MNIST (about three minutes on one thread). With 1 + 1 kimg per level and 4 kimg
+(this checkpoint until 2026-12-07) the split came out reversed: early in training the newest layers
+take the layout (benchmarks/results/stylegan1.md). Run from the repository root:
     .venv/bin/python tests/data/make_stylegan1_mixing.py"""
 import shutil
 import subprocess
