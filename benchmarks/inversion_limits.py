@@ -7,9 +7,15 @@ probes of what bounds a 100-step fit, each against the defaults run in the same 
   * a better start: the defaults' 100 steps from the latents a k-step run reached, standing in for
     an encoder as good as that (the shipped encoder starts at about 22.7 dB);
   * a wider step space: the pseudo-inverse cut of the style preconditioner (STYLE_PINV_RTOL, 0.2 so
-    that latents stay editable) lowered, with the distance from w_avg it costs.
+    that latents stay editable) lowered, with the distance from w_avg it costs;
+  * Adam's own settings: a shorter second-moment memory (beta2; with 0.999 the large early
+    gradients keep later steps small), other warm-up lengths, NAdam, and the noise maps left out;
+  * second-order steps: Gauss-Newton (Levenberg-Marquardt damping) with conjugate gradients on the
+    style offsets (Hessian-free: J v by forward-mode AD, J^T u by reverse mode), plain and with a
+    Jacobi preconditioner from Hutchinson estimates of diag(J^T J), at about the defaults' time.
 
-  python benchmarks/inversion_limits.py [--images 20] [--threads 1] [--probes lbfgs,start,rtol]
+  python benchmarks/inversion_limits.py [--images 20] [--threads 1]
+                                        [--probes lbfgs,start,rtol,adam,gauss-newton]
 
 The first --images Fashion-MNIST test images, the demo and its encoder as the studio finds them.
 Prints one line per setting: mean PSNR (dB), function evaluations, seconds.
@@ -33,7 +39,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=20, help="first N Fashion-MNIST test images")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--probes", default="lbfgs,start,rtol", help="which probes to run")
+    p.add_argument("--probes", default="lbfgs,start,rtol,adam,gauss-newton", help="which probes to run")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -112,7 +118,120 @@ def main(argv=None) -> int:
                           flush=True)
         finally:
             projection.STYLE_PINV_RTOL = original
+
+    if "adam" in probes:
+        for name, optimizer, beta2, changes in (
+                ("Adam, beta2 0.99", "Adam", 0.99, {}),
+                ("Adam, beta2 0.9", "Adam", 0.9, {}),
+                ("Adam, beta2 0.9, warm-up 0.1", "Adam", 0.9, {"lr_rampup": 0.1}),
+                ("Adam, beta2 0.9, warm-up 0.05, ramp-down 0.3", "Adam", 0.9, {"lr_rampup": 0.05, "lr_rampdown": 0.3}),
+                ("Adam, beta2 0.9, lr 0.5", "Adam", 0.9, {"lr": 0.5}),
+                ("NAdam", "NAdam", 0.999, {}),
+                ("Adam, no noise maps", "Adam", 0.999, {"optimize_noise": False}),
+                ("Adam, noise maps unregularised", "Adam", 0.999, {"noise_regularize": 0.0})):
+            with adam_replaced(getattr(torch.optim, optimizer), beta2):
+                started = time.perf_counter()
+                r = project(G, targets, defaults.replace(**changes))
+            distance = torch.from_numpy(r.ws).sub(G.w_avg).norm(dim=2).mean()
+            print(f"{name}: {r.psnr.mean():.2f} dB, |ws - w_avg| {distance:.1f}, "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+
+    if "gauss-newton" in probes:
+        encoder, _ = encoder_for_inversion(G, True, "", str(checkpoint))
+        class_means = estimate_class_means(G, "cpu") if G.c_dim else None
+        with torch.no_grad():
+            start, _ = predicted_start(G, encoder, targets, None, class_means)
+        for jacobi in (False, True):
+            for outer, inner in ((5, 10), (3, 18)):
+                started = time.perf_counter()
+                fitted, evaluations = gauss_newton(G, start, targets, outer, inner, jacobi)
+                print(f"Gauss-Newton, {outer} steps of {inner} conjugate gradients"
+                      f"{', Jacobi-preconditioned' if jacobi else ''}: {psnr(fitted, targets).mean():.2f} dB, "
+                      f"{evaluations:.0f} evaluations, {time.perf_counter() - started:.1f} s", flush=True)
     return 0
+
+
+class adam_replaced:
+    """Within the block, the projector's torch.optim.Adam is `optimizer` with this beta2."""
+
+    def __init__(self, optimizer, beta2: float):
+        base = optimizer
+
+        class Replaced(base):
+            def __init__(self, params, lr, betas):
+                super().__init__(params, lr=lr, betas=(betas[0], beta2))
+        self.replacement = Replaced
+
+    def __enter__(self):
+        self.original, torch.optim.Adam = torch.optim.Adam, self.replacement
+
+    def __exit__(self, *exc):
+        torch.optim.Adam = self.original
+
+
+def gauss_newton(G, start, targets, outer: int, inner: int, jacobi: bool, damping: float = 1e-3,
+                 probes: int = 8):
+    """Levenberg-Marquardt on the style offsets of StylePreconditioner, each step solved by `inner`
+    conjugate-gradient iterations on (J^T J + damping) d = -J^T r, per image (dot products per image,
+    one batched call for all). Returns (the fitted images, synthesis-sized evaluations per image)."""
+    from trainer.inversion.project import StylePreconditioner
+    styles = StylePreconditioner(G, start)
+    sizes = [d.shape[1] for d in styles.offsets]
+
+    def dot(a, b):
+        return (a * b).sum(1)
+
+    for p in G.parameters():
+        p.requires_grad_(False)
+    x = torch.zeros(len(targets), sum(sizes))
+    lam = torch.full((len(targets),), damping)
+    evaluations = 0.0
+    for _ in range(outer):
+        images, vjp = torch.func.vjp(lambda v: draw_pure(G, styles, sizes, v), x)
+        residual = images - targets
+        loss = residual.square().flatten(1).sum(1)
+        gradient = vjp(residual)[0]
+        evaluations += 1
+        diagonal = torch.ones_like(x)
+        if jacobi:
+            diagonal = sum(vjp(torch.randint(0, 2, residual.shape).float() * 2 - 1)[0].square()
+                           for _ in range(probes)) / probes
+            evaluations += probes / 2   # a backward pass without its forward
+        inverse = 1 / (diagonal + lam[:, None] + 1e-12)
+
+        def curvature(v):
+            _, jv = torch.func.jvp(lambda u: draw_pure(G, styles, sizes, u), (x,), (v,))
+            return vjp(jv)[0] + lam[:, None] * v
+
+        step, rest = torch.zeros_like(x), -gradient
+        z = inverse * rest
+        direction, rz = z.clone(), dot(rest, z)
+        for _ in range(inner):
+            cd = curvature(direction)
+            evaluations += 1
+            alpha = rz / dot(direction, cd).clamp_min(1e-30)
+            step = step + alpha[:, None] * direction
+            rest = rest - alpha[:, None] * cd
+            z = inverse * rest
+            rz, previous = dot(rest, z), rz
+            direction = z + (rz / previous.clamp_min(1e-30))[:, None] * direction
+        with torch.no_grad():
+            new_loss = (draw_pure(G, styles, sizes, x + step) - targets).square().flatten(1).sum(1)
+            _, j_step = torch.func.jvp(lambda u: draw_pure(G, styles, sizes, u), (x,), (step,))
+            predicted = loss - (residual + j_step).square().flatten(1).sum(1)
+            evaluations += 2
+            ratio = (loss - new_loss) / predicted.clamp_min(1e-30)
+            x = torch.where((new_loss < loss)[:, None], x + step, x)
+            lam = torch.where(ratio > 0.75, lam / 3, torch.where(ratio < 0.25, lam * 2, lam))
+    with torch.no_grad():
+        return draw_pure(G, styles, sizes, x), evaluations
+
+
+def draw_pure(G, styles, sizes, flat):
+    """The images of the style offsets `flat` [N, sum(sizes)], as a pure function for torch.func."""
+    parts = torch.split(flat, sizes, dim=1)
+    ws = torch.stack([styles.start[:, l] + d @ p.T for l, (d, p) in enumerate(zip(parts, styles.pinv))], 1)
+    return G.synthesis(ws, noise_mode="const").float()
 
 
 if __name__ == "__main__":
