@@ -103,10 +103,15 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def newest_checkpoint(run_dir) -> Path:
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step-*.safetensors"), key=lambda p: step_from_name(p) or 0)
-    if not ckpts:
-        raise CheckpointError(f"run directory {run_dir} has no checkpoints yet")
-    return ckpts[-1]
+    """The newest step-*.safetensors of a run directory, or of its checkpoints/ folder itself (the
+    folder users see the files in, and so the one they often pass)."""
+    run_dir = Path(run_dir)
+    for folder in (run_dir / "checkpoints", run_dir):
+        ckpts = sorted(folder.glob("step-*.safetensors"), key=lambda p: step_from_name(p) or 0)
+        if ckpts:
+            return ckpts[-1]
+    raise CheckpointError(f"{run_dir} has no checkpoints yet (no step-*.safetensors in it or in its "
+                          "checkpoints/ folder); pass a run directory or a .safetensors file")
 
 
 DISCRIMINATOR_PREFIX = "discriminator."   # an export that keeps D (imports with --with-d) stores it here

@@ -10,7 +10,18 @@ from trainer import CheckpointError, load_generator
 from trainer.checkpoint import load_state, read_checkpoint
 from trainer.events import read_events
 from trainer.training.loop import train
-from conftest import assert_resume_reproduces
+from conftest import assert_resume_reproduces, export_tiny
+
+
+def test_a_run_directory_or_its_checkpoints_folder_opens_the_newest(tmp_path):
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    for step in (900, 10000, 2000):   # unpadded names: the newest by step is the first by text
+        export_tiny(folder / f"step-{step}.safetensors", step=step)
+    for path in (tmp_path / "run", folder):
+        assert load_generator(path).checkpoint_info["step"] == 10000
+    with pytest.raises(CheckpointError, match="no checkpoints yet.*run directory or a .safetensors file"):
+        load_generator(tmp_path)
 
 
 @pytest.mark.slow
