@@ -150,6 +150,30 @@ def test_a_ten_class_pickle_into_an_unconditional_run_leaves_the_label_parts_fre
     assert torch.equal(task.G_ema.synthesis.b32.conv1.weight, source["synthesis.b32.conv1.weight"])
 
 
+@needs_nvlabs_fixtures
+def test_a_conditional_source_on_unsorted_pictures_starts_an_unconditional_run_and_says_so(tmp_path, capsys):
+    """An artist's folder without class sub-folders: with no --conditional given, the 10-class
+    model starts an unconditional run (the stylegan2 preset) with a note, instead of refusing for
+    lack of classes; --conditional given explicitly still asks for classes and is refused."""
+    from trainer.data.datasets import class_count
+    sorted_folder = digits_folder(tmp_path / "sorted")
+    unsorted = tmp_path / "unsorted"
+    unsorted.mkdir()
+    for i, picture in enumerate(sorted(sorted_folder.rglob("*.png"))):
+        picture.rename(unsorted / f"{i}.png")
+    assert (class_count(str(unsorted)), class_count("fashion-mnist"), class_count(str(tmp_path / "absent"))) == (0, 10, None)
+    pkl = str(NVLABS_FIXTURES / "sg2ada-cond10-32.pkl")
+    notes = []
+    cfg = new_run_config(pkl, given={"data": {"source": str(unsorted)}, "train": FAST}, notes=notes)
+    assert not cfg.data.conditional and cfg.preset == "stylegan2"
+    assert len(notes) == 1 and "is conditional (10 classes)" in notes[0] and "has no classes" in notes[0]
+    kept = new_run_config(pkl, given={"data": {"source": str(unsorted), "conditional": True}, "train": FAST})
+    assert kept.data.conditional   # asked for: load_dataset then says the folder has no classes
+    assert train_main(["--init", pkl, "--data", str(unsorted), "--conditional", "--kimg", "0.008", "--batch", "8",
+                       "--threads", "1", "--outdir", str(tmp_path / "runs")]) == 2
+    assert "needs at least two classes" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @needs_nvlabs_fixtures
 def test_an_option_given_wins_over_the_source_and_the_blocks_that_still_fit_are_copied(tmp_path):

@@ -4,6 +4,7 @@ task, and the options offered are that task's config fields."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from trainer.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, error
@@ -77,8 +78,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     base = RunConfig.from_dict(read_json(args.config)).to_dict() if args.config else None
     init = given.get("train", {}).get("init") or (base or {}).get("train", {}).get("init")
     if init:
+        from trainer.training.distributed import ranks_from_environment
         from trainer.training.init import new_run_config
-        return new_run_config(init, args.preset, base, given)
+        notes: list[str] = []
+        cfg = new_run_config(init, args.preset, base, given, notes)
+        for note in notes if ranks_from_environment().is_main else ():
+            print(f"note: {note}", file=sys.stderr)
+        return cfg
     if base is not None:
         return RunConfig.from_dict(merge(base, given))
     return preset_config(args.preset or DEFAULT_PRESET, **given)

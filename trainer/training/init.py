@@ -27,6 +27,7 @@ NETS = ("G", "G_ema", "D")
 # The model fields a new run's data decides (set in gan.resolve_config), never taken from a source
 DATA_DECIDED = ("img_resolution", "img_channels", "c_dim", "magnitude_ema_beta", "cfg")
 SHOWN = 3   # names listed per reason in the log
+UNCONDITIONAL_PRESET = {"stylegan2-cond": "stylegan2", "cgan": "dcgan"}   # a conditional source on unlabelled data
 
 
 @dataclass
@@ -146,17 +147,34 @@ def _preset_for(m: ModelConfig) -> str:
 
 # ---- the new run's config ---------------------------------------------------------------------------
 def new_run_config(init: str, preset: str | None = None, base: dict | None = None,
-                   given: dict | None = None) -> RunConfig:
+                   given: dict | None = None, notes: list | None = None) -> RunConfig:
     """The config of a run that starts from `init`: the preset's (`preset`, else the source's) or
     `base` (a --config file's dict), then the source's architecture, then `given`, the options
-    given ({section: {field: value}}), which win. ConfigError when the source cannot start it."""
+    given ({section: {field: value}}), which win. ConfigError when the source cannot start it.
+    What the user should know about the choices made is appended to `notes`."""
     source = read_source(init)
     given = merge(given or {}, {"train": {"init": str(source.path.resolve())}})
     sections = merge({"model": source.model, "data": source.data}, given)
+    source_preset = source.preset
+    chosen = "conditional" in given.get("data", {}) or "conditional" in (base or {}).get("data", {})
+    if source.c_dim and not chosen:
+        # A conditional source fine-tuned on a folder of unsorted pictures: the run is unconditional,
+        # as the pictures are, rather than refused for lacking classes nobody asked for.
+        from trainer.data.datasets import class_count
+        data_source = sections["data"].get("source") or (base or {}).get("data", {}).get("source", "")
+        count = class_count(data_source) if data_source else None
+        if count is not None and count < 2:
+            sections = merge(sections, {"data": {"conditional": False}})
+            source_preset = UNCONDITIONAL_PRESET.get(source.preset, source.preset)
+            if notes is not None:
+                notes.append(f"{source.path.name} is conditional ({source.c_dim} classes) and '{data_source}' "
+                             f"has no classes, so this run is unconditional: the layers that read the label start "
+                             f"fresh, as the log lists (for classes, put each class's pictures in a sub-folder "
+                             f"and give --conditional)")
     if base is not None:
         cfg = RunConfig.from_dict(merge(base, sections))
     else:
-        cfg = preset_config(preset or source.preset, **sections)
+        cfg = preset_config(preset or source_preset, **sections)
     check_init(cfg, source)
     return cfg
 
