@@ -32,9 +32,10 @@ PHOTO_FILTER = f"Images ({' '.join('*' + suffix for suffix in PHOTO_SUFFIXES)});
 # The first is the default (benchmarks/inversion.py): noise maps carry the detail W+ cannot draw
 SPACES = (("W+ and noise maps", "w+", True), ("W+", "w+", False), ("W (one w for all layers)", "w", False),
           ("W and noise maps", "w", True))
-LOSS_DEFAULTS = (("mse", "MSE", 1.0), ("l1", "L1", 0.0), ("ssim", "SSIM", 0.0), ("ms_ssim", "MS-SSIM", 0.0),
-                 ("inception", "Inception features", 0.0), ("discriminator", "the run's D features", 0.0),
-                 ("lpips", "LPIPS (if installed)", 0.0))
+LOSS_LABELS = (("mse", "MSE"), ("detail", "Fine detail"), ("l1", "L1"), ("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"),
+               ("inception", "Inception features"), ("discriminator", "the run's D features"),
+               ("lpips", "LPIPS (if installed)"))
+LOSS_DEFAULTS = tuple((name, text, ProjectionSettings().losses.get(name, 0.0)) for name, text in LOSS_LABELS)
 JOB_NAME = "invert"
 
 
@@ -91,7 +92,9 @@ class InvertPanel(QWidget):
             box.setSingleStep(0.1)
             box.setValue(weight)
             box.setSpecialValueText("off")
-            box.setToolTip(f"weight of the {text} loss; 0 = off")
+            box.setToolTip("weight of the fine-detail loss (the MSE of the difference's high-pass part: the fit "
+                           "draws fine detail sooner); 0 = off" if name == "detail" else
+                           f"weight of the {text} loss; 0 = off")
             box.setMinimumWidth(64)
             self.loss_boxes[name] = box
         self.pti = QCheckBox("Then tune the generator (PTI)")

@@ -15,7 +15,7 @@ from trainer.checkpoint import read_checkpoint
 from trainer.cli import main as cli_main
 from trainer.config import DataConfig
 from trainer.data.datasets import load_dataset
-from trainer.inversion.losses import LossUnavailable, ReconstructionLoss, ms_ssim, psnr, ssim
+from trainer.inversion.losses import LossUnavailable, ReconstructionLoss, detail_error, ms_ssim, psnr, ssim
 from trainer.files import file_sha256
 from trainer.inversion.result import InversionFileError, inversion_from_batch, load_inversion, save_inversion
 from trainer.inversion.project import InversionError, ProjectionSettings, check_invertible, noise_layers, project, target_tensor
@@ -171,6 +171,22 @@ def test_structural_losses_are_one_for_identical_images_and_per_image():
     s = ssim(a, b)
     assert s[0] > 0.999 and s[1] < 0.5 and s[2] > 0.999
     assert psnr(a, a)[0] > 90
+
+
+def test_the_detail_loss_sees_fine_differences_and_not_smooth_ones():
+    """A smooth difference (an offset, a gentle ramp) costs MSE but almost no detail loss; a
+    one-pixel checkerboard of the same MSE costs both; each image's loss is its own."""
+    target = torch.zeros(3, 1, 16, 16)
+    ramp = torch.linspace(-0.1, 0.1, 16)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 0.2 - 0.1
+    images = torch.stack([torch.full((1, 16, 16), 0.1), ramp.expand(1, 16, 16), checker[None]])
+    detail = detail_error(images, target)
+    mse = (images - target).square().flatten(1).mean(1)
+    assert detail[0] < 1e-12 and detail[1] < 0.01 * mse[1]   # the ramp only folds at the borders
+    assert detail[2] > 0.5 * mse[2]
+    weighted = ReconstructionLoss({"mse": 1.0, "detail": 3.0})(images, target)
+    assert torch.allclose(weighted, mse + 3 * detail)
+    assert ProjectionSettings().losses == {"mse": 1.0, "detail": 3.0}   # the defaults use it
 
 
 def test_feature_losses_where_their_networks_are(tmp_path, tiny):

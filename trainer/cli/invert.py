@@ -58,9 +58,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--w-noise", type=number(float, 0, 10), default=d.w_noise, help="initial noise on w in W's std (NVlabs: 0.05)")
     p.add_argument("--layer-reg", type=number(float, 0), default=d.layer_regularize,
                    help="pull W+ layers toward their mean (e4e's idea; edits better, fits less)")
-    p.add_argument("--loss", default="mse=1",
-                   help="weighted losses: mse, l1, ssim, ms_ssim, inception, discriminator (the run's D, when "
-                        "its state/ is there), lpips (where installed)")
+    p.add_argument("--loss", default=",".join(f"{name}={weight:g}" for name, weight in d.losses.items()),
+                   help="weighted losses: mse, detail (MSE of the difference's fine detail, which speeds up the fit), "
+                        "l1, ssim, ms_ssim, inception, discriminator (the run's D, when its state/ is there), "
+                        "lpips (where installed)")
     p.add_argument("--init", default=d.init, choices=INITS, help="where the optimisation starts")
     p.add_argument("--encoder", default=d.encoder,
                    help="an encoder file for the start (default: encoders/<checkpoint stem>.safetensors beside the "

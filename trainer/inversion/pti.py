@@ -25,7 +25,8 @@ class PTISettings:
     """Pivotal tuning: how long and how hard to fine-tune the generator around the pivot."""
     steps: int = 300                # tuning steps (PTI: up to 350)
     lr: float = 3e-3                # Adam on the synthesis weights (PTI: 3e-4; 10x converges in 300 steps here)
-    losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0})   # name -> weight
+    losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0, "detail": 3.0})   # name -> weight
+                                    # (as the projection's; detail: +2.2 dB after 100 steps on 4 demo images)
     locality: float = 0.1           # weight of the locality regulariser (0 = off; 1 halves the gain in 100 steps)
     locality_samples: int = 4       # random latents per step for it
     locality_radius: float = 0.5    # how far from the pivot they lie, in units of W's std
