@@ -392,7 +392,9 @@ def test_cli_inverts_photos_and_reports_bad_ones(tmp_path, capsys):
         assert inv.ws.shape == (6, 16) and inv.meta["class"] == 1 and inv.meta["pti"]["steps"] == 3
         assert inv.meta["image_sha256"] == file_sha256(tmp_path / f"{stem}.png")
         assert Image.open(out / f"{stem}-reconstruction.png").size == (16, 16)
-        assert Image.open(out / f"{stem}-pair.png").size == (34, 16)
+        pair = np.asarray(Image.open(out / f"{stem}-pair.png"))   # 16 px enlarged 16x: 256 high, to be seen
+        assert pair.shape[:2] == (256, 34 * 16) and (pair[::16, ::16][:, 16:18] == 128).all()
+        assert (pair[::16, ::16][:, 18:] == np.asarray(Image.open(out / f"{stem}-reconstruction.png"))).all()
         assert load_generator(out / f"{stem}-pti.safetensors").checkpoint_info["metadata"]["tuned_from"] == \
             file_sha256(ckpt)
     code = cli_main(["invert", "--checkpoint", str(export_tiny(tmp_path / "d.safetensors", arch="dcgan")),

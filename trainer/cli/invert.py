@@ -3,7 +3,7 @@
   ganstudio-train invert --checkpoint C IMAGE... --out DIR [--space w|w+] [--steps N] [--pti] [--class K]
 
 For each image: DIR/<stem>.npz (the W+ latent, settings, record), DIR/<stem>-reconstruction.png
-(at the model's resolution), DIR/<stem>-pair.png (the fitted target beside the reconstruction),
+(at the model's resolution), DIR/<stem>-pair.png (the fitted target beside the reconstruction, enlarged to at least 256 pixels high),
 and with --pti DIR/<stem>-pti.safetensors (the tuned generator, an ordinary checkpoint).
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from trainer.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_device_opti
                                 command_parser, error, note, number, parse_command_line, subcommand)
 
 NAME = "invert"
-PAIR_GAP = 2                 # pixels of mid grey between target and reconstruction
+PAIR_GAP = 2                 # pixels of mid grey between target and reconstruction (before enlarging)
+PAIR_MIN_HEIGHT = 256        # a small model's pair is enlarged (whole pixels) to be seen: 32 px -> 256
 PAIR_GAP_GREY = 128
 
 
@@ -193,9 +194,12 @@ def unique_stems(stems: list[str]) -> list[str]:
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Two uint8 [H, W, C] images with a grey gap between them -> uint8 [H, 2W + gap, C]."""
+    """Two uint8 [H, W, C] images with a grey gap between them -> uint8 [kH, k(2W + gap), C], each
+    pixel a k x k block where H is under PAIR_MIN_HEIGHT (a 64x32 pair is too small to look at)."""
     gap = np.full((a.shape[0], PAIR_GAP, a.shape[2]), PAIR_GAP_GREY, dtype=np.uint8)
-    return np.concatenate([a, gap, b], axis=1)
+    pair = np.concatenate([a, gap, b], axis=1)
+    k = max(1, -(-PAIR_MIN_HEIGHT // a.shape[0]))
+    return pair.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else pair
 
 
 def grey_or_rgb(image: np.ndarray) -> np.ndarray:
