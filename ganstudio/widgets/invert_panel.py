@@ -162,6 +162,7 @@ class InvertPanel(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.curve_plot)
         layout.addLayout(model_row)
+        layout.addStretch(1)   # a tall window's spare height goes below the panel, not between its rows
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # it fits the column's width

@@ -201,3 +201,17 @@ def test_the_inverted_photo_as_a_row_or_a_column_of_the_mixing_grid(qtbot, windo
     assert grid.cell_ws.shape[:2] == (len(ws.grid_row_seeds), len(ws.grid_col_seeds) + 1)
     assert np.allclose(grid.cell_ws[2, 0][3:], ws.photo_ws[3:])
     assert np.abs(grid.image[:16, cell:cell + 16].astype(int) - photo_image).max() <= 1   # its header
+
+
+def test_a_tall_window_keeps_the_panel_together(qtbot, window):
+    """At 2400x1500 the spare height went between the panel's rows: the pictures sat 580 px below
+    the photo line. It belongs below the panel; the pictures keep their place under their labels."""
+    panel = window.invert_panel
+    window.panels.setCurrentWidget(panel)
+    window.resize(2400, 1500)
+    qtbot.waitUntil(lambda: panel.height() > 1000, timeout=TIMEOUT_MS)
+    top = panel.target_view.mapTo(panel, panel.target_view.rect().topLeft()).y()
+    label_bottom = panel.photo_label.mapTo(panel, panel.photo_label.rect().bottomLeft()).y()
+    assert top - label_bottom < 60   # one row of labels between them
+    curve_bottom = panel.curve_plot.mapTo(panel, panel.curve_plot.rect().bottomLeft()).y()
+    assert curve_bottom < panel.height() - 300   # the spare height is below the panel's last row
