@@ -60,8 +60,9 @@ class ProjectionSettings:
                                     # an LPIPS loss; with MSE that keeps the maps from fitting anything)
     layer_regularize: float = 0.0   # e4e-style pull of each layer's w toward the mean of the layers
     losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0, "detail": 3.0})  # name -> weight;
-                                    # "detail" weighs the residual's fine detail (losses.detail_error): +1.2 dB
-                                    # at 100 steps on the demo, +1.0 at 300, +0.4 on a photo outside its domain
+                                    # "detail" weighs the residual's fine detail (losses.detail_error): +0.6 dB
+                                    # at 100 steps on 100 demo test images, +0.7 at 300, +0.4 on a photo outside
+                                    # the demo's domain
     init: str = "auto"              # "auto": "encoder" when one for the checkpoint exists, else "best_of_n";
                                     # "encoder" (trainer/encoder.py's W+ prediction) | "best_of_n" (random w,
                                     # class means, w_avg) | "class_mean" | "w_avg"
