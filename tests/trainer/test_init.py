@@ -167,6 +167,8 @@ def test_a_conditional_source_on_unsorted_pictures_starts_an_unconditional_run_a
     cfg = new_run_config(pkl, given={"data": {"source": str(unsorted)}, "train": FAST}, notes=notes)
     assert not cfg.data.conditional and cfg.preset == "stylegan2"
     assert len(notes) == 1 and "is conditional (10 classes)" in notes[0] and "has no classes" in notes[0]
+    named = new_run_config(pkl, "stylegan2-cond", given={"data": {"source": str(unsorted)}, "train": FAST})
+    assert not named.data.conditional and named.preset == "stylegan2"   # as the studio's New run form asks
     kept = new_run_config(pkl, given={"data": {"source": str(unsorted), "conditional": True}, "train": FAST})
     assert kept.data.conditional   # asked for: load_dataset then says the folder has no classes
     assert train_main(["--init", pkl, "--data", str(unsorted), "--conditional", "--kimg", "0.008", "--batch", "8",

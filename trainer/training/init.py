@@ -166,6 +166,8 @@ def new_run_config(init: str, preset: str | None = None, base: dict | None = Non
         if count is not None and count < 2:
             sections = merge(sections, {"data": {"conditional": False}})
             source_preset = UNCONDITIONAL_PRESET.get(source.preset, source.preset)
+            # the studio's New run form passes the source's own preset: the run's name follows what it trains
+            preset = UNCONDITIONAL_PRESET.get(preset, preset) if preset else preset
             if notes is not None:
                 notes.append(f"{source.path.name} is conditional ({source.c_dim} classes) and '{data_source}' "
                              f"has no classes, so this run is unconditional: the layers that read the label start "
