@@ -26,6 +26,7 @@ Prints one line per setting: mean PSNR (dB), function evaluations, seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -166,40 +167,29 @@ class HighPassWeighted:
 
     def __init__(self, weights):
         self.weights = weights
-        k = torch.tensor([1.0, 2.0, 1.0])
-        self.kernel = (k[:, None] * k[None]) / 16
-
-    def blur(self, x):
-        kernel = self.kernel[None, None].expand(x.shape[1], 1, 3, 3)
-        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), kernel,
-                                          groups=x.shape[1])
 
     def __call__(self, images, targets):
+        from trainer.inversion.losses import binomial_blur   # the detail loss's blur
         residual = images - targets
         total = residual.square().flatten(1).mean(1)
         for weight in self.weights:
-            low = self.blur(residual)
+            low = binomial_blur(residual)
             total = total + weight * (residual - low).square().flatten(1).mean(1)
             residual = low
         return total
 
 
-class adam_replaced:
+@contextlib.contextmanager
+def adam_replaced(optimizer, beta2: float):
     """Within the block, the projector's torch.optim.Adam is `optimizer` with this beta2."""
-
-    def __init__(self, optimizer, beta2: float):
-        base = optimizer
-
-        class Replaced(base):
-            def __init__(self, params, lr, betas):
-                super().__init__(params, lr=lr, betas=(betas[0], beta2))
-        self.replacement = Replaced
-
-    def __enter__(self):
-        self.original, torch.optim.Adam = torch.optim.Adam, self.replacement
-
-    def __exit__(self, *exc):
-        torch.optim.Adam = self.original
+    class Replaced(optimizer):
+        def __init__(self, params, lr, betas):
+            super().__init__(params, lr=lr, betas=(betas[0], beta2))
+    original, torch.optim.Adam = torch.optim.Adam, Replaced
+    try:
+        yield
+    finally:
+        torch.optim.Adam = original
 
 
 def gauss_newton(G, start, targets, outer: int, inner: int, jacobi: bool, damping: float = 1e-3,
@@ -262,9 +252,7 @@ def gauss_newton(G, start, targets, outer: int, inner: int, jacobi: bool, dampin
 
 def draw_pure(G, styles, sizes, flat):
     """The images of the style offsets `flat` [N, sum(sizes)], as a pure function for torch.func."""
-    parts = torch.split(flat, sizes, dim=1)
-    ws = torch.stack([styles.start[:, l] + d @ p.T for l, (d, p) in enumerate(zip(parts, styles.pinv))], 1)
-    return G.synthesis(ws, noise_mode="const").float()
+    return G.synthesis(styles.ws(list(torch.split(flat, sizes, dim=1))), noise_mode="const").float()
 
 
 if __name__ == "__main__":

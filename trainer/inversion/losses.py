@@ -18,6 +18,7 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)   # Wang et al. 2003,
 SSIM_WINDOW = 11           # pixels, Gaussian sigma 1.5 (Wang et al. 2004)
 INCEPTION_INPUT = 128      # pixels: enough for the stem's early layers, a fraction of 299's cost
 LOSS_NAMES = ("mse", "detail", "l1", "ssim", "ms_ssim", "inception", "discriminator", "lpips")
+DEFAULT_LOSSES = {"mse": 1.0, "detail": 3.0}   # projection's and PTI's (benchmarks/inversion.py measured them)
 
 
 class LossUnavailable(ValueError):
@@ -41,10 +42,14 @@ def detail_error(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     latent, which pixel MSE moves slowly, more of each step: +0.6 dB at 100 steps on 100 of the
     demo's test images (benchmarks/inversion.py), +1.2 on the first 20."""
     residual = (images - targets).float()
-    k = torch.tensor([1.0, 2.0, 1.0], device=residual.device)
-    kernel = ((k[:, None] * k[None]) / 16).expand(residual.shape[1], 1, 3, 3)
-    blurred = F.conv2d(F.pad(residual, (1, 1, 1, 1), mode="reflect"), kernel, groups=residual.shape[1])
-    return (residual - blurred).square().flatten(1).mean(1).to(images.dtype)
+    return (residual - binomial_blur(residual)).square().flatten(1).mean(1).to(images.dtype)
+
+
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> the same, each channel blurred by the 3x3 binomial kernel (edges reflected)."""
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype)
+    kernel = ((k[:, None] * k[None]) / 16).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
 
 
 def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from trainer.inversion.encoder import encoder_for_inversion, predicted_start
-from trainer.inversion.losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
+from trainer.inversion.losses import DEFAULT_LOSSES, LOSS_NAMES, ReconstructionLoss, psnr, ssim
 from trainer.latents import has_input_transform, noise_layers, noise_override  # noqa: F401 - noise_override: PTI, tests
 
 SPACES = ("w", "w+")
@@ -59,7 +59,7 @@ class ProjectionSettings:
     noise_regularize: float = 0.3   # weight of the noise maps' autocorrelation penalty (NVlabs: 1e5, against
                                     # an LPIPS loss; with MSE that keeps the maps from fitting anything)
     layer_regularize: float = 0.0   # e4e-style pull of each layer's w toward the mean of the layers
-    losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0, "detail": 3.0})  # name -> weight;
+    losses: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSSES))  # name -> weight;
                                     # "detail" weighs the residual's fine detail (losses.detail_error): +0.6 dB
                                     # at 100 steps on 100 demo test images, +0.7 at 300, +0.4 on a photo outside
                                     # the demo's domain
@@ -294,8 +294,10 @@ class StylePreconditioner:
         self.offsets = [torch.zeros(start.shape[0], p.shape[1], device=start.device, requires_grad=True)
                         for p in self.pinv]
 
-    def ws(self) -> torch.Tensor:
-        return torch.stack([self.start[:, l] + d @ p.T for l, (d, p) in enumerate(zip(self.offsets, self.pinv))], 1)
+    def ws(self, offsets: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The W+ latent of these style offsets (default: the optimised ones) [N, num_ws, w_dim]."""
+        offsets = self.offsets if offsets is None else offsets
+        return torch.stack([self.start[:, l] + d @ p.T for l, (d, p) in enumerate(zip(offsets, self.pinv))], 1)
 
 
 def layer_affine_matrices(G) -> list[torch.Tensor]:

@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from trainer.inversion.losses import LOSS_NAMES, ReconstructionLoss, psnr, ssim
+from trainer.inversion.losses import DEFAULT_LOSSES, LOSS_NAMES, ReconstructionLoss, psnr, ssim
 from trainer.files import parse_json, file_sha256
 from trainer.inversion.project import Report, check_invertible, noise_override, to_uint8_nhwc, w_statistics
 
@@ -25,7 +25,7 @@ class PTISettings:
     """Pivotal tuning: how long and how hard to fine-tune the generator around the pivot."""
     steps: int = 300                # tuning steps (PTI: up to 350)
     lr: float = 3e-3                # Adam on the synthesis weights (PTI: 3e-4; 10x converges in 300 steps here)
-    losses: Mapping[str, float] = field(default_factory=lambda: {"mse": 1.0, "detail": 3.0})   # name -> weight
+    losses: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSSES))   # name -> weight
                                     # (as the projection's; detail: +2.2 dB after 100 steps on 4 demo images)
     locality: float = 0.1           # weight of the locality regulariser (0 = off; 1 halves the gain in 100 steps)
     locality_samples: int = 4       # random latents per step for it

@@ -155,7 +155,7 @@ def new_run_config(init: str, preset: str | None = None, base: dict | None = Non
     source = read_source(init)
     given = merge(given or {}, {"train": {"init": str(source.path.resolve())}})
     sections = merge({"model": source.model, "data": source.data}, given)
-    source_preset = source.preset
+    preset = preset or source.preset
     chosen = "conditional" in given.get("data", {}) or "conditional" in (base or {}).get("data", {})
     if source.c_dim and not chosen:
         # A conditional source fine-tuned on a folder of unsorted pictures: the run is unconditional,
@@ -165,9 +165,8 @@ def new_run_config(init: str, preset: str | None = None, base: dict | None = Non
         count = class_count(data_source) if data_source else None
         if count is not None and count < 2:
             sections = merge(sections, {"data": {"conditional": False}})
-            source_preset = UNCONDITIONAL_PRESET.get(source.preset, source.preset)
-            # the studio's New run form passes the source's own preset: the run's name follows what it trains
-            preset = UNCONDITIONAL_PRESET.get(preset, preset) if preset else preset
+            # the run's name follows what it trains (the studio's New run form passes the source's own preset)
+            preset = UNCONDITIONAL_PRESET.get(preset, preset)
             if notes is not None:
                 notes.append(f"{source.path.name} is conditional ({source.c_dim} classes) and '{data_source}' "
                              f"has no classes, so this run is unconditional: the layers that read the label start "
@@ -176,7 +175,7 @@ def new_run_config(init: str, preset: str | None = None, base: dict | None = Non
     if base is not None:
         cfg = RunConfig.from_dict(merge(base, sections))
     else:
-        cfg = preset_config(preset or source_preset, **sections)
+        cfg = preset_config(preset, **sections)
     check_init(cfg, source)
     return cfg
 
