@@ -1,4 +1,5 @@
-"""The Timeline panel's export box: MP4 (H.264), GIF or PNG frames at native, 2x, 4x or a square size
+"""The Timeline panel's export box: MP4 (H.264), GIF or PNG frames at an automatic size (the model's
+enlarged by a whole factor to at least 256 px), native, 2x, 4x or a square size
 with a named resize filter, a quality, a grid of seeds by option; progress and Cancel.
 
 The export is the controller's job on the renderer's thread (RenderController.export_film: chunks
@@ -15,12 +16,12 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QProgressBar, QPushButton, QSpinBox)
 
 from trainer.film.timeline import Timeline, TimelineError
-from trainer.film.video import RESIZE_FILTERS, ExportError, ExportSettings
+from trainer.film.video import MIN_AUTO_SIZE, RESIZE_FILTERS, ExportError, ExportSettings
 
 from ..engine.controller import FILM_JOB
 from ..engine.model_info import ModelInfo
 
-SIZE_CHOICES = (("native", 1), ("2×", 2), ("4×", 4), ("square size…", 0))
+SIZE_CHOICES = ((f"auto (≥ {MIN_AUTO_SIZE} px)", None), ("native", 1), ("2×", 2), ("4×", 4), ("square size…", 0))
 FORMAT_CHOICES = (("MP4 (H.264)", ".mp4"), ("GIF", ".gif"), ("PNG sequence (folder)", ""))
 
 
@@ -42,6 +43,8 @@ class ExportBox(QGroupBox):
         self.size = QComboBox()
         for text, factor in SIZE_CHOICES:
             self.size.addItem(text, factor)
+        self.size.setItemData(0, f"The frames' own side (a grid's, with grid cells) enlarged by a whole factor to at "
+                                 f"least {MIN_AUTO_SIZE} px", Qt.ItemDataRole.ToolTipRole)
         self.side = QSpinBox()
         self.side.setRange(16, 2048)
         self.side.setValue(512)
@@ -101,9 +104,9 @@ class ExportBox(QGroupBox):
     def settings(self, path) -> ExportSettings:
         factor = self.size.currentData()
         native = self.info.img_resolution if self.info is not None else 0
-        side = self.side.value() if factor == 0 else native * factor
-        return ExportSettings(str(path), size=None if side == native else side,
-                              resize_filter=self.filter.currentText(), quality=self.quality.value())
+        side = None if factor is None else self.side.value() if factor == 0 else native * factor
+        return ExportSettings(str(path), size=side, resize_filter=self.filter.currentText(),
+                              quality=self.quality.value())
 
     def _on_export_dialog(self) -> None:
         suffix = self.format.currentData()

@@ -168,13 +168,15 @@ def test_film_export_is_a_job_that_reports_progress(ckpt, tmp_path):
                     fps=10)
     progress, reports = [], []
     controller.events.job_progress.connect(progress.append)
-    controller.export_film(line, ExportSettings(str(tmp_path / "frames")), 1, reports.append)
+    G = load_generator(ckpt)
+    native = ExportSettings(str(tmp_path / "frames"), size=G.img_resolution)   # so the pixels compare exactly
+    controller.export_film(line, native, 1, reports.append)
     assert len(reports) == 1 and reports[0].frames == line.frame_count
     assert progress and {name for name, _, _ in progress} == {"timeline export"}
     frames = sorted((tmp_path / "frames").glob("*.png"))
     assert len(frames) == line.frame_count
     from PIL import Image
-    expected = TimelineRenderer(load_generator(ckpt), line).render_frames([line.frame_count - 1])[0]
+    expected = TimelineRenderer(G, line).render_frames([line.frame_count - 1])[0]
     np.testing.assert_array_equal(np.asarray(Image.open(frames[-1]).convert("RGB")), expected)
     wrong = Timeline((Keyframe(LatentState.explicit(np.zeros((5, 16), np.float32))),), fps=10)
     with pytest.raises(TimelineError):

@@ -18,7 +18,7 @@ from trainer.film.timeline import (EASINGS, Keyframe, LayerTrack, Timeline, Time
                               model_signature, slerp)
 from trainer.film.presets import class_tour, noise_loop, seed_walk, style_morph, truncation_sweep
 from trainer.film.render import CHUNK_FRAMES, TimelineRenderer
-from trainer.film.video import ExportError, ExportSettings, export_timeline, read_video_info
+from trainer.film.video import ExportError, ExportSettings, auto_size, export_timeline, read_video_info
 
 CLI = [sys.executable, "-m", "trainer"]
 
@@ -277,14 +277,18 @@ def test_export_mp4_gif_png_decode_back(G, tmp_path):
         first = np.asarray(im.convert("RGB"))
     frames = r.render_frames(range(line.frame_count))
     assert np.array_equal(first, frames[0].repeat(2, 0).repeat(2, 1))   # nearest x2, 256 colours suffice
-    png = export_timeline(r, ExportSettings(str(tmp_path / "walk.png")))
+    # left at its default size, a 16 px model's film is enlarged 16x to 256 px: whole pixels, nearest exact
+    png = export_timeline(r, ExportSettings(str(tmp_path / "walk.png"), resize_filter="nearest"))
     files = sorted((tmp_path / "walk").glob("frame-*.png"))
-    assert png.path == str(tmp_path / "walk") and len(files) == line.frame_count
-    assert np.array_equal(np.asarray(Image.open(files[7])), frames[7])
+    assert png.path == str(tmp_path / "walk") and len(files) == line.frame_count and png.size == 256
+    assert np.array_equal(np.asarray(Image.open(files[7])), frames[7].repeat(16, 0).repeat(16, 1))
+    native = export_timeline(r, ExportSettings(str(tmp_path / "native.gif"), size=G.img_resolution))
+    assert native.size == 16
     grid = export_timeline([r, TimelineRenderer(G, line.with_seed_offset(10))],
                            ExportSettings(str(tmp_path / "grid.mp4")))
-    assert read_video_info(grid.path)["width"] == 32
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.mp4", "walk", "walk.gif", "walk.mp4"]
+    assert read_video_info(grid.path)["width"] == 256                  # two 16 px cells side by side, x8
+    assert [auto_size(n) for n in (16, 32, 100, 256, 1024)] == [256, 256, 300, 256, 1024]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.mp4", "native.gif", "walk", "walk.gif", "walk.mp4"]
 
 
 def test_export_refuses_bad_settings_and_cancel_leaves_nothing(G, tmp_path):
@@ -364,12 +368,13 @@ def test_render_video_seed_walk_starts_with_generate_image(tiny_path, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert gen.returncode == 0, gen.stderr
     film = subprocess.run(CLI + ["render-video", *common, "--preset", "seed-walk", "--seeds", "3-5",
-                                 "--seconds-per-key", "0.5", "--fps", "8", "--out", str(tmp_path / "walk")],
+                                 "--seconds-per-key", "0.5", "--fps", "8", "--filter", "nearest", "--out", str(tmp_path / "walk")],
                           capture_output=True, text=True, timeout=300)
     assert film.returncode == 0, film.stderr
     frames = sorted((tmp_path / "walk").glob("frame-*.png"))
     assert len(frames) == 12
-    assert np.array_equal(np.asarray(Image.open(frames[0])), np.asarray(Image.open(tmp_path / "g.png")))
+    first, image = np.asarray(Image.open(frames[0])), np.asarray(Image.open(tmp_path / "g.png"))
+    assert first.shape == (256, 256, 3) and np.array_equal(first, image.repeat(16, 0).repeat(16, 1))   # auto size
 
 
 @pytest.mark.slow

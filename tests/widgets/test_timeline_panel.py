@@ -96,7 +96,10 @@ def test_export_while_stopped_and_cancel(qtbot, make_window, ckpt, tmp_path):
     window = make_window(ckpt)
     panel, _ = two_keyframes(qtbot, window)
     export = panel.export_box
-    export.size.setCurrentIndex(1)       # 2x
+    assert export.size.currentText().startswith("auto") and export.settings(tmp_path / "a.mp4").size is None
+    export.size.setCurrentIndex(export.size.findData(1))
+    assert export.settings(tmp_path / "a.mp4").size == 16                        # native: the model's own side
+    export.size.setCurrentIndex(export.size.findData(2))       # 2x
     export.filter.setCurrentText("bicubic")
     out = tmp_path / "out" / "film.mp4"
     assert export.export_to(out)

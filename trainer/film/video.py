@@ -27,6 +27,7 @@ RESIZE_FILTERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampl
                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                   "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 MAX_SIZE = 2048
+MIN_AUTO_SIZE = 256       # a film left at its default size is at least this wide (a 32 px film is a smudge)
 H264_ENCODERS = ("libx264", "libopenh264")   # PyAV's wheels bundle libx264
 QUEUE_CHUNKS = 4          # rendered chunks waiting for the encoder: bounds memory, keeps both busy
 
@@ -40,7 +41,7 @@ class ExportError(RuntimeError):
 @dataclass(frozen=True)
 class ExportSettings:
     path: str                        # film.mp4, film.gif, or a folder for a PNG sequence
-    size: int | None = None          # output side in pixels (square); None = the model's resolution
+    size: int | None = None          # output side in pixels (square); None = auto_size(the frames' side)
     resize_filter: str = "lanczos"   # one of RESIZE_FILTERS, used when size differs from native
     quality: int = 80                # MP4 only: 1-100 (maps to x264 CRF 40-10); GIF and PNG are lossless-ish
     fps: float | None = None         # None = the timeline's fps (frames are the timeline's frames either way)
@@ -61,10 +62,16 @@ def export_kind(path) -> str:
     return FORMATS[suffix]
 
 
+def auto_size(native: int) -> int:
+    """The default side: the frames' own, enlarged by a whole factor to at least MIN_AUTO_SIZE, so a
+    small model's film can be watched and every model pixel stays the same number of film pixels."""
+    return native * max(1, -(-MIN_AUTO_SIZE // native))
+
+
 def scaled_size(native: int, size: int | None) -> int:
-    """Checks an output size: None -> native; 1 to MAX_SIZE pixels square."""
+    """Checks an output size: None -> auto_size(native); 1 to MAX_SIZE pixels square."""
     if size is None:
-        return native
+        return auto_size(native)
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
         raise ExportError(f"output size {size!r}: expected 1 to {MAX_SIZE} pixels")
     return size
