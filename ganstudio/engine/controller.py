@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -281,7 +282,9 @@ class RenderController:
              on_refused: Callable[[str], None] | None = None,   # `restore` does not fit the model: why
              ) -> int:
         """Open a checkpoint on the backend; the open model stays until the new one is ready."""
-        path = Path(path)
+        # absolute from here on: the workspace, timelines and recent files saved later name the model
+        # by this path, and a name relative to the folder the studio started in finds nothing elsewhere
+        path = Path(os.path.abspath(path))
         self.opened_path = path
         self.watch_dir = path if path.is_dir() else None
 

@@ -122,6 +122,30 @@ def test_a_watched_run_reopens_on_a_newer_checkpoint_keeping_the_view(tmp_path):
     assert controller.watch_dir is None and controller.newer_checkpoint() is None
 
 
+def test_a_checkpoint_opened_by_a_relative_name_is_saved_so_the_workspace_reopens_elsewhere(ckpt, tmp_path,
+                                                                                             monkeypatch):
+    """`ganstudio model.safetensors` from the model's folder, then a workspace and a timeline saved
+    in another: both name the model so that the files open from any folder (they used to name it
+    relative to where the studio started, and readers take names as relative to the file)."""
+    from trainer.film.timeline import Keyframe, Timeline
+    monkeypatch.chdir(ckpt.parent)
+    controller, _ = opened(ckpt.name)
+    controller.workspace.update(seed=7, psi=0.4)
+    saved = controller.last_result.image
+    (tmp_path / "looks").mkdir()
+    look = tmp_path / "looks" / "look.json"
+    controller.workspace.save(look)
+    Timeline((Keyframe(LatentState(seed=1)),), checkpoint=controller.info.path).save(tmp_path / "looks" / "t.json")
+    monkeypatch.chdir(tmp_path / "looks")
+    again, _ = opened(export_tiny(tmp_path / "other.safetensors", seed=4))
+    again.open_workspace(look)
+    assert again.info.path == str(ckpt) and again.workspace.seed == 7
+    np.testing.assert_array_equal(again.last_result.image, saved)
+    from trainer.cli.render_video import read_timeline
+    assert read_timeline(tmp_path / "looks" / "t.json", None)[1] == str(ckpt)
+    assert controller.opened_path == ckpt                                  # the recent-files list keeps this
+
+
 def test_a_workspace_file_opens_its_checkpoint_relative_to_itself(ckpt, tmp_path):
     from ganstudio.engine.workspace import WorkspaceError
     controller, _ = opened(ckpt)
