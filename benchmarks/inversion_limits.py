@@ -15,10 +15,14 @@ probes of what bounds a 100-step fit, each against the defaults run in the same 
     Jacobi preconditioner from Hutchinson estimates of diag(J^T J), at about the defaults' time;
   * the residual weighted toward fine detail: MSE plus w times the MSE of the residual's high-pass
     part (residual minus its 3x3 binomial blur), at one or two levels, so the slow fine-detail
-    directions get more of each step (PSNR is still measured as plain MSE).
+    directions get more of each step (PSNR is still measured as plain MSE);
+  * a whitened step space: Adam on all of W+ at once in the eigenbasis of the average Gauss-Newton
+    matrix E[J^T J] (estimated from random pixel-space vectors pulled back through G at 2,048
+    sample latents), each eigen-direction scaled by (eigenvalue + lam * largest)^-power, in place
+    of the per-layer style coordinates.
 
   python benchmarks/inversion_limits.py [--images 20] [--threads 1]
-                                        [--probes lbfgs,start,rtol,adam,gauss-newton,highpass]
+                                        [--probes lbfgs,start,rtol,adam,gauss-newton,highpass,whitened]
 
 The first --images Fashion-MNIST test images, the demo and its encoder as the studio finds them.
 Prints one line per setting: mean PSNR (dB), function evaluations, seconds.
@@ -43,7 +47,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=20, help="first N Fashion-MNIST test images")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--probes", default="lbfgs,start,rtol,adam,gauss-newton,highpass", help="which probes to run")
+    p.add_argument("--probes", default="lbfgs,start,rtol,adam,gauss-newton,highpass,whitened",
+                   help="which probes to run")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -159,6 +164,26 @@ def main(argv=None) -> int:
             r = project(G, targets, defaults, loss=HighPassWeighted(weights))
             print(f"MSE + high-pass residual, weights {', '.join(f'{w:g}' for w in weights)}: "
                   f"{r.psnr.mean():.2f} dB, {time.perf_counter() - started:.1f} s", flush=True)
+
+    if "whitened" in probes:
+        started = time.perf_counter()
+        curvature = average_gauss_newton(G)
+        print(f"E[J^T J] over W+ ({len(curvature[0])} dims) from 2048 latents in {time.perf_counter() - started:.1f} s: "
+              f"eigenvalues {curvature[0][-1]:.3g} largest, {curvature[0][len(curvature[0]) // 2]:.3g} median",
+              flush=True)
+        for lam, power, lr in ((1e-3, 0.0, 0.3), (1e-3, 0.25, 0.1), (1e-2, 0.25, 0.1), (1e-2, 0.35, 0.1),
+                               (3e-2, 0.25, 0.05)):
+            original = projection.StylePreconditioner
+            projection.StylePreconditioner = lambda G, start, lam=lam, power=power: \
+                WhitenedOffsets(G, start, curvature, lam, power)
+            try:
+                started = time.perf_counter()
+                r = project(G, targets, defaults.replace(lr=lr))
+            finally:
+                projection.StylePreconditioner = original
+            distance = torch.from_numpy(r.ws).sub(G.w_avg).norm(dim=2).mean()
+            print(f"whitened W+, lam {lam:g}, power {power:g}, lr {lr:g}: {r.psnr.mean():.2f} dB, "
+                  f"|ws - w_avg| {distance:.1f}, {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
@@ -248,6 +273,50 @@ def gauss_newton(G, start, targets, outer: int, inner: int, jacobi: bool, dampin
             lam = torch.where(ratio > 0.75, lam / 3, torch.where(ratio < 0.25, lam * 2, lam))
     with torch.no_grad():
         return draw_pure(G, styles, sizes, x), evaluations
+
+
+def average_gauss_newton(G, samples: int = 2048, batch: int = 32, psi: float = 0.7, seed: int = 0):
+    """Eigen-decomposition (ascending eigenvalues, eigenvectors as columns) of E[J^T J], J the
+    Jacobian of the pixels by the flattened W+ latent, over latents like an inversion's: random z
+    and classes at psi, half of them mixed with a second z from a random layer on. J^T e for
+    Gaussian pixel noise e has covariance J^T J, so each backward pass gives a batch of samples."""
+    for p in G.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    size = G.num_ws * G.w_dim
+    total = torch.zeros(size, size, dtype=torch.float64)
+    for _ in range(samples // batch):
+        c = torch.nn.functional.one_hot(torch.randint(0, G.c_dim, (batch,), generator=gen), G.c_dim).float() \
+            if G.c_dim else None
+        with torch.no_grad():
+            ws = G.mapping(torch.randn(batch, G.z_dim, generator=gen), c, truncation_psi=psi)
+            other = G.mapping(torch.randn(batch, G.z_dim, generator=gen), c, truncation_psi=psi)
+            cut = torch.randint(1, G.num_ws, (batch, 1), generator=gen)
+            mixed = (torch.arange(G.num_ws)[None] >= cut) & (torch.rand(batch, 1, generator=gen) < 0.5)
+            ws = torch.where(mixed[..., None], other, ws)
+        ws.requires_grad_(True)
+        images = G.synthesis(ws, noise_mode="const").float()
+        pulled, = torch.autograd.grad((images * torch.randn(images.shape, generator=gen)).sum(), ws)
+        pulled = pulled.reshape(batch, size).double()
+        total += pulled.T @ pulled
+    return torch.linalg.eigh(total / (samples // batch * batch))
+
+
+class WhitenedOffsets:
+    """StylePreconditioner's interface (offsets, ws()) over all of W+ at once: ws = start + P v, P
+    the eigenvectors of E[J^T J] scaled by (eigenvalue + lam * largest)^-power, so that Adam's
+    per-coordinate steps follow the average curvature's axes (power 0: rotated only)."""
+
+    def __init__(self, G, start, curvature, lam: float, power: float):
+        values, vectors = curvature
+        scale = (values.clamp_min(0) + lam * values[-1]) ** -power
+        self.start, self.shape = start.detach(), start.shape
+        self.basis = (vectors * (scale / scale.min())).float()      # the stiffest direction keeps unit scale
+        self.offsets = [torch.zeros(start.shape[0], self.basis.shape[1], requires_grad=True)]
+
+    def ws(self, offsets=None):
+        v = (self.offsets if offsets is None else offsets)[0]
+        return self.start + (v @ self.basis.T).view(self.shape)
 
 
 def draw_pure(G, styles, sizes, flat):
