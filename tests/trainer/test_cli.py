@@ -217,3 +217,35 @@ def test_resume_refuses_model_changes(tmp_path):
 def test_generate_refuses_bad_seeds_with_a_message(tmp_path):
     out = run(["generate", "--checkpoint", str(tmp_path), "--seeds", "-5", "--out", str(tmp_path / "g.png")])
     assert out.returncode == 2 and "seed -5 is out of range" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_run_on_a_relative_folder_resumes_from_anywhere_and_after_its_data_moved(tmp_path):
+    """The run records its data by absolute path; data that moved is named again with --data;
+    other data while the run's own is there is refused; older runs that recorded a relative path
+    find it beside the folder they were started from."""
+    project = tmp_path / "project"
+    (project / "pics").mkdir(parents=True)
+    for i in range(16):
+        Image.new("RGB", (16, 16), (i * 15, 255 - i * 15, 80)).save(project / "pics" / f"{i}.png")
+    small = ["--preset", "dcgan", "--resolution", "16", "--batch", "8", "--threads", "1"]
+    first = run(["--data", "pics", "--outdir", "runs", "--kimg", "0.016", *small], cwd=project)
+    assert first.returncode == 0, first.stderr
+    run_dir = next((project / "runs").iterdir())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["source"] == str(project / "pics")
+    elsewhere = run(["--resume", str(run_dir), "--kimg", "0.032"], cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    (project / "pics").rename(project / "moved")
+    lost = run(["--resume", str(run_dir), "--kimg", "0.048"], cwd=tmp_path)
+    assert lost.returncode == 2 and "not found" in lost.stderr and "--data PATH" in lost.stderr
+    found = run(["--resume", str(run_dir), "--kimg", "0.048", "--data", str(project / "moved")], cwd=tmp_path)
+    assert found.returncode == 0 and "reading" in found.stderr, found.stderr
+    assert json.loads((run_dir / "config.json").read_text())["data"]["source"] == str(project / "moved")
+    other = run(["--resume", str(run_dir), "--kimg", "0.064", "--data", "digits"], cwd=tmp_path)
+    assert other.returncode == 2 and "--data cannot change when resuming" in other.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    config["data"]["source"] = "moved"                                    # as runs recorded it before
+    (run_dir / "config.json").write_text(json.dumps(config))
+    older = run(["--resume", str(run_dir), "--kimg", "0.064"], cwd=tmp_path)
+    assert older.returncode == 0 and str(project / "moved") in older.stderr, older.stderr

@@ -43,7 +43,7 @@ def train_parser(task: str = "gan") -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its state/last.pt; --kimg, --metrics, --metrics-every, "
                         "--sample-kimg, --snapshot-kimg, --log-every, --threads, --device, --precision, "
-                        "--channels-last and --compile may change")
+                        "--channels-last and --compile may change, and --data names data that has moved")
     p.add_argument("--config", metavar="JSON", default=None,
                    help="start from a config.json (e.g. an earlier run's) instead of a preset")
     p.add_argument("--nproc", "--gpus", dest="nproc", type=_positive, default=1, metavar="N",

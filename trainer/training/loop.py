@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import torch
 
 from trainer.checkpoint import load_state, save_state
 from trainer.config import ConfigError, RunConfig, config_changes
+from trainer.data.sources import resumed_source, stored_source
 from trainer.device import choose_threads, select_device
 from trainer.events import EventWriter
 from trainer.files import DirectoryInUse, DirectoryLock, atomic_write, new_run_dir
@@ -357,7 +359,9 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
     directory is made. Under torchrun every process calls this; rank 0 alone reads and writes
     the run directory."""
     if resume:
-        for name in resume_overrides or {}:   # checked first: no file is read for a refused change
+        resume_overrides = dict(resume_overrides or {})
+        given_source = resume_overrides.pop("source", None)   # only where the saved data is missing
+        for name in resume_overrides:   # checked first: no file is read for a refused change
             if name not in RESUME_OVERRIDABLE:
                 raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the run would no "
                                  f"longer continue the same training (changeable: "
@@ -368,6 +372,9 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
         if resume:
             run_dir = Path(run_dir)
             cfg = RunConfig.from_json(distributed.from_main(ranks, lambda: _read_run_config(run_dir)))
+            cfg.data.source, note = resumed_source(cfg.data.source, given_source, run_dir)
+            if note and ranks.is_main:
+                print(f"note: {note}", file=sys.stderr)
             for name, value in (resume_overrides or {}).items():
                 if not hasattr(cfg.train, name):
                     raise ConfigError(f"--{name.replace('_', '-')} does not apply to this run (a {cfg.task} run)")
@@ -377,6 +384,8 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
         cfg.validate()   # options are checked before anything is written
         TASKS[cfg.task].check(cfg, ranks.world)
         if not resume:   # a model too large for this machine is refused before the data is read
+            cfg = RunConfig.from_json(cfg.to_json())            # the caller's config stays as it was
+            cfg.data.source = stored_source(cfg.data.source)   # found again from any folder
             check_model_size(cfg)
             TASKS[cfg.task].check_new_run(cfg)
         created = not resume and run_dir is None
