@@ -236,6 +236,9 @@ def test_a_run_on_a_relative_folder_resumes_from_anywhere_and_after_its_data_mov
     assert config["data"]["source"] == str(project / "pics")
     elsewhere = run(["--resume", str(run_dir), "--kimg", "0.032"], cwd=tmp_path)
     assert elsewhere.returncode == 0, elsewhere.stderr
+    measured = run(["metrics", "--checkpoint", str(run_dir), "--metrics", "kid20", "--num-samples", "40",
+                    "--threads", "1"], cwd=tmp_path)                    # the checkpoint says where its data is
+    assert measured.returncode == 0 and "kid = " in measured.stdout, measured.stderr
     (project / "pics").rename(project / "moved")
     lost = run(["--resume", str(run_dir), "--kimg", "0.048"], cwd=tmp_path)
     assert lost.returncode == 2 and "not found" in lost.stderr and "--data PATH" in lost.stderr

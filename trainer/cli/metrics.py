@@ -53,6 +53,7 @@ def main(argv: list[str]) -> None:
     from trainer.checkpoint import load_generator
     from trainer.files import atomic_write
     from trainer.config import DataConfig
+    from trainer.data.sources import is_builtin
     from trainer.metrics.compute import MetricError, compute_metrics, parse_metrics
     from trainer.metrics.inception import FeatureNetError
 
@@ -67,10 +68,14 @@ def main(argv: list[str]) -> None:
     if args.checkpoint:
         subject = load_generator(args.checkpoint, device=device)
         require_latent_model(subject, args.checkpoint)   # a translation run's metrics are computed as it trains
-        dataset = (subject.checkpoint_info.get("dataset") or {}).get("name")
-        source = args.data or dataset
+        described = subject.checkpoint_info.get("dataset") or {}
+        # its source (a built-in's name or an absolute path); checkpoints from before it was recorded
+        # name the data only, which finds a folder or archive only from the folder that holds it
+        source = args.data or described.get("source") or described.get("name")
         if not source:
             raise MetricError("the checkpoint names no dataset: pass --data")
+        if not args.data and not described.get("source") and not is_builtin(source) and not Path(source).exists():
+            raise MetricError(f"the checkpoint names its dataset '{source}' but not where it is: pass --data PATH")
         data = DataConfig(source=source, split=args.split)
     else:
         if not args.data:

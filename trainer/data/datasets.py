@@ -42,6 +42,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) passed over
     modes: np.ndarray | None = None      # [M, 2] mode centres of a toy mixture
     mode_std: float = 0.0                # standard deviation of each toy mode
+    source: str = ""                     # how to open it again: a built-in's name or an absolute path
 
     @property
     def is_image(self) -> bool:
@@ -61,7 +62,7 @@ class Dataset:
     def describe(self) -> dict:
         """Plain metadata stored with checkpoints."""
         return {"name": self.name, "resolution": self.resolution, "channels": self.channels,
-                "class_names": list(self.class_names), "size": len(self)}
+                "class_names": list(self.class_names), "size": len(self), **({"source": self.source} if self.source else {})}
 
 
 def cache_dir() -> Path:
@@ -85,6 +86,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             ds = _from_files(cfg, path.stem, _zip_entries(path), str(path))
         else:
             raise DataError(f"'{source}' is a file but not a zip archive of images")
+    ds.source = source if source in BUILTINS else os.path.abspath(Path(source).expanduser())
     if cfg.max_images and len(ds) > cfg.max_images:
         ds.data, ds.labels = ds.data[:cfg.max_images], ds.labels[:cfg.max_images]
     if cfg.conditional:
