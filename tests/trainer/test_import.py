@@ -154,7 +154,7 @@ def test_noise_modes_and_metadata(imported):
 @needs_fixtures
 def test_generator_only_import_and_cli(tmp_path, capsys):
     out = tmp_path / "g.safetensors"
-    assert cli_main(["import", str(fixture("sg2ada-uncond-64")), "--out", str(out)]) == 0
+    assert cli_main(["import", str(fixture("sg2ada-uncond-64")), "--out", str(out), "--threads", "1"]) == 0
     assert "wrote" in capsys.readouterr().out
     tensors, meta = read_checkpoint(out)
     assert meta["kept"] == "G_ema" and not any(k.startswith("discriminator.") for k in tensors)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainer.cli.common import CommandFailed, command_parser, parse_command_line, subcommand
+from trainer.cli.common import CommandFailed, add_threads_option, command_parser, parse_command_line, subcommand
 
 NAME = "import"
 
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--with-d", dest="with_d", action="store_true",
                    help="also keep the discriminator (nvlabs only), for inversion losses that use its features")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_threads_option(p)   # the conversion loads and checks tensors with torch
     return p
 
 
