@@ -98,3 +98,28 @@ def test_fashion_mnist_if_installed():
         pytest.skip("Debian package dataset-fashion-mnist is not installed")
     ds = load_dataset(DataConfig(source="fashion-mnist", resolution=32, split="test"))
     assert ds.data.shape == (10000, 1, 32, 32) and ds.class_names[9] == "Ankle boot"
+
+
+def test_a_resumed_run_finds_its_data_or_is_told_how(tmp_path, monkeypatch):
+    from trainer.data.sources import resumed_source, stored_source
+    (tmp_path / "pics").mkdir()
+    run_dir = tmp_path / "runs" / "00000-dcgan-pics"
+    monkeypatch.chdir(tmp_path)
+    assert stored_source("pics") == str(tmp_path / "pics") and stored_source("digits") == "digits"
+    assert resumed_source("digits", None, run_dir) == ("digits", "")
+    assert resumed_source("digits", "digits", run_dir) == ("digits", "")
+    assert resumed_source("pics", None, run_dir) == (str(tmp_path / "pics"), "")      # recorded absolute from now on
+    monkeypatch.chdir(run_dir.parent.parent.parent)                       # elsewhere: found where the run started
+    source, note = resumed_source("pics", None, run_dir)
+    assert source == str(tmp_path / "pics") and "read from" in note
+    with pytest.raises(DataError, match="--data cannot change"):
+        resumed_source(str(tmp_path / "pics"), "digits", run_dir)
+    (tmp_path / "pics").rename(tmp_path / "moved")
+    with pytest.raises(DataError, match=r"not found from here or from .*: if it moved, give its new place with --data"):
+        resumed_source("pics", None, run_dir)
+    with pytest.raises(DataError, match="only the run's own data"):
+        resumed_source(str(tmp_path / "pics"), "fashion-mnist", run_dir)
+    with pytest.raises(DataError, match="no such file or folder"):
+        resumed_source(str(tmp_path / "pics"), str(tmp_path / "nowhere"), run_dir)
+    source, note = resumed_source(str(tmp_path / "pics"), str(tmp_path / "moved"), run_dir)
+    assert source == str(tmp_path / "moved") and "missing" in note

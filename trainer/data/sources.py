@@ -41,15 +41,17 @@ def resumed_source(saved: str,               # the source in the run's config.js
             if not same:
                 raise DataError(f"--data cannot change when resuming while the run's data '{saved}' is still "
                                 "there: other data would make it another training run")
-            return saved, ""
-        if not is_builtin(given) and not Path(given).expanduser().exists():
+            return stored_source(saved), ""
+        if is_builtin(given):
+            raise DataError(f"--data {given}: only the run's own data, moved, can stand in for '{saved}'")
+        if not Path(given).expanduser().exists():
             raise DataError(f"--data {given}: no such file or folder")
         return stored_source(given), f"the run's data '{saved}' is missing; reading {stored_source(given)} (--data)"
-    if found:
-        return saved, ""
+    if found:   # a relative path found from here is recorded absolute from now on
+        return stored_source(saved), ""
     started_from = Path(run_dir).absolute().parent.parent / saved_path
     if not saved_path.is_absolute() and started_from.exists():
-        return str(started_from), f"the run's data '{saved}' is read from {started_from}"
+        return stored_source(str(started_from)), f"the run's data '{saved}' is read from {started_from}"
     raise DataError(f"the run's data '{saved}' is not found"
                     f"{'' if saved_path.is_absolute() else ' from here or from ' + str(started_from.parent)}: "
                     "if it moved, give its new place with --data PATH beside --resume")
