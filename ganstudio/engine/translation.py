@@ -87,9 +87,10 @@ def held_out_inputs(renderer, direction: str, count: int = HELD_OUT_COUNT) -> He
             data_cfg = RunConfig.from_dict(values).data
     except (OSError, ValueError):
         pass
-    name = str(info.get("dataset", {}).get("name", ""))
-    if data_cfg is None and name in TRANSLATION_BUILTINS:
-        data_cfg = TranslationDataConfig(source=name, resolution=G.img_resolution)
+    described = info.get("dataset", {})
+    name, source = str(described.get("name", "")), str(described.get("source", ""))   # source: a built-in or an absolute path
+    if data_cfg is None and (source or name in TRANSLATION_BUILTINS):
+        data_cfg = TranslationDataConfig(source=source or name, resolution=G.img_resolution)
     if data_cfg is None:
         raise ValueError(f"no held-out images: the checkpoint's run (config.json) is not beside it and "
                          f"'{name}' is not a built-in dataset")

@@ -182,6 +182,7 @@ def test_two_folders_pair_by_name_and_name_the_first_missing_partner(tmp_path):
         _save(tmp_path / "B" / f"{name}.jpg", (255 - value,) * 3, mode="RGB")
     data = load_translation_data(_cfg(tmp_path), paired=True)
     assert data.paired and data.a.shape == (2, 1, 8, 8) and data.b.shape == (2, 3, 8, 8)
+    assert data.describe()["source"] == str(tmp_path)          # checkpoints say where the folder is
     assert data.a[1].float().mean() == 20 and abs(data.b[1].float().mean() - 235) < 2   # partners stay together
     _save(tmp_path / "A" / "boot7.png")
     with pytest.raises(DataError, match=r"boot7\.png has no partner in .*B' \(no file named boot7\.\* there\)"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -44,6 +45,7 @@ class TranslationData:
     paired: bool
     domains: tuple[str, str] = ("A", "B")          # what each domain shows, for people
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (file, reason) passed over
+    source: str = ""                   # how to open it again: a built-in's name or an absolute path
 
     def __post_init__(self):
         if self.a.dtype != torch.uint8 or self.b.dtype != torch.uint8 or self.a.ndim != 4 or self.b.ndim != 4:
@@ -59,7 +61,8 @@ class TranslationData:
         """Plain metadata stored with checkpoints."""
         return {"name": self.name, "resolution": self.resolution, "channels": int(self.b.shape[1]),
                 "a_channels": int(self.a.shape[1]), "b_channels": int(self.b.shape[1]), "paired": self.paired,
-                "domains": list(self.domains), "size_a": len(self.a), "size_b": len(self.b), "class_names": []}
+                "domains": list(self.domains), "size_a": len(self.a), "size_b": len(self.b), "class_names": [],
+                **({"source": self.source} if self.source else {})}
 
 
 def load_translation_data(cfg: TranslationDataConfig, paired: bool) -> TranslationData:
@@ -84,6 +87,7 @@ def load_translation_data(cfg: TranslationDataConfig, paired: bool) -> Translati
         data = _from_entries(cfg, path.stem if path.is_file() else path.name, entries, root, str(path), paired)
     if cfg.max_images:   # built-ins cut before drawing edges; folders here
         data.a, data.b = data.a[:cfg.max_images], data.b[:cfg.max_images]
+    data.source = source if source in TRANSLATION_BUILTINS else os.path.abspath(Path(source).expanduser())
     return data
 
 
