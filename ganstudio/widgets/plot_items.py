@@ -101,8 +101,8 @@ def set_title(plot: pg.PlotItem, title: str, colour: str | None = None, tooltip:
 
 
 class PlotGrid:
-    """Places plots in a pyqtgraph layout row by row, in as many columns as the width has room for
-    (a plot without data is not placed at all); a title too long for its column ends in "…" and
+    """Places plots in a pyqtgraph layout row by row, in as few rows as the width has room for,
+    filled evenly (a plot without data is not placed at all); a title too long for its column ends in "…" and
     the legends get as many columns as fit. Returns the height the grid needs."""
 
     def __init__(self, layout: pg.GraphicsLayout):
@@ -111,12 +111,20 @@ class PlotGrid:
         self._placed: tuple = ()    # what was last arranged: keys, columns, row heights, column width
         self._items: dict = {}      # key -> plot, those in the layout
 
+    @property
+    def rows(self) -> list[tuple[str, ...]]:
+        """The keys of the plots placed in each row, top to bottom."""
+        keys, columns = self._placed[:2] if self._placed else ((), 1)
+        return [keys[i:i + columns] for i in range(0, len(keys), columns)]
+
     def forget_legends(self) -> None:
         self._placed = ()
 
     def arrange(self, plots: dict, titles: dict, legends: dict, width: int) -> int:
         keys = tuple(plots)
-        columns = max(1, min(len(keys), width // MIN_PLOT_WIDTH))
+        fit = max(1, min(len(keys), width // MIN_PLOT_WIDTH))
+        rows = max(1, -(-len(keys) // fit))
+        columns = max(1, -(-len(keys) // rows))   # rows as even as they go: 10 plots where 8 fit are 5 + 5, not 8 + 2
         column_width = width // columns
         for key in keys:
             legend = legends[key]

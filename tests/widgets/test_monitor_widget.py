@@ -260,3 +260,16 @@ def test_a_series_with_one_point_is_drawn_as_a_dot(qtbot, monitor, tmp_path):
     qtbot.waitUntil(lambda: curve() is not None and curve().smooth.getData()[0] is not None
                     and len(curve().smooth.getData()[0]) == 1, timeout=10_000)
     assert curve().smooth.opts["symbol"] == "o"            # a line through one point would draw nothing
+
+
+def test_plots_fill_their_rows_evenly_in_a_wide_window(qtbot, monitor):
+    from ganstudio.engine.demo import DEMO_DIR
+    monitor.resize(2400, 1000)                                              # 8 plots' width beside the lists
+    monitor.add_run(DEMO_DIR)
+    grid = monitor.plots.grid
+    qtbot.waitUntil(lambda: len(grid.shown) == 10, timeout=20_000)          # the demo's log fills 10 plots
+    qtbot.waitUntil(lambda: [len(row) for row in grid.rows] == [5, 5], timeout=5_000)   # not 8 + 2
+    monitor.resize(1400, 850)
+    qtbot.waitUntil(lambda: len(grid.rows) > 2, timeout=5_000)
+    lengths = [len(row) for row in grid.rows]
+    assert sum(lengths) == 10 and lengths[:-1] == [lengths[0]] * (len(lengths) - 1) and lengths[-1] <= lengths[0]
