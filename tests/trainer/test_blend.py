@@ -159,7 +159,7 @@ def test_the_cli_blends_real_files_and_run_directories(parents, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "8 px  b8: A" in printed and "16 px  b16: 50% A + 50% B" in printed
     record = json.loads(read_checkpoint(out)[1]["blend"])
-    assert record["b"]["path"].endswith("step-000004.safetensors") and record["mix"] == 0.5
+    assert record["b"]["path"] == str((run / "checkpoints" / "step-000004.safetensors").resolve()) and record["mix"] == 0.5
     assert cli(["blend", a.path, b.path, "--out", str(out)]) == 1             # no --force: kept
     assert "exists" in capsys.readouterr().err
     assert cli(["blend", a.path, parents["stylegan2-compact"][1].path, "--out", str(tmp_path / "y.safetensors")]) == 2

@@ -244,7 +244,8 @@ def check_parents(a: Parent, b: Parent) -> None:
 
 def blend_record(a: Parent, b: Parent, spec: BlendSpec) -> dict:
     """What a blended checkpoint's `blend` metadata holds: its parents and the settings."""
-    parent = lambda p: {"path": p.path, "sha256": p.sha256, "arch": p.arch}   # noqa: E731
+    # absolute, as inversions and tuned checkpoints name their sources: the record outlives the shell
+    parent = lambda p: {"path": str(Path(p.path).resolve()), "sha256": p.sha256, "arch": p.arch}   # noqa: E731
     return {"a": parent(a), "b": parent(b), **asdict(spec)}
 
 
