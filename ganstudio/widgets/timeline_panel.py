@@ -287,7 +287,7 @@ class TimelinePanel(QWidget):
 
     def open_timeline(self, path) -> None:
         """Open a .timeline.json made on this model; anything else is refused and nothing changes."""
-        line = Timeline.load(path)
+        line = Timeline.load(path).located(path)
         if self.info is None:
             raise TimelineError("open a checkpoint first")
         check_timeline_for_model(line, self.info)

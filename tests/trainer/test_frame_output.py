@@ -2,6 +2,7 @@
 is taken goes to a new folder beside it, and the command says where."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,21 @@ def test_png_out_named_after_a_run_directory_keeps_the_run(tiny_path, tmp_path):
     assert not list(run.glob("frame-*.png"))
     assert str(tmp_path / "myrun-2") in out.stdout
     assert list((tmp_path / "myrun-2").glob("frame-*.png"))
+
+
+def test_a_timeline_file_names_its_model_and_sound_relative_to_itself(tmp_path, monkeypatch):
+    """What the studio's Open timeline and `render-video` both read: a relative checkpoint or sound
+    path in the file means beside the file, wherever the command runs."""
+    from trainer.film.audio import AudioTrack
+    (tmp_path / "film").mkdir()
+    line = Timeline((Keyframe(LatentState(seed=0)),), checkpoint="model.safetensors",
+                    audio=AudioTrack("sound/song.wav"))
+    line.save(tmp_path / "film" / "a.timeline.json")
+    monkeypatch.chdir(tmp_path)
+    loaded = Timeline.load("film/a.timeline.json").located("film/a.timeline.json")
+    assert Path(loaded.checkpoint).resolve() == tmp_path / "film" / "model.safetensors"
+    assert Path(loaded.audio.path).resolve() == tmp_path / "film" / "sound" / "song.wav"
+    assert Timeline.load("film/a.timeline.json").checkpoint == "model.safetensors"   # the file as written
+    absolute = Timeline.load(tmp_path / "film" / "a.timeline.json").located(tmp_path / "film" / "a.timeline.json")
+    assert absolute.checkpoint == str(tmp_path / "film" / "model.safetensors")
+    assert absolute.audio.path == str(tmp_path / "film" / "sound" / "song.wav")

@@ -105,18 +105,12 @@ def sound_track(args, timeline):
 def read_timeline(path, checkpoint_arg):
     """(timeline, checkpoint path to open): the timeline's checkpoint is relative to its file."""
     from trainer.film.timeline import Timeline, TimelineError
-    timeline = Timeline.load(path)
+    timeline = Timeline.load(path).located(path)
     checkpoint = checkpoint_arg or timeline.checkpoint
     if not checkpoint:
         raise TimelineError(f"{path} names no checkpoint: give --checkpoint")
-    if not checkpoint_arg and not Path(checkpoint).is_absolute():
-        checkpoint = str(Path(path).parent / checkpoint)
     if not Path(checkpoint).exists():
         raise TimelineError(f"the timeline's checkpoint {checkpoint} is missing: give --checkpoint")
-    audio = timeline.audio
-    if audio is not None and not Path(audio.path).is_absolute():   # relative to the timeline file, as its checkpoint
-        timeline = timeline.replace(audio=audio.__class__(str(Path(path).parent / audio.path), audio.mappings,
-                                                          audio.offset))
     return timeline, checkpoint
 
 
