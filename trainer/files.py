@@ -133,6 +133,18 @@ def step_from_name(path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def beside(file, name: str) -> str:
+    """A path named inside `file` (a workspace, a timeline): an absolute one as it is, a relative one
+    relative to the file's folder, so the file and what it names can move together; "" stays ""."""
+    return name if not name or Path(name).is_absolute() else str(Path(file).parent / name)
+
+
+def recorded_source(source: str, names) -> str:
+    """A data source as runs and checkpoints record it: one of the built-in `names` as it is, a path
+    absolute, so the run finds it again from any folder."""
+    return source if source in names else os.path.abspath(Path(source).expanduser())
+
+
 def file_sha256(path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks (checkpoints can be hundreds of MB)."""
     digest = hashlib.sha256()

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

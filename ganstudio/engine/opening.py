@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer.files import beside
+
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 OPEN_KINDS = ("workspace", "photo", "model")
 
@@ -25,5 +27,6 @@ def open_kind(path) -> str:
 
 def workspace_checkpoint(workspace_path, checkpoint: str) -> Path:
     """The checkpoint a workspace file names; a relative name is relative to the file's folder."""
-    checkpoint = Path(checkpoint)
-    return checkpoint if checkpoint.is_absolute() else Path(workspace_path).parent / checkpoint
+    if not checkpoint:   # none named: the file's folder, which the loader then says holds no checkpoint
+        return Path(workspace_path).parent
+    return Path(beside(workspace_path, checkpoint))

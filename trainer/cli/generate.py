@@ -191,14 +191,11 @@ def write_outputs(target: Path, out, seeds: list[int], points: bool, columns: in
 
 def read_workspace_file(path) -> tuple[str, dict]:
     """A studio workspace file -> (its checkpoint path, its fields). UsageError for anything else."""
-    from trainer.files import read_json
+    from trainer.files import beside, read_json
     try:
         d = read_json(path, "the file")
     except (OSError, ValueError) as exc:   # unreadable, not JSON, nested too deeply
         raise UsageError(f"cannot read workspace {path}: {exc}") from None
     if not isinstance(d, dict) or d.get("format") != "ganstudio.workspace":
         raise UsageError(f"{path} is not a GAN Studio workspace (missing \"format\": \"ganstudio.workspace\")")
-    checkpoint = d.get("checkpoint") or ""
-    if checkpoint and not Path(checkpoint).is_absolute():
-        checkpoint = str(Path(path).parent / checkpoint)   # relative paths are relative to the file
-    return checkpoint, d
+    return beside(path, d.get("checkpoint") or ""), d

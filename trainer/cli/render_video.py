@@ -28,8 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="film.mp4, film.gif, or a folder name for PNG frames")
     p.add_argument("--fps", type=number(float, above=0, high=MAX_FPS), default=None,
                    help=f"frames per second, up to {MAX_FPS} (default: the timeline's, or 30)")
-    p.add_argument("--size", type=number(int, 1, 2048), default=None, help="output side in pixels, up to 2048 (default: the frames' own side, enlarged by a whole factor to "
-                        "at least 256)")
+    p.add_argument("--size", type=number(int, 1, 2048), default=None,
+                   help="output side in pixels, up to 2048 (default: the frames' own side, enlarged by a whole "
+                        "factor to at least 256)")
     p.add_argument("--filter", default="lanczos", choices=sorted(RESIZE_FILTERS), help="resize filter")
     p.add_argument("--quality", type=number(int, 1, 100), default=80, help="MP4 quality 1-100 (x264 CRF 40-10)")
     p.add_argument("--grid", type=number(int, 1, 64), default=1,

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from trainer.config import DataConfig
+from trainer.files import recorded_source
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -86,7 +87,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             ds = _from_files(cfg, path.stem, _zip_entries(path), str(path))
         else:
             raise DataError(f"'{source}' is a file but not a zip archive of images")
-    ds.source = source if source in BUILTINS else os.path.abspath(Path(source).expanduser())
+    ds.source = recorded_source(source, BUILTINS)
     if cfg.max_images and len(ds) > cfg.max_images:
         ds.data, ds.labels = ds.data[:cfg.max_images], ds.labels[:cfg.max_images]
     if cfg.conditional:

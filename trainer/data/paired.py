@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +27,7 @@ from trainer.config import DataConfig
 from trainer.data.datasets import (FASHION_MNIST_CLASSES, BatchSampler, DataError, Dataset, _folder_entries, _is_grey,
                    _to_square, _zip_entries, cache_dir, load_dataset)
 from trainer.data.edges import edge_images
-from trainer.files import atomic_write
+from trainer.files import atomic_write, recorded_source
 from trainer.config import TranslationDataConfig
 
 TRANSLATION_BUILTINS = {"edges2fashion": True, "sneakers2boots": False}   # name -> paired
@@ -87,7 +86,7 @@ def load_translation_data(cfg: TranslationDataConfig, paired: bool) -> Translati
         data = _from_entries(cfg, path.stem if path.is_file() else path.name, entries, root, str(path), paired)
     if cfg.max_images:   # built-ins cut before drawing edges; folders here
         data.a, data.b = data.a[:cfg.max_images], data.b[:cfg.max_images]
-    data.source = source if source in TRANSLATION_BUILTINS else os.path.abspath(Path(source).expanduser())
+    data.source = recorded_source(source, TRANSLATION_BUILTINS)
     return data
 
 

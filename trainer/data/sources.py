@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from trainer.data.datasets import BUILTINS, DataError
+from trainer.files import recorded_source
 from trainer.data.paired import TRANSLATION_BUILTINS
 
 
@@ -22,7 +23,7 @@ def stored_source(source: str) -> str:
     (a built-in name, or a path the data loader will refuse with its own message) as given."""
     if is_builtin(source) or not Path(source).expanduser().exists():
         return source
-    return os.path.abspath(Path(source).expanduser())
+    return recorded_source(source, ())
 
 
 def resumed_source(saved: str,               # the source in the run's config.json

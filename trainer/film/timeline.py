@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -296,12 +295,9 @@ class Timeline:
     def located(self, path) -> "Timeline":
         """This timeline as read from the file at `path`: relative checkpoint and sound paths in a
         file (written by hand, or moved with its files) are relative to the file's folder."""
-        line, folder = self, Path(path).parent
-        if line.checkpoint and not Path(line.checkpoint).is_absolute():
-            line = line.replace(checkpoint=str(folder / line.checkpoint))
-        if line.audio is not None and not Path(line.audio.path).is_absolute():
-            line = line.replace(audio=replace(line.audio, path=str(folder / line.audio.path)))
-        return line
+        from trainer.files import beside
+        line = self.replace(checkpoint=beside(path, self.checkpoint))
+        return line if line.audio is None else line.replace(audio=replace(line.audio, path=beside(path, line.audio.path)))
 
     def with_seed_offset(self, offset: int) -> "Timeline":
         """The same journey from other seeds (a grid video's cells): every seed and mix seed + offset."""

@@ -375,7 +375,7 @@ def train(cfg: RunConfig | None = None, outdir=None, run_dir=None, resume: bool 
             cfg.data.source, note = resumed_source(cfg.data.source, given_source, run_dir)
             if note and ranks.is_main:
                 print(f"note: {note}", file=sys.stderr)
-            for name, value in (resume_overrides or {}).items():
+            for name, value in resume_overrides.items():
                 if not hasattr(cfg.train, name):
                     raise ConfigError(f"--{name.replace('_', '-')} does not apply to this run (a {cfg.task} run)")
                 setattr(cfg.train, name, value)
