@@ -19,10 +19,14 @@ probes of what bounds a 100-step fit, each against the defaults run in the same 
   * a whitened step space: Adam on all of W+ at once in the eigenbasis of the average Gauss-Newton
     matrix E[J^T J] (estimated from random pixel-space vectors pulled back through G at 2,048
     sample latents), each eigen-direction scaled by (eigenvalue + lam * largest)^-power, in place
-    of the per-layer style coordinates.
+    of the per-layer style coordinates;
+  * variable projection: the last toRGB reads the last ws layer alone and draws linearly in its
+    styles, so each step solves that layer exactly (regularised least squares on the defaults'
+    loss, Tikhonov toward the start with weight lam) and gives Adam the other layers.
 
   python benchmarks/inversion_limits.py [--images 20] [--threads 1]
-                                        [--probes lbfgs,start,rtol,adam,gauss-newton,highpass,whitened]
+                                        [--probes lbfgs,start,rtol,adam,gauss-newton,highpass,
+                                                whitened,varpro]
 
 The first --images Fashion-MNIST test images, the demo and its encoder as the studio finds them.
 Prints one line per setting: mean PSNR (dB), function evaluations, seconds.
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=20, help="first N Fashion-MNIST test images")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--probes", default="lbfgs,start,rtol,adam,gauss-newton,highpass,whitened",
+    p.add_argument("--probes", default="lbfgs,start,rtol,adam,gauss-newton,highpass,whitened,varpro",
                    help="which probes to run")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -184,6 +188,18 @@ def main(argv=None) -> int:
             distance = torch.from_numpy(r.ws).sub(G.w_avg).norm(dim=2).mean()
             print(f"whitened W+, lam {lam:g}, power {power:g}, lr {lr:g}: {r.psnr.mean():.2f} dB, "
                   f"|ws - w_avg| {distance:.1f}, {time.perf_counter() - started:.1f} s", flush=True)
+
+    if "varpro" in probes:
+        encoder, _ = encoder_for_inversion(G, True, "", str(checkpoint))
+        class_means = estimate_class_means(G, "cpu") if G.c_dim else None
+        with torch.no_grad():
+            start, _ = predicted_start(G, encoder, targets, None, class_means)
+        for lam in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+            started = time.perf_counter()
+            fitted, ws = variable_projection(G, start, targets, defaults, lam)
+            distance = ws.sub(G.w_avg).norm(dim=2).mean()
+            print(f"variable projection of the last layer, lam {lam:g}: {psnr(fitted, targets).mean():.2f} dB, "
+                  f"|ws - w_avg| {distance:.1f}, {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
@@ -317,6 +333,67 @@ class WhitenedOffsets:
     def ws(self, offsets=None):
         v = (self.offsets if offsets is None else offsets)[0]
         return self.start + (v @ self.basis.T).view(self.shape)
+
+
+def variable_projection(G, start, targets, settings, lam: float):
+    """The defaults' Adam on every ws layer but the last (no noise maps), and the last solved exactly
+    each step: the image is the earlier blocks' (upsampled) plus the last toRGB's, which is linear in
+    that layer's style offset d, so min |r(d)|^2 + 3 |highpass r(d)|^2 + lam' |d|^2 is one k x k
+    solve per image (k: the last toRGB's feature maps; lam' = lam x the mean diagonal). The gradient
+    Adam sees is the one at the solved d. Returns (the best images, their ws)."""
+    from trainer.inversion.losses import binomial_blur
+    from trainer.inversion.project import StylePreconditioner, learning_rate
+    from trainer.models.nvlabs_ops import skip_image
+    for p in G.parameters():
+        p.requires_grad_(False)
+    blocks, n = G.synthesis.blocks, len(targets)
+    last = blocks[-1]
+    styles = StylePreconditioner(G, start)
+    pinv = styles.pinv[-1]                                     # [w_dim, k]
+    solved = torch.zeros(n, pinv.shape[1])
+    optimizer = torch.optim.Adam(styles.offsets[:-1], lr=settings.lr, betas=(0.9, 0.999))
+    best, best_images = torch.full((n,), float("inf")), torch.zeros_like(targets)
+    best_ws = start.clone()
+
+    def highpass(r):
+        return r - binomial_blur(r)
+
+    for step in range(settings.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step / settings.steps)
+        ws = styles.ws(styles.offsets[:-1] + [solved])
+        x, img, index = None, None, 0
+        for block in blocks[:-1]:
+            x, img = block(x, img, ws[:, index:index + block.num_conv + block.num_torgb])
+            index += block.num_conv
+        x = last.conv1(last.conv0(x, ws[:, index], "const"), ws[:, index + 1], "const")
+        with torch.no_grad():     # the last layer's images are linear in d: one column per style
+            features, w_last = x.detach(), ws[:, -1].detach()
+            below = skip_image(img.detach(), torch.zeros_like(targets), last.resample_filter)
+            drawn = last.torgb(features, w_last)
+            columns = [last.torgb(features, w_last + pinv[:, i]) - drawn for i in range(pinv.shape[1])]
+            residual = below + drawn - targets
+            normal = torch.zeros(n, len(columns), len(columns))
+            rhs = torch.zeros(n, len(columns))
+            for weight, view in ((1.0, lambda r: r), (3.0, highpass)):
+                k = torch.stack([view(c).flatten(1) for c in columns], -1)          # [N, pixels, k]
+                normal += weight * k.transpose(1, 2) @ k
+                rhs -= weight * (k.transpose(1, 2) @ view(residual).flatten(1)[..., None])[..., 0]
+            damping = max(lam, 1e-6) * normal.diagonal(dim1=1, dim2=2).mean(1)[:, None, None] * torch.eye(len(columns))
+            # toward the start: (K^T K + lam') d_new = K^T K d - K^T r
+            solved = torch.linalg.solve(normal + damping, (normal @ solved[..., None])[..., 0] + rhs)
+        ws = styles.ws(styles.offsets[:-1] + [solved])
+        images = skip_image(img, last.torgb(x, ws[:, -1]), last.resample_filter)
+        residual = images - targets
+        per_image = residual.square().flatten(1).mean(1) + 3 * highpass(residual).square().flatten(1).mean(1)
+        with torch.no_grad():
+            better = per_image < best
+            best = torch.where(better, per_image, best)
+            best_images[better], best_ws[better] = images.detach()[better], ws.detach()[better]
+        optimizer.zero_grad()
+        per_image.sum().backward()
+        optimizer.step()
+    return best_images, best_ws
 
 
 def draw_pure(G, styles, sizes, flat):
