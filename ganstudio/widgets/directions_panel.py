@@ -61,7 +61,9 @@ class DirectionsPanel(QWidget):
         self.layer_start = QSpinBox()
         self.layer_stop = QSpinBox()
         self.layer_start.setToolTip("First ws layer the directions move")
-        self.layer_stop.setToolTip("Stop before this ws layer")
+        self.layer_stop.setToolTip("Last ws layer the directions move")
+        self.layer_span = QLabel("")     # the resolutions the chosen layers draw at
+        self.resolutions: tuple[int, ...] = ()
         self.status = QLabel("No directions yet.")
         self.status.setWordWrap(True)
         self.pc_box = QGroupBox("Principal components of W (in standard deviations)")
@@ -86,6 +88,7 @@ class DirectionsPanel(QWidget):
         layer_row.addWidget(self.layer_start)
         layer_row.addWidget(QLabel("to"))
         layer_row.addWidget(self.layer_stop)
+        layer_row.addWidget(self.layer_span)
         layer_row.addStretch(1)
         layer_row.addWidget(self.reset)
         form = QFormLayout()
@@ -112,9 +115,10 @@ class DirectionsPanel(QWidget):
         has_w = bool(info and info.has_w)
         self.setEnabled(has_w)
         num_ws = info.num_ws if has_w else 0
-        for spin in (self.layer_start, self.layer_stop):
+        self.resolutions = tuple(info.layer_resolutions) if has_w else ()
+        for spin in (self.layer_start, self.layer_stop):   # both inclusive, as the Mixing panel numbers layers
             spin.blockSignals(True)
-            spin.setRange(0, num_ws)
+            spin.setRange(0, max(num_ws - 1, 0))
             spin.blockSignals(False)
         self.class_box.setVisible(bool(info and info.c_dim))
         if info is not None and not has_w:
@@ -132,10 +136,13 @@ class DirectionsPanel(QWidget):
         self.workspace.direction_offsets = offsets
 
     def _on_layers_changed(self, _value: int) -> None:
-        start, stop = self.layer_start.value(), self.layer_stop.value()
-        if stop <= start:
-            stop = start + 1 if start < self.layer_stop.maximum() else self.layer_stop.maximum()
-        self.workspace.direction_layers = (start, None if stop >= self.layer_stop.maximum() else stop)
+        """The boxes name the first and last layer; the workspace keeps Python's (start, stop)."""
+        start, last = self.layer_start.value(), self.layer_stop.value()
+        if last < start:   # the box just moved pushes the other along
+            start, last = (last, last) if self.sender() is self.layer_stop else (start, start)
+        stop = last + 1
+        self.workspace.direction_layers = (start, None if stop > self.layer_stop.maximum() else stop)
+        self._show_layers()
 
     def _build_sliders(self) -> None:
         for slider in self.sliders.values():
@@ -158,7 +165,11 @@ class DirectionsPanel(QWidget):
 
     def _show_layers(self) -> None:
         start, stop = self.workspace.direction_layers
-        for spin, value in ((self.layer_start, start), (self.layer_stop, self.layer_stop.maximum() if stop is None else stop)):
+        last = self.layer_stop.maximum() if stop is None else stop - 1
+        for spin, value in ((self.layer_start, start), (self.layer_stop, last)):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
+        chosen = self.resolutions[start:last + 1]
+        self.layer_span.setText("" if not chosen else f"{chosen[0]} px" if chosen[0] == chosen[-1]
+                                else f"{chosen[0]}–{chosen[-1]} px")

@@ -124,6 +124,19 @@ def test_directions_panel(qtbot, make_window, ckpt):
     assert not np.array_equal(moved, first)
     window.directions_panel.reset.click()
     assert np.array_equal(wait_shown(qtbot, window), first)
+    # the layer boxes name the first and last layer moved (as the Mixing panel numbers them); the
+    # workspace keeps (start, stop), stop None for 'to the last'
+    panel = window.directions_panel
+    last = panel.layer_stop.maximum()
+    assert last == len(panel.resolutions) - 1 == window.info.num_ws - 1
+    assert panel.layer_stop.value() == last and window.workspace.direction_layers == (0, None)
+    panel.layer_stop.setValue(2)
+    assert window.workspace.direction_layers == (0, 3) and panel.layer_span.text() == "4–8 px"
+    panel.layer_start.setValue(4)                             # past the last: the last follows
+    assert window.workspace.direction_layers == (4, 5) and panel.layer_stop.value() == 4
+    panel.layer_stop.setValue(last)
+    assert window.workspace.direction_layers == (4, None) and panel.layer_span.text().endswith("16 px")
+    panel.layer_start.setValue(0)
     # a cancelled job leaves the directions as they were and the progress bar goes away
     before = dict(window.workspace.directions)
     window.compute_directions(num_samples=100000, num_components=4)
