@@ -226,7 +226,9 @@ class MonitorPlots(pg.GraphicsLayoutWidget):
         x, y = series.column(self.x_axis), series.column("value")
         if self.x_axis != "step" and not np.isfinite(x).all():
             x = _fill_axis(series.column("step"), x)
-        smooth = self.smoothing > 0 and not curve.series_name.startswith(UNSMOOTHED_PREFIXES)
+        # metrics are drawn as dots, each a measurement with its own band: smoothing would move
+        # a dot to a value never measured (and outside its band)
+        smooth = self.smoothing > 0 and not curve.is_metric and not curve.series_name.startswith(UNSMOOTHED_PREFIXES)
         smoothed = curve.smoother.update(y, series.generation) if smooth else y
         curve.x, curve.y, curve.y_raw, curve.is_smoothed = x, smoothed, y, smooth
         self._display(curve, (series.generation, self.x_axis, self.smoothing))

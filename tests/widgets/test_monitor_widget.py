@@ -273,3 +273,19 @@ def test_plots_fill_their_rows_evenly_in_a_wide_window(qtbot, monitor):
     qtbot.waitUntil(lambda: len(grid.rows) > 2, timeout=5_000)
     lengths = [len(row) for row in grid.rows]
     assert sum(lengths) == 10 and lengths[:-1] == [lengths[0]] * (len(lengths) - 1) and lengths[-1] <= lengths[0]
+
+
+@pytest.mark.slow
+def test_metric_dots_are_the_measured_values_whatever_the_smoothing(qtbot, monitor):
+    """FID, KID and the rest are each one costly measurement drawn as a dot with its own band; the
+    smoothing slider is for the per-step losses. A smoothed FID dot once read 363 where 328 was measured."""
+    root = Path(__file__).resolve().parents[2]
+    run = monitor.add_run(root / "assets" / "demo")
+    qtbot.waitUntil(lambda: not monitor.is_loading(), timeout=20_000)
+    monitor.smoothing.setValue(90)
+    for name in ("fid", "kid", "recall"):
+        measured = run.metrics[name].column("value")
+        assert len(measured) > 3
+        np.testing.assert_array_equal(monitor.plots.curve_data(run, name, metric=True)[1], measured)
+    raw = run.scalars["loss/G"].column("value")   # the losses are still smoothed
+    np.testing.assert_allclose(monitor.plots.curve_data(run, "loss/G")[1], ema_smooth(raw, 0.9))
