@@ -70,6 +70,13 @@ def main(argv=None) -> int:
     print(f"demo {Path(checkpoint).name}, {n} test images, {torch.get_num_threads()} thread(s), "
           f"load average {os.getloadavg()[0]:.2f}")
 
+    def encoder_start():
+        """The W+ the demo's encoder predicts for the targets, as the defaults start."""
+        encoder, _ = encoder_for_inversion(G, True, "", str(checkpoint))
+        class_means = estimate_class_means(G, "cpu") if G.c_dim else None
+        with torch.no_grad():
+            return predicted_start(G, encoder, targets, None, class_means)[0]
+
     started = time.perf_counter()
     reference = project(G, targets, defaults)
     print(f"defaults, {defaults.steps} Adam steps: {reference.psnr.mean():.2f} dB, "
@@ -150,10 +157,7 @@ def main(argv=None) -> int:
                   f"{time.perf_counter() - started:.1f} s", flush=True)
 
     if "gauss-newton" in probes:
-        encoder, _ = encoder_for_inversion(G, True, "", str(checkpoint))
-        class_means = estimate_class_means(G, "cpu") if G.c_dim else None
-        with torch.no_grad():
-            start, _ = predicted_start(G, encoder, targets, None, class_means)
+        start = encoder_start()
         for jacobi in (False, True):
             for outer, inner in ((5, 10), (3, 18)):
                 started = time.perf_counter()
@@ -190,10 +194,7 @@ def main(argv=None) -> int:
                   f"|ws - w_avg| {distance:.1f}, {time.perf_counter() - started:.1f} s", flush=True)
 
     if "varpro" in probes:
-        encoder, _ = encoder_for_inversion(G, True, "", str(checkpoint))
-        class_means = estimate_class_means(G, "cpu") if G.c_dim else None
-        with torch.no_grad():
-            start, _ = predicted_start(G, encoder, targets, None, class_means)
+        start = encoder_start()
         for lam in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
             started = time.perf_counter()
             fitted, ws = variable_projection(G, start, targets, defaults, lam)
