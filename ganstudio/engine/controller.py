@@ -427,13 +427,17 @@ class RenderController:
         if self.last_result is not None and self.last_result.mixed_ws is not None:
             self.workspace.base_ws = self.last_result.mixed_ws.copy()
 
-    def export_image(self, path, scale: int = 1) -> None:
+    def export_image(self, path, scale: int | None = 1) -> None:
         """Save the image on screen as PNG at the model's native resolution times `scale`
-        (nearest neighbour: pixels stay square). ValueError before the first image."""
+        (nearest neighbour: pixels stay square); None: the smallest whole factor giving at least
+        256 px, as films are enlarged by default. ValueError before the first image."""
+        from trainer.film.video import auto_size
         from trainer.images import save_png
         if self.last_result is None or self.last_result.image is None:
             raise ValueError("nothing rendered yet")
         image = self.last_result.image
+        if scale is None:
+            scale = auto_size(image.shape[0]) // image.shape[0]
         if scale > 1:
             image = image.repeat(scale, axis=0).repeat(scale, axis=1)
         save_png(path, np.ascontiguousarray(image))

@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Export image (PNG, native size)…", lambda: self._on_export_dialog(1))
         self._action(file_menu, "Export image ×&2…", lambda: self._on_export_dialog(2))
         self._action(file_menu, "Export image ×&4…", lambda: self._on_export_dialog(4))
+        self._action(file_menu, "Export image &enlarged (at least 256 px)…", lambda: self._on_export_dialog(None))
         self._action(file_menu, "Export mixing &grid…", self._on_export_grid_dialog)
         from .onnx_dialog import OnnxExportAction
         self.onnx_export = OnnxExportAction(self)   # the generator as an ONNX file (onnxruntime, TouchDesigner)
@@ -338,8 +339,9 @@ class MainWindow(QMainWindow):
         self.frame_shown.emit(result)
 
     # ---- export ----
-    def export_image(self, path, scale: int = 1) -> None:
-        """Save the image on screen as PNG at the model's native resolution times `scale`."""
+    def export_image(self, path, scale: int | None = 1) -> None:
+        """Save the image on screen as PNG at the model's native resolution times `scale` (None:
+        enlarged by a whole factor to at least 256 px)."""
         self.controller.export_image(path, scale)
 
     def export_grid(self, path) -> None:
@@ -348,7 +350,7 @@ class MainWindow(QMainWindow):
     def save_workspace(self, path) -> None:
         self.workspace.save(path)
 
-    def _on_export_dialog(self, scale: int) -> None:
+    def _on_export_dialog(self, scale: int | None) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export image", f"seed{self.workspace.seed:04d}.png", "PNG (*.png)")
         if path:
             self._guarded("Export failed", lambda: self.export_image(path, scale))

@@ -226,6 +226,9 @@ def test_workspace_reopens_exactly_and_exports(qtbot, make_window, ckpt, tmp_pat
     assert np.array_equal(np.asarray(Image.open(tmp_path / "native.png").convert("RGB")), image)
     big = np.asarray(Image.open(tmp_path / "x4.png").convert("RGB"))
     assert big.shape == (64, 64, 3) and np.array_equal(big[::4, ::4], image)
+    window.export_image(tmp_path / "enlarged.png", scale=None)   # as films: a whole factor to >= 256 px
+    enlarged = np.asarray(Image.open(tmp_path / "enlarged.png").convert("RGB"))
+    assert enlarged.shape == (256, 256, 3) and np.array_equal(enlarged[::16, ::16], image)
     window.panels.setCurrentWidget(window.mixing_panel)
     wait_grid(qtbot, window)
     window.export_grid(tmp_path / "grid.png")
