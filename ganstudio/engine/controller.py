@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from trainer.latents import LatentState
+from trainer.latents import LatentState, default_truncation_center
 
 from .blending import BlendControl
 from .events import EmitterGroup
@@ -359,7 +359,7 @@ class RenderController:
                           direction_offsets={},
                           direction_layers=(0, None), cutoff=None, mix_layers=(False,) * info.num_ws,
                           class_index=min(ws.class_index, max(info.c_dim - 1, 0)),
-                          truncation_center="class" if info.c_dim and info.has_w else "global")
+                          truncation_center=default_truncation_center(info.c_dim, info.has_w))
             self.grid_dirty = True
             self._held_fields.add("checkpoint")   # a new model always renders, even if no field changed
             self.events.model.emit(info)

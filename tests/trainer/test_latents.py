@@ -166,6 +166,24 @@ def test_studio_engine_and_cli_draw_the_same_bytes(tmp_path, arch, c_dim):
     assert not np.array_equal(_cli_pixels(tmp_path, "other", *flags, *other), studio.image)
 
 
+@pytest.mark.parametrize("c_dim", [0, 3])
+def test_the_studios_first_image_is_generates_default(tmp_path, c_dim):
+    """What the studio shows on opening a model is what `generate --seeds 0` draws with no other
+    flag: the same ψ and the same centre (a conditional model's class mean, else w_avg)."""
+    from ganstudio.engine.controller import RenderController
+    ckpt = export_tiny(tmp_path / f"c{c_dim}.safetensors", c_dim=c_dim, resolution=16, seed=5)
+    controller = RenderController.inline(Workspace(), Renderer("cpu"))
+    images = []
+    controller.events.image.connect(images.append)
+    controller.open(ckpt)
+    assert controller.workspace.truncation_center == ("class" if c_dim else "global")
+    cli = _cli_pixels(tmp_path, "default", "--checkpoint", str(ckpt), "--seeds", "0")
+    assert np.array_equal(cli, images[-1].image)
+    if c_dim:   # and the centre matters on this model
+        other = _cli_pixels(tmp_path, "global", "--checkpoint", str(ckpt), "--seeds", "0", "--trunc-center", "global")
+        assert not np.array_equal(other, cli)
+
+
 def test_workspace_with_w_plus_and_directions_renders_headless(tmp_path):
     ckpt = export_tiny(tmp_path / "g.safetensors", c_dim=3)
     renderer = Renderer("cpu")

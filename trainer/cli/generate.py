@@ -33,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
                         f"{DEFAULT_PSI:g}, the studio's too); models without W use --z-threshold")
     p.add_argument("--trunc-cutoff", type=number(int, 0, 1024), default=None,
                    help="truncate only ws layers below this (default: all)")
-    p.add_argument("--trunc-center", default="global", choices=TRUNCATION_CENTERS,
-                   help="truncate toward w_avg (global) or the mean w of each image's class")
+    p.add_argument("--trunc-center", default=None, choices=TRUNCATION_CENTERS,
+                   help="truncate toward w_avg (global) or the mean w of each image's class (default: class "
+                        "for conditional models, as the studio; global otherwise)")
     p.add_argument("--z-threshold", type=number(float, 0, 100), default=0.0,
                    help="models without W: resample z components beyond this (a truncated normal); 0: off")
     p.add_argument("--class", dest="class_index", type=number(int, 0), default=None,
@@ -92,7 +93,7 @@ def main(argv: list[str]) -> int:
     from tqdm import tqdm
     from trainer.checkpoint import load_generator
     from trainer.latents import (DEFAULT_PSI, LatentMapper, LatentState, has_input_transform, parse_seeds, sample_z,
-                                 state_from_workspace)
+                                 default_truncation_center, state_from_workspace)
     if args.workspace:
         checkpoint, fields = read_workspace_file(args.workspace)
         checkpoint = args.checkpoint or checkpoint
@@ -118,7 +119,8 @@ def main(argv: list[str]) -> int:
         if (args.translate != (0, 0) or args.rotate) and not has_input_transform(G):
             note(NAME, "--translate and --rotate move StyleGAN3 images only: this model has no input transform")
         states = [LatentState(seed=s, class_index=args.class_index, psi=args.psi, cutoff=args.trunc_cutoff,
-                              truncation_center=args.trunc_center, z_threshold=args.z_threshold,
+                              truncation_center=args.trunc_center or default_truncation_center(G.c_dim, bool(G.num_ws)),
+                              z_threshold=args.z_threshold,
                               noise_mode=args.noise_mode, translate_x=args.translate[0], translate_y=args.translate[1],
                               rotate_deg=args.rotate) for s in seeds]
     mapper = LatentMapper(G)

@@ -47,7 +47,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", default="0-3", help="seed-walk and style-morph: the seeds; others: the first is used")
     g.add_argument("--seconds-per-key", type=number(float, above=0, high=MAX_KEYFRAME_SECONDS), default=2.0, help="seconds between keyframes")
     g.add_argument("--psi", type=number(float, -5, 5), default=DEFAULT_PSI, help="truncation psi of every keyframe")
-    g.add_argument("--trunc-center", default="global", choices=TRUNCATION_CENTERS)
+    g.add_argument("--trunc-center", default=None, choices=TRUNCATION_CENTERS,
+                   help="toward w_avg (global) or each keyframe's class mean (default: class for conditional "
+                        "models, as the studio; global otherwise)")
     g.add_argument("--class", dest="class_index", type=number(int, 0), default=None, help="class (conditional models)")
     g.add_argument("--psi-range", default="0,1.2", help="truncation-sweep: from,to")
     g.add_argument("--no-loop", action="store_true", help="seed-walk: stop on the last seed")
@@ -55,13 +57,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def build_preset(args, G, checkpoint: str):
-    from trainer.latents import LatentState, parse_seeds
+    from trainer.latents import LatentState, default_truncation_center, parse_seeds
     from trainer.files import file_sha256
     from trainer.film.timeline import TimelineError
     from trainer.film.presets import class_tour, noise_loop, seed_walk, style_morph, truncation_sweep
     seeds = parse_seeds(args.seeds)
     fps = args.fps or 30.0
-    base = LatentState(psi=args.psi, truncation_center=args.trunc_center,
+    center = args.trunc_center or default_truncation_center(G.c_dim, bool(G.num_ws))
+    base = LatentState(psi=args.psi, truncation_center=center,
                        class_index=args.class_index if G.c_dim else None)
     files = {"checkpoint": str(checkpoint), "sha": file_sha256(G.checkpoint_info["path"])}
     if args.preset == "seed-walk":

@@ -19,7 +19,8 @@ from trainer.latents.space import (MAX_SEED, check_seed, direction_offset, layer
                                    parse_seeds, pca_directions, resolve_class, sample_z, seed_to_z,
                                    stylegan3_transform, truncate)
 from trainer.latents.state import (DEFAULT_PSI, MAX_ROTATE_DEG, MAX_TRANSLATE, NOISE_MODES, TRUNCATION_CENTERS,
-                                   LatentState, json_value, state_from_workspace)
+                                   LatentState, default_truncation_center, json_value,
+                                   state_from_workspace)
 from trainer.latents.synthesis import (CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED, LatentMapper, estimate_class_means,
                                        fitted_noise, has_input_transform, input_transform, noise_layers,
                                        noise_override, synthesize)
@@ -27,6 +28,7 @@ from trainer.latents.synthesis import (CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED, Late
 __all__ = ["MAX_SEED", "check_seed", "direction_offset", "layer_groups", "mix_layers", "parse_seeds",
            "pca_directions", "resolve_class", "sample_z", "seed_to_z", "stylegan3_transform", "truncate",
            "DEFAULT_PSI", "MAX_ROTATE_DEG", "MAX_TRANSLATE", "NOISE_MODES", "TRUNCATION_CENTERS", "LatentState",
+           "default_truncation_center",
            "json_value", "state_from_workspace", "CLASS_MEAN_SAMPLES", "CLASS_MEAN_SEED", "LatentMapper",
            "estimate_class_means", "fitted_noise", "has_input_transform", "input_transform", "noise_layers",
            "noise_override", "synthesize"]

@@ -18,6 +18,12 @@ MAX_TRANSLATE = 10.0         # StyleGAN3 translation limit, image widths (the in
 MAX_ROTATE_DEG = 3600.0      # rotation limit: ten turns, so a film's keyframes can spin several times
 
 
+def default_truncation_center(c_dim: int, has_w: bool) -> str:
+    """Where ψ pulls a seed's latent when nothing else is asked, studio and CLI alike: a conditional
+    model's class centre (w_avg lies between the classes, so pulling toward it blurs them), else w_avg."""
+    return "class" if c_dim and has_w else "global"
+
+
 # ---- the latent state ----
 @dataclass(frozen=True, eq=False)
 class LatentState:
