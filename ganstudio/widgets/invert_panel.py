@@ -32,10 +32,20 @@ PHOTO_FILTER = f"Images ({' '.join('*' + suffix for suffix in PHOTO_SUFFIXES)});
 # The first is the default (benchmarks/inversion.py): noise maps carry the detail W+ cannot draw
 SPACES = (("W+ and noise maps", "w+", True), ("W+", "w+", False), ("W (one w for all layers)", "w", False),
           ("W and noise maps", "w", True))
-LOSS_LABELS = (("mse", "MSE"), ("detail", "Fine detail"), ("l1", "L1"), ("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"),
-               ("inception", "Inception features"), ("discriminator", "the run's D features"),
-               ("lpips", "LPIPS (if installed)"))
-LOSS_DEFAULTS = tuple((name, text, ProjectionSettings().losses.get(name, 0.0)) for name, text in LOSS_LABELS)
+# loss name, label, what it asks of the fit (the weight box's tooltip)
+LOSS_LABELS = (
+    ("mse", "MSE", "mean squared pixel error, what PSNR measures"),
+    ("detail", "Fine detail", "the MSE of the difference's high-pass part: the fit draws fine detail sooner"),
+    ("l1", "L1", "mean absolute pixel error: a few large errors pull less than with MSE"),
+    ("ssim", "SSIM", "structural similarity: local brightness, contrast and structure"),
+    ("ms_ssim", "MS-SSIM", "SSIM at as many scales as the model's size allows (2 at 32 px)"),
+    ("inception", "Inception features", "distance of Inception-v3 features: what the picture shows over its "
+                                        "pixels; slower"),
+    ("discriminator", "the run's D features", "distance of the run's own discriminator features (needs the run's "
+                                              "state/ folder)"),
+    ("lpips", "LPIPS (if installed)", "LPIPS perceptual distance (the lpips package and its VGG16 weights)"))
+LOSS_DEFAULTS = tuple((name, text, hint, ProjectionSettings().losses.get(name, 0.0))
+                      for name, text, hint in LOSS_LABELS)
 JOB_NAME = "invert"
 
 
@@ -87,16 +97,14 @@ class InvertPanel(QWidget):
                               "steps reach about 35 dB PSNR, 300 about 39 dB, 1000 about 43 dB)")
         self.class_box = QComboBox()
         self.loss_boxes: dict[str, QDoubleSpinBox] = {}
-        for name, text, weight in LOSS_DEFAULTS:
+        for name, text, hint, weight in LOSS_DEFAULTS:
             box = QDoubleSpinBox()
             box.setRange(0.0, 100.0)
             box.setDecimals(2)
             box.setSingleStep(0.1)
             box.setValue(weight)
             box.setSpecialValueText("off")
-            box.setToolTip("weight of the fine-detail loss (the MSE of the difference's high-pass part: the fit "
-                           "draws fine detail sooner); 0 = off" if name == "detail" else
-                           f"weight of the {text} loss; 0 = off")
+            box.setToolTip(f"weight of the {text} loss, {hint}; 0 = off")
             box.setMinimumWidth(64)
             self.loss_boxes[name] = box
         self.pti = QCheckBox("Then tune the generator (PTI)")
@@ -137,7 +145,7 @@ class InvertPanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Class", self.class_box)
         losses = QGridLayout()
-        for i, (name, text, _) in enumerate(LOSS_DEFAULTS):
+        for i, (name, text, _, _) in enumerate(LOSS_DEFAULTS):
             losses.addWidget(QLabel(text), i // 2, (i % 2) * 2)
             losses.addWidget(self.loss_boxes[name], i // 2, (i % 2) * 2 + 1)
         form.addRow(QLabel("Losses"))
