@@ -323,3 +323,14 @@ def test_documented_screenshot_runs(tmp_path, shared_assets):
     assert result.returncode == 0, f"{line.where}\n{result.stderr[-3000:]}"
     shot = tmp_path / tokens[tokens.index("--screenshot") + 1]
     assert shot.stat().st_size > 1000
+
+
+def test_readme_python_snippet_runs():
+    """The README's 'In Python' block, as a reader would paste it in the project's folder."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "load_generator" in b)
+    code = block + "\nassert img.shape[0] == z.shape[0] and img.shape[1:] == (G.img_channels, G.img_resolution, " \
+                   "G.img_resolution)\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
