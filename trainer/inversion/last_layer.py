@@ -17,6 +17,8 @@ from typing import Mapping
 import torch
 
 from trainer.inversion.losses import binomial_blur
+from trainer.models.nvlabs_ops import skip_image
+from trainer.models.stylegan2_nvlabs import SynthesisNetwork
 
 QUADRATIC_LOSSES = ("mse", "detail")   # the losses whose minimum over d is a linear solve
 DAMPING = 1e-4                         # Tikhonov weight toward the start, times the normal matrix's mean diagonal
@@ -25,7 +27,6 @@ DAMPING = 1e-4                         # Tikhonov weight toward the start, times
 def solvable(G, losses: Mapping[str, float]) -> bool:
     """Whether G draws its last ws layer linearly (NVlabs' StyleGAN2 skip generator) and every loss
     asked for is quadratic in the pixels."""
-    from trainer.models.stylegan2_nvlabs import SynthesisNetwork
     return isinstance(getattr(G, "synthesis", None), SynthesisNetwork) and bool(losses) \
         and set(losses) <= set(QUADRATIC_LOSSES)
 
@@ -48,8 +49,7 @@ class LastLayerSolver:
     def draw(self, ws: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Synthesis of ws with its last layer solved for targets -> (that ws, the images [N, C, H, W]).
         The earlier layers keep their graph, so the loss of the images gives Adam its gradient."""
-        synthesis = self.G.synthesis
-        blocks = synthesis.blocks
+        blocks = self.G.synthesis.blocks
         last = blocks[-1]
         x = img = None
         index = 0
@@ -60,7 +60,6 @@ class LastLayerSolver:
         with torch.no_grad():
             self.solved = self._solve(x.detach(), img.detach(), ws[:, -1].detach(), targets)
         ws = torch.cat([ws[:, :-1], (self.styles.start[:, -1] + self.solved @ self.pinv.T)[:, None]], 1)
-        from trainer.models.nvlabs_ops import skip_image
         return ws, skip_image(img, last.torgb(x, ws[:, -1]), last.resample_filter).float()
 
     def columns(self, features: torch.Tensor) -> torch.Tensor:
@@ -74,15 +73,15 @@ class LastLayerSolver:
 
     def _solve(self, features, below, w_last, targets) -> torch.Tensor:
         """The style offset minimising the weighted quadratic losses, damped toward the start."""
-        from trainer.models.nvlabs_ops import skip_image
         last = self.G.synthesis.blocks[-1]
         base = skip_image(below, torch.zeros_like(targets), last.resample_filter).float()
         residual = base + last.torgb(features, w_last).float() - targets    # at the current offset
-        columns = self.columns(features).double()   # the normal matrix squares the columns' conditioning
-        residual = residual.double()
+        # in float64 where the device has it (not MPS): the normal matrix squares the columns' conditioning
+        precise = torch.float32 if targets.device.type == "mps" else torch.float64
+        columns, residual = self.columns(features).to(precise), residual.to(precise)
         n, k = len(targets), columns.shape[-1]
-        normal = torch.zeros(n, k, k, device=targets.device, dtype=torch.float64)
-        rhs = torch.zeros(n, k, device=targets.device, dtype=torch.float64)
+        normal = torch.zeros(n, k, k, device=targets.device, dtype=precise)
+        rhs = torch.zeros(n, k, device=targets.device, dtype=precise)
         for name, weight in self.weights.items():
             if name == "detail":   # the high-pass of every column at once
                 flat = columns.permute(0, 4, 1, 2, 3).reshape(n * k, *columns.shape[1:4])
@@ -94,8 +93,9 @@ class LastLayerSolver:
             rhs -= weight * (m.transpose(1, 2) @ r[..., None])[..., 0]
         damping = DAMPING * normal.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)[:, None, None]
         # (M^T M + damping) d_new = M^T M d - M^T r: the solve from here, pulled toward d = 0 (the start)
-        eye = torch.eye(k, device=targets.device, dtype=torch.float64)
-        return torch.linalg.solve(normal + damping * eye, (normal @ self.solved.double()[..., None])[..., 0] + rhs).float()
+        eye = torch.eye(k, device=targets.device, dtype=precise)
+        current = self.solved.to(precise)[..., None]
+        return torch.linalg.solve(normal + damping * eye, (normal @ current)[..., 0] + rhs).float()
 
 
 def _high_pass(x: torch.Tensor) -> torch.Tensor:
