@@ -49,7 +49,7 @@ class ProjectionSettings:
     space: str = "w+"               # "w": one w for all layers; "w+": one w per layer
     precondition: bool = True       # w+: take steps in each layer's style coordinates (see StylePreconditioner)
     solve_last_layer: bool = True   # with those: solve the last layer exactly each step where it draws linearly
-                                    # (NVlabs' StyleGAN2, MSE and detail losses; inversion/last_layer.py): +1.9 dB
+                                    # (NVlabs' StyleGAN2, MSE and detail losses; inversion/last_layer.py): +2.0 dB
                                     # at 100 steps on the demo
     optimize_noise: bool = True     # also fit the per-pixel noise maps: they take the detail W+ cannot draw
     steps: int = 100                # optimisation steps
