@@ -136,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
+def _say_not_translating(window) -> None:
+    text = ("--panel translate: this model draws from latents; the Translate panel opens with Pix2Pix and "
+            "CycleGAN checkpoints")
+    print(f"ganstudio: {text}", file=sys.stderr)
+    window.show_message(text, 10000)
+
+
 def create_window(args: argparse.Namespace):
     from trainer.device import pick_device
     from .widgets.main_window import MainWindow
@@ -146,6 +153,8 @@ def create_window(args: argparse.Namespace):
     window = MainWindow(device=args.device, half=args.half, watch=args.watch)
     window.resize(*args.size)
     window.panels.setCurrentIndex(PANELS.index(args.panel))
+    if args.panel == "translate":   # the tab exists only while an image-to-image model is open
+        window.controller.events.model.connect(lambda info: info.translates or _say_not_translating(window))
     for run in args.monitor:
         try:
             window.monitor.add_run(run)

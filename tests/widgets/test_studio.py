@@ -324,6 +324,12 @@ def test_screenshot_command(tmp_path, ckpt):
     bad = subprocess.run([sys.executable, "-m", "ganstudio.app", str(tmp_path / "nope.safetensors"), "--screenshot",
                           str(tmp_path / "bad.png")], capture_output=True, text=True, timeout=180, env=env)
     assert bad.returncode == 1 and (tmp_path / "bad.png").is_file()
+    assert "--panel translate" not in out.stderr
+    # asking for the Translate panel on a model that draws from latents says why it is not there
+    latent = subprocess.run([sys.executable, "-m", "ganstudio.app", str(ckpt), "--screenshot", str(shot),
+                             "--panel", "translate", "--threads", "1"], capture_output=True, text=True, timeout=180,
+                            env=env)
+    assert latent.returncode == 0 and "--panel translate: this model draws from latents" in latent.stderr
 
 
 def test_the_window_shows_the_application_icon_from_resources(qtbot, make_window, tmp_path):
