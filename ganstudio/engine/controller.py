@@ -442,11 +442,18 @@ class RenderController:
             image = image.repeat(scale, axis=0).repeat(scale, axis=1)
         save_png(path, np.ascontiguousarray(image))
 
-    def export_grid(self, path) -> None:
+    def export_grid(self, path, enlarged: bool = False) -> None:
+        """Save the mixing grid as PNG; enlarged: each pixel repeated by the smallest whole factor
+        that brings a cell to at least 256 px (nearest neighbour, as the image export)."""
+        from trainer.film.video import auto_size
         from trainer.images import save_png
         if self.last_grid is None or self.last_grid.image is None:
             raise ValueError("no mixing grid rendered yet (open the Mixing panel)")
-        save_png(path, self.last_grid.image)
+        image = self.last_grid.image
+        if enlarged and self.info is not None:
+            scale = auto_size(self.info.img_resolution) // self.info.img_resolution
+            image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+        save_png(path, np.ascontiguousarray(image))
 
     def check_film(self, timeline, settings, cells: int = 1) -> None:
         """TimelineError when the timeline does not fit the open model, ExportError when the film

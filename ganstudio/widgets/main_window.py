@@ -175,6 +175,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Export image ×&4…", lambda: self._on_export_dialog(4))
         self._action(file_menu, "Export image &enlarged (at least 256 px)…", lambda: self._on_export_dialog(None))
         self._action(file_menu, "Export mixing &grid…", self._on_export_grid_dialog)
+        self._action(file_menu, "Export mixing grid enlarged (cells at least 256 px)…",
+                     lambda: self._on_export_grid_dialog(enlarged=True))
         from .onnx_dialog import OnnxExportAction
         self.onnx_export = OnnxExportAction(self)   # the generator as an ONNX file (onnxruntime, TouchDesigner)
         self._action(file_menu.addMenu("E&xport"), "&ONNX…", self.onnx_export.ask)
@@ -344,8 +346,8 @@ class MainWindow(QMainWindow):
         enlarged by a whole factor to at least 256 px)."""
         self.controller.export_image(path, scale)
 
-    def export_grid(self, path) -> None:
-        self.controller.export_grid(path)
+    def export_grid(self, path, enlarged: bool = False) -> None:
+        self.controller.export_grid(path, enlarged)
 
     def save_workspace(self, path) -> None:
         self.workspace.save(path)
@@ -355,10 +357,10 @@ class MainWindow(QMainWindow):
         if path:
             self._guarded("Export failed", lambda: self.export_image(path, scale))
 
-    def _on_export_grid_dialog(self) -> None:
+    def _on_export_grid_dialog(self, enlarged: bool = False) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export grid", "mixing-grid.png", "PNG (*.png)")
         if path:
-            self._guarded("Export failed", lambda: self.export_grid(path))
+            self._guarded("Export failed", lambda: self.export_grid(path, enlarged))
 
     def _on_save_workspace_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "workspace.json", "Workspace (*.json)")

@@ -233,6 +233,10 @@ def test_workspace_reopens_exactly_and_exports(qtbot, make_window, ckpt, tmp_pat
     wait_grid(qtbot, window)
     window.export_grid(tmp_path / "grid.png")
     assert Image.open(tmp_path / "grid.png").size == window.last_grid.image.shape[1::-1]
+    window.export_grid(tmp_path / "grid-enlarged.png", enlarged=True)   # 16 px cells: 16x, as the image
+    big_grid = np.asarray(Image.open(tmp_path / "grid-enlarged.png").convert("RGB"))
+    assert big_grid.shape[:2] == tuple(16 * n for n in window.last_grid.image.shape[:2])
+    assert np.array_equal(big_grid[::16, ::16], window.last_grid.image)
 
     other = make_window()
     other.open_checkpoint(tmp_path / "look.json")              # a workspace opens its checkpoint too
