@@ -431,29 +431,20 @@ class RenderController:
         """Save the image on screen as PNG at the model's native resolution times `scale`
         (nearest neighbour: pixels stay square); None: the smallest whole factor giving at least
         256 px, as films are enlarged by default. ValueError before the first image."""
-        from trainer.film.video import auto_size
         from trainer.images import save_png
         if self.last_result is None or self.last_result.image is None:
             raise ValueError("nothing rendered yet")
         image = self.last_result.image
-        if scale is None:
-            scale = auto_size(image.shape[0]) // image.shape[0]
-        if scale > 1:
-            image = image.repeat(scale, axis=0).repeat(scale, axis=1)
-        save_png(path, np.ascontiguousarray(image))
+        save_png(path, _enlarged(image, image.shape[0], scale))
 
     def export_grid(self, path, enlarged: bool = False) -> None:
         """Save the mixing grid as PNG; enlarged: each pixel repeated by the smallest whole factor
         that brings a cell to at least 256 px (nearest neighbour, as the image export)."""
-        from trainer.film.video import auto_size
         from trainer.images import save_png
         if self.last_grid is None or self.last_grid.image is None:
             raise ValueError("no mixing grid rendered yet (open the Mixing panel)")
-        image = self.last_grid.image
-        if enlarged and self.info is not None:
-            scale = auto_size(self.info.img_resolution) // self.info.img_resolution
-            image = image.repeat(scale, axis=0).repeat(scale, axis=1)
-        save_png(path, np.ascontiguousarray(image))
+        native = self.info.img_resolution if self.info is not None else 0
+        save_png(path, _enlarged(self.last_grid.image, native, None if enlarged and native else 1))
 
     def check_film(self, timeline, settings, cells: int = 1) -> None:
         """TimelineError when the timeline does not fit the open model, ExportError when the film
@@ -486,3 +477,14 @@ class RenderController:
 
 
 __all__ = ["RenderController", "InlineBackend", "Job", "GRID_FIELDS", "IMAGE_FIELDS", "FILM_JOB", "MixingGrid"]
+
+
+def _enlarged(image: np.ndarray, native: int, scale: int | None) -> np.ndarray:
+    """image with each pixel repeated scale times (nearest neighbour); None: the smallest whole
+    factor that brings `native` pixels to at least 256, as films are enlarged by default."""
+    from trainer.film.video import auto_size
+    if scale is None:
+        scale = auto_size(native) // native
+    if scale > 1:
+        image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+    return np.ascontiguousarray(image)

@@ -118,9 +118,9 @@ def main(argv: list[str]) -> int:
             note(NAME, "this model has no W space, so --psi does not apply; use --z-threshold")
         if (args.translate != (0, 0) or args.rotate) and not has_input_transform(G):
             note(NAME, "--translate and --rotate move StyleGAN3 images only: this model has no input transform")
+        center = args.trunc_center or default_truncation_center(G.c_dim, bool(G.num_ws))
         states = [LatentState(seed=s, class_index=args.class_index, psi=args.psi, cutoff=args.trunc_cutoff,
-                              truncation_center=args.trunc_center or default_truncation_center(G.c_dim, bool(G.num_ws)),
-                              z_threshold=args.z_threshold,
+                              truncation_center=center, z_threshold=args.z_threshold,
                               noise_mode=args.noise_mode, translate_x=args.translate[0], translate_y=args.translate[1],
                               rotate_deg=args.rotate) for s in seeds]
     mapper = LatentMapper(G)

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import torch
 
-from trainer.inversion.losses import binomial_blur
+from trainer.inversion.losses import high_pass
 from trainer.models.nvlabs_ops import skip_image
 from trainer.models.stylegan2_nvlabs import SynthesisNetwork
 
@@ -85,8 +85,8 @@ class LastLayerSolver:
         for name, weight in self.weights.items():
             if name == "detail":   # the high-pass of every column at once
                 flat = columns.permute(0, 4, 1, 2, 3).reshape(n * k, *columns.shape[1:4])
-                m = _high_pass(flat).reshape(n, k, -1).transpose(1, 2)
-                r = _high_pass(residual).flatten(1)
+                m = high_pass(flat).reshape(n, k, -1).transpose(1, 2)
+                r = high_pass(residual).flatten(1)
             else:
                 m, r = columns.reshape(n, -1, k), residual.flatten(1)          # [N, pixels, k], [N, pixels]
             normal += weight * m.transpose(1, 2) @ m
@@ -96,8 +96,3 @@ class LastLayerSolver:
         eye = torch.eye(k, device=targets.device, dtype=precise)
         current = self.solved.to(precise)[..., None]
         return torch.linalg.solve(normal + damping * eye, (normal @ current)[..., 0] + rhs).float()
-
-
-def _high_pass(x: torch.Tensor) -> torch.Tensor:
-    """The fine-detail loss's view of a residual: it minus its 3x3 binomial blur."""
-    return x - binomial_blur(x)
