@@ -54,7 +54,8 @@ def demo_and_test_images(n: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=100, help="first N Fashion-MNIST test images to invert")
+    p.add_argument("--images", type=int, default=100, help="N Fashion-MNIST test images to invert")
+    p.add_argument("--first", type=int, default=0, help="the index of the first test image inverted")
     p.add_argument("--steps", default="100,300,1000", help="step counts to compare")
     p.add_argument("--pti-steps", type=int, default=100, help="PTI tuning steps after W+")
     p.add_argument("--pti-images", type=int, default=0, help="tune only the first N images (0: all)")
@@ -81,10 +82,11 @@ def main(argv=None) -> int:
     from trainer.metrics.inception import load_inception
     from ganstudio.engine.model_info import layer_resolutions
 
-    checkpoint, G, test, targets = demo_and_test_images(args.images)
-    n = args.images
-    labels = test.labels[:n].tolist()
-    reference = test.data[n:n + args.kid_reference]          # held out from the inverted images too
+    checkpoint, G, test, targets = demo_and_test_images(args.first + args.images)
+    n, first = args.images, args.first
+    targets = targets[first:]
+    labels = test.labels[first:first + n].tolist()
+    reference = test.data[first + n:first + n + args.kid_reference]   # held out from the inverted images too
     steps_list = [int(s) for s in args.steps.split(",")]
     defaults = ProjectionSettings()
     lines: list[str] = []
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
         print(text, flush=True)
         lines.append(text)
 
-    say(f"# Inversion on the demo ({Path(checkpoint).name}), {n} Fashion-MNIST test images, "
+    say(f"# Inversion on the demo ({Path(checkpoint).name}), {n} Fashion-MNIST test images "
+        f"({first}-{first + n - 1}), "
         f"{torch.get_num_threads()} CPU thread(s)")
     say()
     say(f"Defaults: {json.dumps(defaults.to_dict(), sort_keys=True)}")
@@ -168,10 +171,12 @@ def main(argv=None) -> int:
     edit_steps = max(steps_list)
     regularised = project(G, targets, defaults.replace(steps=edit_steps, layer_regularize=1e-4, optimize_noise=False))
     say()
-    say(f"## Editability ({edit_steps}-step inversions; KID x1000 against {len(reference)} held-out test images)")
+    say(f"## Editability ({edit_steps}-step inversions unless the row says otherwise; KID x1000 against "
+        f"{len(reference)} held-out test images)")
     say()
-    say("| latent | PSNR dB | KID reconstruction | KID psi 0.7 | KID coarse mix | psi 0.7 moves (0-255) | mix moves |")
-    say("|---|---:|---:|---:|---:|---:|---:|")
+    say("| latent | PSNR dB | KID reconstruction | KID psi 0.7 | KID coarse mix | psi 0.7 moves (0-255) | mix moves "
+        "| mean \\|ws - w_avg\\| |")
+    say("|---|---:|---:|---:|---:|---:|---:|---:|")
     net, _ = load_inception(download=False)
 
     def features(images_u8: torch.Tensor) -> np.ndarray:
@@ -192,17 +197,23 @@ def main(argv=None) -> int:
             return (G.synthesis(ws, noise_mode="const") * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
     strip_rows = {"original": ((targets + 1) * 127.5).round().to(torch.uint8)}
-    for name, r in (("W", results[("W", edit_steps)]), ("W+", results[("W+", edit_steps)]),
-                    ("W+ with e4e layer pull (1e-4)", regularised),
-                    ("W+ and noise maps (the defaults)", results[("W+ and noise", edit_steps)])):
+    rows = [("W", results[("W", edit_steps)]), ("W+", results[("W+", edit_steps)]),
+            ("W+ with e4e layer pull (1e-4)", regularised),
+            ("W+ and noise maps (the defaults)", results[("W+ and noise", edit_steps)])]
+    if target_steps != edit_steps:   # the fast defaults against the baseline they are measured by
+        rows.append((f"W+ and noise maps (the defaults), {target_steps} steps", results[("W+ and noise", target_steps)]))
+    if baseline is not None:
+        rows.append(("plain 1000-step W+ baseline", baseline))
+    for name, r in rows:
         ws = torch.from_numpy(r.ws)
         recon = draw(ws, r.noise)
         psi = draw(truncate(ws, G.w_avg, 0.7, None), r.noise)
         mixed = draw(torch.where(coarse[None, :, None], style, ws), r.noise)
         moved = [(x.float() - recon.float()).abs().mean().item() for x in (psi, mixed)]
         kids = [kernel_inception_distance(real, features(x)).value * 1000 for x in (recon, psi, mixed)]
+        distance = (ws - G.w_avg.float()).norm(dim=2).mean().item()   # per layer, over images and layers
         say(f"| {name} | {r.psnr.mean():.2f} | {kids[0]:.1f} | {kids[1]:.1f} | {kids[2]:.1f} | "
-            f"{moved[0]:.1f} | {moved[1]:.1f} |")
+            f"{moved[0]:.1f} | {moved[1]:.1f} | {distance:.1f} |")
         if name in ("W+", "W+ and noise maps (the defaults)"):
             strip_rows[f"{name} reconstruction"] = recon
             strip_rows[f"{name} psi 0.7"] = psi

@@ -78,12 +78,13 @@ def test_images_in_a_batch_do_not_influence_each_other(demo, fashion_test):
     assert np.allclose(alone.ws[0], together.ws[0], rtol=1e-3, atol=1e-3)   # equal up to float rounding
     # Solving the last layer (the default), its weak style directions are fixed only by the small
     # damping, so rounding that differs with the batch size moves w along them (up to 0.2 in 15
-    # steps) without a visible change: the pictures agree, not the digits of w.
+    # steps) and, with the 0.1 style cut, a few pixels by up to 8 grey levels: the pictures agree
+    # (mean change under half a grey level), not the digits of w.
     alone, together = project(demo, targets[:1], settings.replace(solve_last_layer=True)), \
         project(demo, targets[:3], settings.replace(solve_last_layer=True))
     assert abs(alone.psnr[0] - together.psnr[0]) < 0.05, (alone.psnr, together.psnr)
     change = np.abs(alone.reconstruction[0].astype(int) - together.reconstruction[0])
-    assert change.max() <= 4 and change.mean() < 0.5, (change.max(), change.mean())   # of 255 grey levels
+    assert change.max() <= 12 and change.mean() < 0.5, (change.max(), change.mean())   # of 255 grey levels
 
 
 def test_the_reconstruction_is_what_the_latent_draws(demo, fashion_test):
@@ -236,7 +237,9 @@ def test_pivotal_tuning_beats_w_plus_and_writes_a_checkpoint(demo, fashion_test,
     projected = project(demo, target, ProjectionSettings(steps=40), labels[5:6])
     noise = {k: torch.from_numpy(v[:1, None]) for k, v in projected.noise.items()}   # as the studio and CLI do
     tuned = pivotal_tuning(demo, torch.from_numpy(projected.ws[0]), target, PTISettings(steps=40), noise=noise)
-    assert tuned.psnr > projected.psnr[0] + 2, (tuned.psnr, projected.psnr)
+    # The 40-step pivot already reaches about 37 dB (the retrained encoder and the 0.1 style cut), so
+    # 40 tuning steps add about 0.9 dB where they added over 2 to the weaker pivots of before.
+    assert tuned.psnr > projected.psnr[0] + 0.5, (tuned.psnr, projected.psnr)
     assert tuned.locality_psnr > 25            # latents away from the pivot still draw what they drew
     assert tuned.G is not demo and not any(p.requires_grad for p in tuned.G.parameters())
     source = find_demo_checkpoint()

@@ -6,9 +6,10 @@ is therefore linear in that layer's style offset d (the StylePreconditioner's co
 the quadratic losses (MSE and the fine-detail term) the best d is one small least-squares solve per
 image: k x k, k the last block's feature maps (32 on the demo). Each step solves it and Adam moves
 the other layers from the gradient at the solved d (by the envelope theorem, the gradient of the
-reduced problem). On 100 of the demo's test images, 100 steps reach 37.24 dB against 35.27 with
-Adam on every layer, at 1.15x the time per step; the results edit about as well (KID after a psi 0.7
-edit 5.8 against 8.0, after a coarse mix 29.6 against 26.3; benchmarks/README.md#inversion).
+reduced problem). On 100 of the demo's test images (with the first encoder and a 0.2 style cut),
+100 steps reached 37.24 dB against 35.27 with Adam on every layer, at 1.15x the time per step; the
+results edit about as well (KID after a psi 0.7 edit 5.8 against 8.0, after a coarse mix 29.6
+against 26.3; benchmarks/README.md#inversion).
 """
 from __future__ import annotations
 
