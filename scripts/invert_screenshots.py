@@ -2,7 +2,7 @@
 `coffee`, a cup on a saucer, made grey and 32x32 by the panel): one during the run, one after a
 psi edit of the result (the Truncation panel showing the psi). Drives the real window, offscreen, on the bundled demo.
 
-    QT_QPA_PLATFORM=offscreen python scripts/invert_screenshots.py [--steps 100] [--psi 0.6]
+    QT_QPA_PLATFORM=offscreen python scripts/invert_screenshots.py [--steps 100] [--psi 0.4]
 
 The panel's own defaults otherwise (W+ and noise maps, the encoder's start).
 """
@@ -24,7 +24,7 @@ PHOTO = ROOT / "assets" / "photos" / "coffee.jpg"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=100, help="the panel's default")
-    p.add_argument("--psi", type=float, default=0.6)
+    p.add_argument("--psi", type=float, default=0.4)
     p.add_argument("--capture-step", type=int, default=40, help="take the 'during' picture after this step")
     args = p.parse_args()
     import numpy as np
