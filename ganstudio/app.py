@@ -154,7 +154,11 @@ def create_window(args: argparse.Namespace):
     window.resize(*args.size)
     window.panels.setCurrentIndex(PANELS.index(args.panel))
     if args.panel == "translate":   # the tab exists only while an image-to-image model is open
-        window.controller.events.model.connect(lambda info: info.translates or _say_not_translating(window))
+        def first_model(info):      # --panel speaks of the model opened at start-up, not of later ones
+            window.controller.events.model.disconnect(first_model)
+            if not info.translates:
+                _say_not_translating(window)
+        window.controller.events.model.connect(first_model)
     for run in args.monitor:
         try:
             window.monitor.add_run(run)
